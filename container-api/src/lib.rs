@@ -1,0 +1,28 @@
+//! The Container API: the per-run HTTP server a connector talks to (see
+//! `container-api.md`). One module per concept of the API; [`server`] wires them
+//! into a router and owns the lifecycle (bind, serve, graceful shutdown, summary).
+
+pub mod error;
+mod extract;
+pub mod flatten;
+pub mod logs;
+pub mod output;
+mod ping;
+pub mod server;
+pub mod summary;
+
+pub use error::ApiError;
+pub use logs::{append_log_line, open_log_file, LogLine, LogSource, LOG_FILE, LOG_LEVELS};
+pub use output::OutputType;
+pub use server::{router, serve, AppState, Config, Server};
+pub use summary::{FileSummary, Summary, SUMMARY_FILE};
+
+/// 201 `{"message":"Written successfully."}`, the answer of every successful write.
+pub(crate) type Written = (axum::http::StatusCode, axum::Json<serde_json::Value>);
+
+pub(crate) fn written() -> Written {
+    (
+        axum::http::StatusCode::CREATED,
+        axum::Json(serde_json::json!({"message": "Written successfully."})),
+    )
+}

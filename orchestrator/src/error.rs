@@ -1,0 +1,31 @@
+use thiserror::Error;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("invalid manifest {path}: {message}")]
+    Manifest { path: String, message: String },
+    #[error("connector not found: {0}")]
+    ConnectorNotFound(String),
+    #[error("run not found: {0}")]
+    RunNotFound(String),
+    #[error("invalid run configuration: {0}")]
+    InvalidConfig(String),
+    #[error("sidecar image: {0}")]
+    SidecarImage(String),
+    #[error("sidecar did not become ready: {0}")]
+    SidecarNotReady(String),
+    #[error("docker: {0}")]
+    Docker(#[from] bollard::errors::Error),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+}

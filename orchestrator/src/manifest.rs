@@ -1,0 +1,237 @@
+//! The connector manifest: what an operator registers (JSON or YAML).
+
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub code: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub kind: ConnectorType,
+    pub image: String,
+    pub command: String,
+    #[serde(default)]
+    pub arguments: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<String>,
+    #[serde(default)]
+    pub execution_mode: ExecutionMode,
+    #[serde(default)]
+    pub options: Vec<OptionSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectorType {
+    DataSource,
+    DataService,
+    Export,
+    ExportDelta,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionMode {
+    /// Options arrive as environment variables named like the option.
+    #[default]
+    Env,
+    /// Options arrive as `--name=value` arguments.
+    Args,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionSpec {
+    pub name: String,
+    pub field_type: FieldType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(
+        default,
+        deserialize_with = "scalar_as_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub default: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    Input,
+    Textarea,
+    Password,
+    Checkbox,
+    Select,
+    SelectMultiple,
+    StageColumnsDropdown,
+}
+
+/// Defaults are strings (they become environment variables), but `default: 0` in YAML is common.
+fn scalar_as_string<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    use serde::de::Error as _;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(serde_json::Value::Bool(b)) => Ok(Some(if b { "1" } else { "0" }.to_owned())),
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(D::Error::custom(format!(
+            "default must be a string, number or boolean, got {other}"
+        ))),
+    }
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Self> {
+        let invalid = |message: String| Error::Manifest {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+        Self::parse(&text, path.extension().is_some_and(|ext| ext == "json")).map_err(invalid)
+    }
+
+    /// Parses and validates; the error names the offending field.
+    pub fn parse(text: &str, json: bool) -> Result<Self, String> {
+        let manifest: Manifest = if json {
+            serde_json::from_str(text).map_err(|e| e.to_string())?
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?
+        };
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !is_kebab_case(&self.code) {
+            return Err(format!(
+                "code: {:?} must be kebab-case (lowercase letters and digits separated by single dashes)",
+                self.code
+            ));
+        }
+        if self.image.trim().is_empty() {
+            return Err("image: must not be empty".into());
+        }
+        if self.command.trim().is_empty() {
+            return Err("command: must not be empty".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for option in &self.options {
+            if !is_option_name(&option.name) {
+                return Err(format!(
+                    "options.{}: name must start with a letter and contain only letters, digits, '-' and '_'",
+                    option.name
+                ));
+            }
+            if !seen.insert(option.name.as_str()) {
+                return Err(format!("options.{}: declared twice", option.name));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn option(&self, name: &str) -> Option<&OptionSpec> {
+        self.options.iter().find(|o| o.name == name)
+    }
+}
+
+fn is_kebab_case(code: &str) -> bool {
+    !code.is_empty()
+        && code.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && code.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+fn is_option_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+code: sample-source
+label: Sample
+type: data-source
+image: sample:latest
+command: python3
+arguments: [main.py, data-source]
+health_check: --health-check
+execution_mode: env
+options:
+  - {name: NAME, field_type: input, label: Name, required: false, default: world}
+  - {name: SHOULD_FAIL, field_type: checkbox, default: 0}
+"#;
+
+    #[test]
+    fn parses_yaml_with_numeric_default() {
+        let manifest = Manifest::parse(SAMPLE, false).unwrap();
+        assert_eq!(manifest.kind, ConnectorType::DataSource);
+        assert_eq!(
+            manifest.option("SHOULD_FAIL").unwrap().default.as_deref(),
+            Some("0")
+        );
+        assert_eq!(manifest.arguments, ["main.py", "data-source"]);
+    }
+
+    #[test]
+    fn json_and_yaml_agree() {
+        let yaml = Manifest::parse(SAMPLE, false).unwrap();
+        let json = serde_json::to_string(&yaml).unwrap();
+        assert_eq!(Manifest::parse(&json, true).unwrap(), yaml);
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = Manifest::parse(&format!("{SAMPLE}colour: red\n"), false).unwrap_err();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+        let err = Manifest::parse(
+            &SAMPLE.replace("field_type: input,", "field_type: input, size: 3,"),
+            false,
+        )
+        .unwrap_err();
+        assert!(err.contains("unknown field `size`"), "{err}");
+    }
+
+    #[test]
+    fn rejects_bad_code_and_option_names() {
+        let err =
+            Manifest::parse(&SAMPLE.replace("sample-source", "Sample_Source"), false).unwrap_err();
+        assert!(err.starts_with("code:"), "{err}");
+        let err = Manifest::parse(&SAMPLE.replace("name: NAME", "name: 1NAME"), false).unwrap_err();
+        assert!(err.starts_with("options.1NAME:"), "{err}");
+        let err =
+            Manifest::parse(&SAMPLE.replace("type: data-source", "type: sink"), false).unwrap_err();
+        assert!(err.contains("unknown variant `sink`"), "{err}");
+    }
+
+    #[test]
+    fn kebab_case() {
+        assert!(is_kebab_case("a1-b2"));
+        for bad in ["", "-a", "a-", "a--b", "A", "a_b", "1a"] {
+            assert!(!is_kebab_case(bad), "{bad}");
+        }
+    }
+}

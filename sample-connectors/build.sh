@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Build the sample connector images, also on a machine without registry access.
+#
+# Usage: sample-connectors/build.sh [CONNECTOR_DIR...]
+#        (default: every folder under sample-connectors/ that has a Dockerfile;
+#         a folder may be given as a path or by its name, e.g. `python`)
+# Env:   BASE_IMAGE   use this base image instead of the Dockerfile's default
+#        PYTHON       interpreter used to fill the wheelhouse (default: python3)
+#
+# For each connector:
+#  1. base image: $BASE_IMAGE, else the Dockerfile's `ARG BASE_IMAGE=` default when it
+#     is present locally or can be pulled, else a local stand-in built by
+#     scripts/make-base-image.sh;
+#  2. wheelhouse: when the folder has a requirements.txt, its wheels (and pip's own)
+#     are downloaded on the host into <dir>/wheelhouse (git-ignored), so that the image
+#     installs them with no network; skipped while requirements.txt is unchanged;
+#  3. `docker build`, tagged with the `image:` of the folder's manifest.yaml and
+#     labelled cde.sample=true. Docker's layer cache makes a rebuild of an unchanged
+#     folder take about a second.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+MAKE_BASE="$ROOT/scripts/make-base-image.sh"
+PYTHON="${PYTHON:-python3}"
+
+log() { echo "build.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+command -v docker >/dev/null || die "docker is not installed"
+docker info >/dev/null 2>&1 || die "cannot reach the Docker engine (is it running, may you use it?)"
+
+# --- which connectors -------------------------------------------------------------
+dirs=()
+if [ $# -eq 0 ]; then
+    for f in "$HERE"/*/Dockerfile; do
+        [ -f "$f" ] && dirs+=("$(dirname "$f")")
+    done
+    [ ${#dirs[@]} -gt 0 ] || die "no connector with a Dockerfile under $HERE"
+else
+    for arg in "$@"; do
+        if [ -d "$arg" ]; then dirs+=("$(cd "$arg" && pwd)")
+        elif [ -d "$HERE/$arg" ]; then dirs+=("$HERE/$arg")
+        else die "no such connector folder: $arg"
+        fi
+    done
+fi
+
+# --- helpers ----------------------------------------------------------------------
+# Value of a top-level `key:` in a simple YAML file, without quotes or comment.
+yaml_value() {
+    sed -n "s/^$2:[[:space:]]*//p" "$1" | head -n 1 |
+        sed -e 's/[[:space:]]\+#.*$//' -e 's/[[:space:]]*$//' -e "s/^[\"']//" -e "s/[\"']\$//"
+}
+
+# Sets BASE to the base image for a Dockerfile whose default is $1 (cached per default).
+declare -A base_for=()
+resolve_base() {
+    local default="$1"
+    if [ -n "${BASE_IMAGE:-}" ]; then BASE="$BASE_IMAGE"; return; fi
+    if [ -n "${base_for[$default]:-}" ]; then BASE="${base_for[$default]}"; return; fi
+    if docker image inspect "$default" >/dev/null 2>&1; then
+        BASE="$default"
+    elif timeout 20 docker pull -q "$default" >/dev/null 2>&1; then
+        log "pulled $default"
+        BASE="$default"
+    else
+        log "$default is not available locally and cannot be pulled; using a local stand-in"
+        BASE="$("$MAKE_BASE" | tail -n 1)" || die "could not make a local base image"
+        [ -n "$BASE" ] || die "scripts/make-base-image.sh printed no tag"
+    fi
+    base_for[$default]="$BASE"
+}
+
+# Fill <dir>/wheelhouse from <dir>/requirements.txt plus the pip wheel, unless the
+# stamp says it already matches.
+fill_wheelhouse() {
+    local dir="$1" wh="$1/wheelhouse" want have=""
+    want="$( (cat "$dir/requirements.txt"; echo "+pip") | sha256sum | cut -d' ' -f1)"
+    [ -f "$wh/.requirements.sha256" ] && have="$(cat "$wh/.requirements.sha256")"
+    if [ "$want" = "$have" ] && compgen -G "$wh/pip-*.whl" >/dev/null; then
+        return 0
+    fi
+    log "$(basename "$dir"): downloading wheels into wheelhouse/"
+    rm -rf "$wh"
+    mkdir -p "$wh"
+    if ! "$PYTHON" -m pip download --quiet --disable-pip-version-check \
+            --only-binary=:all: -d "$wh" -r "$dir/requirements.txt" pip >&2; then
+        rm -rf "$wh"
+        die "$(basename "$dir"): pip download failed (is PyPI or a package index reachable from this host?)"
+    fi
+    echo "$want" >"$wh/.requirements.sha256"
+}
+
+# --- build ------------------------------------------------------------------------
+for dir in "${dirs[@]}"; do
+    name="$(basename "$dir")"
+    [ -f "$dir/Dockerfile" ] || die "$name: no Dockerfile in $dir"
+    manifest=""
+    for m in manifest.yaml manifest.yml; do
+        [ -f "$dir/$m" ] && { manifest="$dir/$m"; break; }
+    done
+    [ -n "$manifest" ] || die "$name: no manifest.yaml in $dir"
+    image="$(yaml_value "$manifest" image)"
+    [ -n "$image" ] || die "$name: $manifest has no image:"
+
+    build_args=()
+    default_base="$(sed -n 's/^ARG[[:space:]]\+BASE_IMAGE=//p' "$dir/Dockerfile" | head -n 1 | tr -d "\"'")"
+    if [ -n "$default_base" ] || [ -n "${BASE_IMAGE:-}" ]; then
+        resolve_base "$default_base"
+        base="$BASE"
+        build_args+=(--build-arg "BASE_IMAGE=$base")
+        # Labels are inherited: do not let the connector image pass for a base image.
+        if [ -n "$(docker image inspect -f '{{index .Config.Labels "cde.base"}}' "$base" 2>/dev/null)" ]; then
+            build_args+=(--label cde.base=false)
+        fi
+    else
+        base="(from the Dockerfile)"
+    fi
+
+    [ -f "$dir/requirements.txt" ] && fill_wheelhouse "$dir"
+
+    start=$SECONDS
+    previous="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
+    out="$(mktemp)"
+    if ! docker build --force-rm "${build_args[@]}" --label cde.sample=true -t "$image" "$dir" >"$out" 2>&1; then
+        tail -n 40 "$out" >&2
+        rm -f "$out"
+        die "$name: docker build failed (output above)"
+    fi
+    rm -f "$out"
+    # A rebuild leaves the former image untagged: drop it unless something still uses it.
+    if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$image")" ] &&
+        [ "$(docker image inspect -f '{{len .RepoTags}}' "$previous" 2>/dev/null)" = 0 ]; then
+        docker rmi "$previous" >/dev/null 2>&1 || true
+    fi
+    log "$name: built $image on $base in $((SECONDS - start))s"
+done
