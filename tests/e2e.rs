@@ -1,61 +1,25 @@
 //! End-to-end scenarios against the real Docker engine: the sample connector in its pod.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
-use std::sync::OnceLock;
 
 use cde::run::{Run, RunStatus};
-use cde::{Cde, Config};
+use cde::Cde;
+use common::*;
 use container_api::LogSource;
 
-const SAMPLE: &str = "sample-python-source";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn sample_manifest() -> PathBuf {
-    root().join("sample-connectors/python/manifest.yaml")
-}
-
-/// The sample image is built once per test binary (a cached build product, like base images).
-fn sample_image() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| cde::demo::build_sample_image().expect("sample image builds"));
-}
-
-async fn cde(data_dir: &Path) -> Cde {
-    let config = Config {
-        data_dir: data_dir.to_path_buf(),
-        ..Config::default()
-    };
-    Cde::open(config).await.unwrap()
+async fn cde(data_dir: &std::path::Path) -> Cde {
+    open(config(data_dir)).await
 }
 
 async fn run_sample(options: &[(&str, &str)]) -> (tempfile::TempDir, Cde, Run) {
     sample_image();
     let data = tempfile::tempdir().unwrap();
     let cde = cde(data.path()).await;
-    cde.register(&sample_manifest()).await.unwrap();
-    let options: BTreeMap<_, _> = options
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let run = cde.run(SAMPLE, options).await.unwrap();
+    cde.register_file(&sample_manifest()).await.unwrap();
+    let run = cde.run(request(SAMPLE, options)).await.unwrap();
     (data, cde, run)
-}
-
-/// Containers of a run still on the engine (there must be none once it is recorded).
-async fn leftovers(cde: &Cde, run_id: &str) -> Vec<String> {
-    let runtime = cde.runtime().await.unwrap();
-    runtime
-        .containers_labelled(&format!("cde.run={run_id}"))
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -79,7 +43,7 @@ async fn sample_source_writes_its_records_and_logs() {
         "nested objects are flattened: {output}"
     );
 
-    let logs = cde.store.logs(&run.id).await.unwrap();
+    let logs: Vec<_> = cde.store.logs(&run.id, 0).await.unwrap().into_iter().map(|(_, l)| l).collect();
     let has = |source: LogSource, level: &str, text: &str| {
         logs.iter()
             .any(|l| l.source == source && l.level == level && l.message.contains(text))
@@ -169,44 +133,46 @@ async fn should_fail_fails_the_run_and_the_cli_exits_non_zero() {
 
 #[tokio::test]
 async fn a_missing_image_fails_the_run_with_a_clear_reason() {
+    sample_image();
     let data = tempfile::tempdir().unwrap();
+    // Registration checks the image, so it disappears between registration and the run.
+    let tag = format!("cde-test/vanishing:{}", uuid::Uuid::new_v4().simple());
+    docker(&["tag", "cde-sample/python:latest", &tag]);
     let manifest = std::fs::read_to_string(sample_manifest())
         .unwrap()
-        .replace("cde-sample/python:latest", "cde-test/does-not-exist:never");
-    let path = data.path().join("missing.yaml");
+        .replace("cde-sample/python:latest", &tag);
+    let path = data.path().join("vanishing.yaml");
     std::fs::write(&path, manifest).unwrap();
     let cde = cde(data.path()).await;
-    cde.register(&path).await.unwrap();
-    let run = cde.run(SAMPLE, BTreeMap::new()).await.unwrap();
+    cde.register_file(&path).await.unwrap();
+    docker(&["image", "rm", &tag]);
+    let run = cde.run(request(SAMPLE, &[])).await.unwrap();
     assert_eq!(run.status, RunStatus::Failed);
-    assert_eq!(
-        run.reason.as_deref(),
-        Some("image not found: cde-test/does-not-exist:never")
-    );
+    assert_eq!(run.reason, Some(format!("image not found: {tag}")));
     assert_eq!(run.exit_code, None);
     assert!(leftovers(&cde, &run.id).await.is_empty());
 }
 
 #[tokio::test]
 async fn invalid_options_are_rejected_before_anything_runs() {
+    sample_image();
     let data = tempfile::tempdir().unwrap();
     let cde = cde(data.path()).await;
-    cde.register(&sample_manifest()).await.unwrap();
-    let given = BTreeMap::from([("COLOUR".to_owned(), "red".to_owned())]);
-    let err = cde.run(SAMPLE, given).await.unwrap_err();
-    assert!(
-        err.to_string().contains("unknown option \"COLOUR\""),
-        "{err}"
-    );
-    let given = BTreeMap::from([("SHOULD_FAIL".to_owned(), "maybe".to_owned())]);
-    assert!(cde.run(SAMPLE, given).await.is_err());
-    assert!(
-        cde.store.runs(10).await.unwrap().is_empty(),
-        "no run was recorded"
-    );
-    let err = cde
-        .run("no-such-connector", BTreeMap::new())
-        .await
-        .unwrap_err();
+    cde.register_file(&sample_manifest()).await.unwrap();
+    let err = cde.run(request(SAMPLE, &[("COLOUR", "red")])).await.unwrap_err();
+    assert!(err.to_string().contains("unknown option \"COLOUR\""), "{err}");
+    assert!(cde.run(request(SAMPLE, &[("SHOULD_FAIL", "maybe")])).await.is_err());
+    let mut too_small = request(SAMPLE, &[]);
+    too_small.limits.memory_mb = Some(1);
+    let err = cde.run(too_small).await.unwrap_err();
+    assert!(err.to_string().contains("limits.memory_mb"), "{err}");
+    let runs = cde.store.runs(&Default::default()).await.unwrap();
+    assert!(runs.is_empty(), "no run was recorded");
+    let err = cde.run(request("no-such-connector", &[])).await.unwrap_err();
     assert_eq!(err.to_string(), "connector not found: no-such-connector");
+}
+
+fn docker(args: &[&str]) {
+    let status = Command::new("docker").args(args).status().unwrap();
+    assert!(status.success(), "docker {args:?}");
 }

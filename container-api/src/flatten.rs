@@ -1,92 +1,191 @@
 //! Flattening of nested records into columns: `{"taxon":[{"id":11}]}` becomes
-//! `{"taxon-0-id":11}` with the separator `-`.
+//! `{"taxon-0-id":11}` with the separator `-`. Works on raw member values, so a flat
+//! record (the common case) is re-emitted without parsing or allocating its values.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
-/// Flattens `record` into scalar columns joined by `separator`. An empty nested
-/// object or array keeps its column with a `null` value, so the column is not lost.
-/// Fails with the column name when two paths flatten to the same column
-/// (`{"a-b":1,"a":{"b":2}}`), as one of the values would otherwise be dropped.
-pub fn flatten(record: Map<String, Value>, separator: &str) -> Result<Map<String, Value>, String> {
-    let mut out = Map::new();
-    for (key, value) in record {
-        flatten_into(&mut out, key, value, separator)?;
-    }
-    Ok(out)
+use serde_json::value::RawValue;
+
+use crate::json::{self, Members};
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FlattenError {
+    /// Two paths flatten to the same column (`{"a-b":1,"a":{"b":2}}`), or a key is
+    /// repeated; one of the values would otherwise be dropped.
+    Duplicate(String),
+    /// A number no IEEE double can hold (`1e400`): valid JSON text that strict
+    /// readers of the output file would refuse.
+    NumberOutOfRange(String),
+    /// Cannot happen for text that came out of the parser as a value; kept as an
+    /// error rather than a panic all the same.
+    Malformed(String),
 }
 
-fn flatten_into(
-    out: &mut Map<String, Value>,
-    prefix: String,
-    value: Value,
-    separator: &str,
-) -> Result<(), String> {
-    let children: Vec<(String, Value)> = match value {
-        Value::Object(map) if !map.is_empty() => map.into_iter().collect(),
-        Value::Array(items) if !items.is_empty() => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (i.to_string(), v))
-            .collect(),
-        Value::Object(_) | Value::Array(_) => return insert(out, prefix, Value::Null),
-        scalar => return insert(out, prefix, scalar),
-    };
-    for (key, child) in children {
-        flatten_into(out, format!("{prefix}{separator}{key}"), child, separator)?;
-    }
-    Ok(())
+/// Reusable buffers for flattening the records of one request.
+pub(crate) struct Flattener<'a> {
+    separator: Cow<'a, str>,
+    /// The flattened columns of the last record, in document order.
+    pub(crate) columns: Members<'a>,
+    order: Vec<usize>,
 }
 
-fn insert(out: &mut Map<String, Value>, column: String, value: Value) -> Result<(), String> {
-    if out.contains_key(&column) {
-        return Err(column);
+impl<'a> Flattener<'a> {
+    pub(crate) fn new(separator: Cow<'a, str>) -> Self {
+        Self {
+            separator,
+            columns: Members::new(),
+            order: Vec::new(),
+        }
     }
-    out.insert(column, value);
-    Ok(())
+
+    /// Flattens one record's members into [`Self::columns`]. An empty nested object or
+    /// array keeps its column with a `null` value, so the column is not lost.
+    pub(crate) fn flatten(
+        &mut self,
+        members: impl Iterator<Item = (Cow<'a, str>, &'a RawValue)>,
+    ) -> Result<(), FlattenError> {
+        self.columns.clear();
+        for (key, value) in members {
+            self.add(key, value)?;
+        }
+        self.check_unique()
+    }
+
+    fn add(&mut self, column: Cow<'a, str>, value: &'a RawValue) -> Result<(), FlattenError> {
+        let text = value.get();
+        match text.as_bytes()[0] {
+            b'{' => {
+                let mut members = Members::new();
+                json::members_into(text, &mut members).map_err(|_| malformed(&column))?;
+                if members.is_empty() {
+                    self.columns.push((column, RawValue::NULL));
+                    return Ok(());
+                }
+                for (key, child) in members {
+                    let name = format!("{column}{}{key}", self.separator);
+                    self.add(Cow::Owned(name), child)?;
+                }
+            }
+            b'[' => {
+                let items = json::elements(text).map_err(|_| malformed(&column))?;
+                if items.is_empty() {
+                    self.columns.push((column, RawValue::NULL));
+                    return Ok(());
+                }
+                for (i, child) in items.into_iter().enumerate() {
+                    let name = format!("{column}{}{i}", self.separator);
+                    self.add(Cow::Owned(name), child)?;
+                }
+            }
+            b'-' | b'0'..=b'9' if !number_in_range(text) => {
+                return Err(FlattenError::NumberOutOfRange(column.into_owned()));
+            }
+            _ => self.columns.push((column, value)),
+        }
+        Ok(())
+    }
+
+    fn check_unique(&mut self) -> Result<(), FlattenError> {
+        let columns = &self.columns;
+        self.order.clear();
+        self.order.extend(0..columns.len());
+        self.order
+            .sort_unstable_by(|&a, &b| columns[a].0.cmp(&columns[b].0));
+        match self
+            .order
+            .windows(2)
+            .find(|w| columns[w[0]].0 == columns[w[1]].0)
+        {
+            Some(w) => Err(FlattenError::Duplicate(columns[w[0]].0.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
+fn malformed(column: &str) -> FlattenError {
+    FlattenError::Malformed(column.to_owned())
+}
+
+/// Only an exponent or more than 300 digits can take a JSON number beyond `f64`.
+fn number_in_range(text: &str) -> bool {
+    if text.len() <= 300 && !text.bytes().any(|b| b == b'e' || b == b'E') {
+        return true;
+    }
+    text.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn flat(v: Value, sep: &str) -> Result<Value, String> {
-        let Value::Object(map) = v else {
-            panic!("not an object")
-        };
-        flatten(map, sep).map(Value::Object)
+    fn flat(text: &str, separator: &str) -> Result<String, FlattenError> {
+        let mut members = Members::new();
+        json::members_into(text, &mut members).unwrap();
+        let mut flattener = Flattener::new(Cow::Borrowed(separator));
+        flattener.flatten(members.into_iter())?;
+        let mut out = Vec::new();
+        json::write_object(
+            &mut out,
+            flattener.columns.iter().map(|(k, v)| (k.as_ref(), *v)),
+        );
+        Ok(String::from_utf8(out).unwrap())
     }
 
     #[test]
     fn nested_arrays_and_objects() {
-        let got = flat(
-            json!({"id": 1, "taxon": [{"id": 11, "name": "t"}], "dim": {"w": 2.5, "tags": ["a", "b"]}}),
-            "-",
-        )
-        .unwrap();
         assert_eq!(
-            got,
-            json!({"id": 1, "taxon-0-id": 11, "taxon-0-name": "t", "dim-w": 2.5, "dim-tags-0": "a", "dim-tags-1": "b"})
+            flat(
+                r#"{"id": 1, "taxon": [{"id": 11, "name": "t"}], "dim": {"w": 2.5, "tags": ["a", "b"]}}"#,
+                "-"
+            )
+            .unwrap(),
+            r#"{"id":1,"taxon-0-id":11,"taxon-0-name":"t","dim-w":2.5,"dim-tags-0":"a","dim-tags-1":"b"}"#
         );
     }
 
     #[test]
     fn custom_separator_and_scalars_untouched() {
-        let got = flat(json!({"a": {"b": null, "c": true}, "d": "x"}), "_").unwrap();
-        assert_eq!(got, json!({"a_b": null, "a_c": true, "d": "x"}));
+        assert_eq!(
+            flat(r#"{"a": {"b": null, "c": true}, "d": "x\u00e9", "e": 1.50}"#, "_").unwrap(),
+            r#"{"a_b":null,"a_c":true,"d":"x\u00e9","e":1.50}"#
+        );
+        assert_eq!(
+            flat(r#"{"a": {"b\"": 1}}"#, "\"").unwrap(),
+            r#"{"a\"b\"":1}"#
+        );
     }
 
     #[test]
     fn empty_containers_keep_their_column() {
-        let got = flat(json!({"a": {}, "b": []}), "-").unwrap();
-        assert_eq!(got, json!({"a": null, "b": null}));
+        assert_eq!(
+            flat(r#"{"a": { }, "b": []}"#, "-").unwrap(),
+            r#"{"a":null,"b":null}"#
+        );
     }
 
     #[test]
-    fn colliding_columns_are_an_error() {
+    fn colliding_or_repeated_columns_are_an_error() {
         assert_eq!(
-            flat(json!({"a-b": 1, "a": {"b": 2}}), "-"),
-            Err("a-b".to_string())
+            flat(r#"{"a-b": 1, "a": {"b": 2}}"#, "-"),
+            Err(FlattenError::Duplicate("a-b".into()))
+        );
+        assert_eq!(
+            flat(r#"{"x": 1, "y": 2, "x": 3}"#, "-"),
+            Err(FlattenError::Duplicate("x".into()))
+        );
+    }
+
+    #[test]
+    fn numbers_beyond_f64_are_an_error() {
+        assert!(flat(r#"{"a": 1e308, "b": -12345678901234567890123}"#, "-").is_ok());
+        assert_eq!(
+            flat(r#"{"a": {"b": [1e400]}}"#, "-"),
+            Err(FlattenError::NumberOutOfRange("a-b-0".into()))
+        );
+        let long = format!(r#"{{"n": {}}}"#, "9".repeat(400));
+        assert_eq!(
+            flat(&long, "-"),
+            Err(FlattenError::NumberOutOfRange("n".into()))
         );
     }
 }

@@ -1,28 +1,34 @@
 //! The Container API: the per-run HTTP server a connector talks to (see
-//! `container-api.md`). One module per concept of the API; [`server`] wires them
-//! into a router and owns the lifecycle (bind, serve, graceful shutdown, summary).
+//! `README.md`). One module per concept of the API; [`server`] wires them into a
+//! router and owns the lifecycle (bind, serve, graceful shutdown, summary).
 
+pub mod classification;
 pub mod error;
 mod extract;
-pub mod flatten;
+mod flatten;
+pub mod input;
+mod json;
 pub mod logs;
+pub mod openapi;
 pub mod output;
 mod ping;
 pub mod server;
+pub mod storage;
 pub mod summary;
 
 pub use error::ApiError;
 pub use logs::{append_log_line, open_log_file, LogLine, LogSource, LOG_FILE, LOG_LEVELS};
+pub use openapi::{openapi, openapi_json};
 pub use output::OutputType;
 pub use server::{router, serve, AppState, Config, Server};
 pub use summary::{FileSummary, Summary, SUMMARY_FILE};
 
 /// 201 `{"message":"Written successfully."}`, the answer of every successful write.
-pub(crate) type Written = (axum::http::StatusCode, axum::Json<serde_json::Value>);
+pub(crate) type Written = (axum::http::StatusCode, axum::Json<openapi::Message>);
 
 pub(crate) fn written() -> Written {
     (
         axum::http::StatusCode::CREATED,
-        axum::Json(serde_json::json!({"message": "Written successfully."})),
+        axum::Json(openapi::Message::new("Written successfully.")),
     )
 }

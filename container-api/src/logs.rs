@@ -9,8 +9,11 @@ use axum::extract::State;
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
+use utoipa::ToSchema;
 
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::ApiPath;
+use crate::json::{self, JsonBody};
+use crate::openapi::{Message, ValidationError};
 use crate::{written, ApiError, AppState, Written};
 
 pub const LOG_LEVELS: [&str; 10] = [
@@ -141,10 +144,66 @@ impl ApiLogs {
     }
 }
 
+/// A log level of `POST /logs/{level}`.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // documents the path parameter
+pub(crate) enum LogLevel {
+    Success,
+    Debug,
+    Info,
+    Notice,
+    Warning,
+    Error,
+    Critical,
+    Alert,
+    Emergency,
+    Report,
+}
+
+/// `POST /logs/{level}` body.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the body; parsed by hand for the contract's messages
+pub(crate) struct LogRequest {
+    /// Not blank.
+    #[schema(example = "Fetched 120 products.")]
+    message: String,
+    /// Kept with the line: an object, or an array (PHP clients send `[]` for none).
+    #[schema(value_type = Option<LogContext>)]
+    context: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documents that a context is an object or an array
+pub(crate) enum LogContext {
+    Object(std::collections::HashMap<String, Value>),
+    List(Vec<Value>),
+}
+
+/// Writes a log line
+///
+/// Appended to the run's `logs.jsonl` with the level and a timestamp; counted per
+/// level in `summary.json`.
+#[utoipa::path(
+    post,
+    path = "/logs/{level}",
+    operation_id = "write_log",
+    tag = "logs",
+    params(("level" = inline(LogLevel), Path, description = "The level of the line.")),
+    request_body(content = LogRequest, example = json!({"message": "Fetched 120 products.", "context": {"page": 3}})),
+    responses(
+        (status = 201, description = "Written.", body = Message,
+         example = json!({"message": "Written successfully."})),
+        (status = 400, description = "Invalid request; nothing was written.", body = ValidationError,
+         example = json!({"message": "Validation failed", "errors": {"message": "This value should not be blank."}})),
+        (status = 413, description = "Body over the configured limit.", body = Message),
+    )
+)]
 pub(crate) async fn write_log(
     State(state): State<AppState>,
     ApiPath(level): ApiPath<String>,
-    body: Result<ApiJson<Value>, ApiError>,
+    body: Result<JsonBody, ApiError>,
 ) -> Result<Written, ApiError> {
     let level_index = LOG_LEVELS.iter().position(|l| *l == level).ok_or_else(|| {
         ApiError::validation(
@@ -152,8 +211,8 @@ pub(crate) async fn write_log(
             format!("This value should be one of: {}.", LOG_LEVELS.join(", ")),
         )
     })?;
-    let ApiJson(body) = body?;
-    let (message, context) = parse_body(body)?;
+    let JsonBody(body) = body?;
+    let (message, context) = parse_body(json::parse_value(&body)?)?;
     let line = LogLine::now(LogSource::Api, level, message, context);
     let logs = state.logs();
     // A single small append; not worth a trip to the blocking pool.
@@ -176,7 +235,16 @@ fn parse_body(body: Value) -> Result<(String, Option<Value>), ApiError> {
             ))
         }
     };
-    let context = body.remove("context").filter(|c| !c.is_null());
+    let context = match body.remove("context") {
+        None | Some(Value::Null) => None,
+        Some(context @ (Value::Object(_) | Value::Array(_))) => Some(context),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "context",
+                "This value should be of type array.",
+            ))
+        }
+    };
     Ok((message, context))
 }
 

@@ -1,6 +1,15 @@
 use axum::Json;
-use serde_json::{json, Value};
 
-pub async fn ping() -> Json<Value> {
-    Json(json!({"message": "pong"}))
+use crate::openapi::Message;
+
+/// Answers `pong`
+#[utoipa::path(
+    get,
+    path = "/ping",
+    operation_id = "ping",
+    tag = "misc",
+    responses((status = 200, description = "The API is up.", body = Message, example = json!({"message": "pong"})))
+)]
+pub(crate) async fn ping() -> Json<Message> {
+    Json(Message::new("pong"))
 }

@@ -4,18 +4,27 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::Router;
 use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::logs::ApiLogs;
-use crate::output::OutputFiles;
+use crate::classification::{self, Classifications};
+use crate::input::{self, InputStreams};
+use crate::logs::{self, ApiLogs};
+use crate::openapi::ApiDoc;
+use crate::output::{self, OutputFiles};
+use crate::storage::{self, Storage};
 use crate::summary::Summary;
-use crate::{logs, output, ping, ApiError};
+use crate::{ping, ApiError};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -23,59 +32,89 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Maximum request body size in bytes.
     pub body_limit: usize,
+    /// Maximum nesting of arrays and objects in a request body.
+    pub max_depth: usize,
 }
 
 impl Config {
     pub const DEFAULT_LISTEN: &str = "127.0.0.1:80";
     pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+    pub const DEFAULT_MAX_DEPTH: usize = 64;
 
     pub fn new(run_dir: impl Into<PathBuf>) -> Self {
         Self {
             run_dir: run_dir.into(),
             listen: Self::DEFAULT_LISTEN.parse().expect("valid default address"),
             body_limit: Self::DEFAULT_BODY_LIMIT,
+            max_depth: Self::DEFAULT_MAX_DEPTH,
         }
     }
 }
+
+/// How long requests still in flight at shutdown may take before the files are
+/// closed anyway (the orchestrator kills the sidecar 10 s after SIGTERM).
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Shared state of one run's server; cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    run_dir: PathBuf,
-    body_limit: usize,
+    config: Config,
     outputs: OutputFiles,
+    inputs: InputStreams,
     logs: ApiLogs,
+    storage: Storage,
+    classifications: Classifications,
 }
 
 impl AppState {
-    /// Creates the run dir if needed and opens `logs.jsonl`.
-    pub fn open(config: &Config) -> io::Result<Self> {
-        std::fs::create_dir_all(&config.run_dir)?;
+    /// Creates the run dir if needed, opens `logs.jsonl` and reads the classifications.
+    pub fn open(config: &Config) -> anyhow::Result<Self> {
+        let run_dir = &config.run_dir;
+        std::fs::create_dir_all(run_dir.join(storage::WORK_DIR))
+            .with_context(|| format!("creating {}", run_dir.display()))?;
         Ok(Self(Arc::new(Inner {
-            run_dir: config.run_dir.clone(),
-            body_limit: config.body_limit,
-            outputs: OutputFiles::new(&config.run_dir),
-            logs: ApiLogs::open(&config.run_dir)?,
+            config: config.clone(),
+            outputs: OutputFiles::new(run_dir),
+            inputs: InputStreams::new(run_dir),
+            logs: ApiLogs::open(run_dir).context("opening logs.jsonl")?,
+            storage: Storage::new(run_dir),
+            classifications: Classifications::load(run_dir)?,
         })))
     }
 
     pub fn run_dir(&self) -> &Path {
-        &self.0.run_dir
+        &self.0.config.run_dir
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.0.config
     }
 
     pub(crate) fn outputs(&self) -> &OutputFiles {
         &self.0.outputs
     }
 
+    pub(crate) fn inputs(&self) -> &InputStreams {
+        &self.0.inputs
+    }
+
     pub(crate) fn logs(&self) -> &ApiLogs {
         &self.0.logs
     }
 
-    pub async fn summary(&self) -> Summary {
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.0.storage
+    }
+
+    pub(crate) fn classifications(&self) -> &Classifications {
+        &self.0.classifications
+    }
+
+    pub fn summary(&self) -> Summary {
         let mut summary = Summary::default();
-        for (kind, file) in self.outputs().summaries().await {
+        for (kind, file) in self.outputs().summaries() {
             if kind == output::OutputType::Output {
                 summary.columns = file.columns.clone();
             }
@@ -89,30 +128,64 @@ impl AppState {
         summary
     }
 
-    /// Flushes and fsyncs every file and writes `summary.json`; call once no
-    /// request is in flight any more.
+    /// Waits for running copies, closes (fsyncs) every output file, syncs the log
+    /// and writes `summary.json`. Writes arriving afterwards are refused.
     pub async fn finish(&self) -> anyhow::Result<Summary> {
-        self.outputs()
-            .sync()
-            .await
-            .context("syncing output files")?;
-        self.logs().sync().context("syncing logs.jsonl")?;
-        let summary = self.summary().await;
-        let run_dir = self.run_dir().to_path_buf();
-        let summary =
-            tokio::task::spawn_blocking(move || summary.write(&run_dir).map(|()| summary))
-                .await?
+        self.storage().wait().await;
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            state
+                .outputs()
+                .close_all()
+                .context("syncing output files")?;
+            state.logs().sync().context("syncing logs.jsonl")?;
+            let summary = state.summary();
+            summary
+                .write(state.run_dir())
                 .context("writing summary.json")?;
-        Ok(summary)
+            Ok(summary)
+        })
+        .await?
     }
 }
 
+/// Every documented route; the OpenAPI document is collected from the same list.
+pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(output::write_output))
+        .routes(routes!(output::close_output))
+        .routes(routes!(input::next_item))
+        .routes(routes!(input::next_batch))
+        .routes(routes!(input::restart_input))
+        .routes(routes!(input::count_items))
+        .routes(routes!(logs::write_log))
+        .routes(routes!(storage::store_internal))
+        .routes(routes!(storage::store_to_transport))
+        .routes(routes!(storage::pending_processes))
+        .routes(routes!(storage::get_process))
+        .routes(routes!(classification::csa_classifications))
+        .routes(routes!(ping::ping))
+        .routes(routes!(openapi_spec))
+}
+
+/// The OpenAPI document of this API
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "misc",
+    responses((status = 200, description = "This document.", content_type = "application/json", body = Object))
+)]
+async fn openapi_spec() -> impl IntoResponse {
+    static SPEC: OnceLock<String> = OnceLock::new();
+    let spec = SPEC.get_or_init(crate::openapi::openapi_json);
+    ([(header::CONTENT_TYPE, "application/json")], spec.as_str())
+}
+
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.0.body_limit;
-    Router::new()
-        .route("/ping", get(ping::ping))
-        .route("/output/{type}", post(output::write_output))
-        .route("/logs/{level}", post(logs::write_log))
+    let body_limit = state.config().body_limit;
+    let (router, _) = api_routes().split_for_parts();
+    router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -143,16 +216,30 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, lets in-flight requests finish, then
-    /// syncs the files and writes `summary.json`.
+    /// Serves until `shutdown` resolves, lets in-flight requests finish (for at most
+    /// [`DRAIN_LIMIT`]), then closes the files and writes `summary.json`.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Summary> {
-        axum::serve(self.listener, router(self.state.clone()))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving")?;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(self.listener, router(self.state.clone())).with_graceful_shutdown(
+            async move {
+                shutdown.await;
+                let _ = stopping_tx.send(());
+            },
+        );
+        let drain_expired = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(DRAIN_LIMIT).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = serve => served.context("serving")?,
+            () = drain_expired => tracing::warn!("requests still in flight after {DRAIN_LIMIT:?}; closing anyway"),
+        }
         tracing::info!("shutting down");
         self.state.finish().await
     }

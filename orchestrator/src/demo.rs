@@ -1,22 +1,26 @@
-//! `cde demo`: builds the sample Python connector, registers it and runs it.
+//! `cde demo`: the sample Python connector, built locally.
 
-use std::collections::BTreeMap;
 use std::process::Command;
 
 use crate::error::{Error, Result};
-use crate::run::Run;
-use crate::{sidecar, Cde};
+use crate::sidecar;
 
 pub const SAMPLE_CONNECTOR: &str = "sample-connectors/python";
 
 /// Builds the sample connector's image (and a local base image when none can be pulled).
 pub fn build_sample_image() -> Result<()> {
+    build_image(SAMPLE_CONNECTOR)
+}
+
+/// Builds the image of the connector folder `dir` (relative to the source tree) with
+/// `sample-connectors/build.sh`.
+pub fn build_image(dir: &str) -> Result<()> {
     let root = sidecar::source_root().ok_or_else(|| {
         Error::Config("the demo needs the cde source tree it was built from".into())
     })?;
     let status = Command::new("bash")
         .arg(root.join("sample-connectors/build.sh"))
-        .arg(root.join(SAMPLE_CONNECTOR))
+        .arg(root.join(dir))
         .status()?;
     if !status.success() {
         return Err(Error::Config(format!(
@@ -24,18 +28,4 @@ pub fn build_sample_image() -> Result<()> {
         )));
     }
     Ok(())
-}
-
-pub async fn run(cde: &Cde) -> Result<Run> {
-    build_sample_image()?;
-    let root = sidecar::source_root().expect("checked by build_sample_image");
-    let registration = cde
-        .register(&root.join(SAMPLE_CONNECTOR).join("manifest.yaml"))
-        .await?;
-    eprintln!(
-        "registered {} version {}",
-        registration.manifest.code, registration.version
-    );
-    let options = BTreeMap::from([("NAME".to_owned(), "demo".to_owned())]);
-    cde.run(&registration.manifest.code, options).await
 }

@@ -14,6 +14,8 @@ pub enum Error {
     RunNotFound(String),
     #[error("invalid run configuration: {0}")]
     InvalidConfig(String),
+    #[error("health check of {code} failed: {reason}")]
+    HealthCheck { code: String, reason: String },
     #[error("sidecar image: {0}")]
     SidecarImage(String),
     #[error("sidecar did not become ready: {0}")]

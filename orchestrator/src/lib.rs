@@ -1,24 +1,25 @@
 //! cde: registers connector images and runs them, each run in a pod with its own
 //! Container API.
 
+pub mod api;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod limits;
 pub mod manifest;
 pub mod pod;
+pub mod registry;
 pub mod run;
 pub mod runtime;
+pub mod scheduler;
 pub mod settings;
 pub mod sidecar;
 pub mod store;
 
-use std::path::Path;
-
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell};
 
 pub use config::Config;
 pub use error::{Error, Result};
-use manifest::Manifest;
 use runtime::Runtime;
 use store::Store;
 
@@ -27,37 +28,24 @@ pub struct Cde {
     pub config: Config,
     pub store: Store,
     runtime: OnceCell<Runtime>,
-}
-
-/// The outcome of registering a manifest.
-pub struct Registration {
-    pub manifest: Manifest,
-    pub version: i64,
-    /// False when the manifest equals the latest registered version.
-    pub created: bool,
+    sidecar_image: OnceCell<String>,
+    /// Wakes the scheduler when a run is queued.
+    queue_changed: Notify,
 }
 
 impl Cde {
     pub async fn open(config: Config) -> Result<Self> {
-        let store = Store::open(&config.database_path()).await?;
+        let store = Store::open(config.database_url.as_deref(), &config.database_path()).await?;
         Ok(Self {
             config,
             store,
             runtime: OnceCell::new(),
+            sidecar_image: OnceCell::new(),
+            queue_changed: Notify::new(),
         })
     }
 
     pub async fn runtime(&self) -> Result<&Runtime> {
         self.runtime.get_or_try_init(Runtime::connect).await
-    }
-
-    pub async fn register(&self, path: &Path) -> Result<Registration> {
-        let manifest = Manifest::load(path)?;
-        let (version, created) = self.store.register(&manifest).await?;
-        Ok(Registration {
-            manifest,
-            version,
-            created,
-        })
     }
 }

@@ -1,16 +1,26 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use console::style;
+use indicatif::{ProgressBar, ProgressStyle};
 
-use cde::run::{Run, RunStatus};
+use cde::limits::LimitsOverride;
+use cde::run::{Run, RunRequest, RunStatus};
 use cde::settings::Settings;
-use cde::{Cde, Config, Result};
+use cde::store::RunFilter;
+use cde::{Cde, Config, Error, Result};
+use container_api::LogLine;
 
 /// Runs data connectors packaged as container images.
 #[derive(Parser)]
 #[command(name = "cde", version)]
 struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -19,6 +29,10 @@ struct Cli {
 enum Command {
     /// Build, register and run the sample Python connector.
     Demo,
+    /// Serve the management API, execute queued runs and adopt runs left by an earlier server.
+    Server,
+    /// Print the management API's OpenAPI specification.
+    Openapi,
     /// Register and inspect connectors.
     #[command(subcommand)]
     Connector(ConnectorCommand),
@@ -29,14 +43,37 @@ enum Command {
         /// An option value, NAME=VALUE (repeatable).
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
+        /// Seconds before the run is stopped as `timed_out`.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+        /// Memory limit in MiB.
+        #[arg(long, value_name = "MIB")]
+        memory: Option<u64>,
+        /// CPU limit (fractions allowed).
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// Process limit.
+        #[arg(long)]
+        pids: Option<i64>,
     },
     /// List recent runs.
     Runs {
+        #[arg(long)]
+        status: Option<RunStatusArg>,
+        #[arg(long)]
+        connector: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
     /// Print a run's log lines.
-    Logs { run_id: String },
+    Logs {
+        run_id: String,
+        /// Keep printing new lines until the run ends.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Cancel a run: a queued one at once, a started one with SIGTERM, then SIGKILL.
+    Cancel { run_id: String },
 }
 
 #[derive(Subcommand)]
@@ -49,6 +86,34 @@ enum ConnectorCommand {
     Show { code: String },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum RunStatusArg {
+    Queued,
+    Starting,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+impl From<RunStatusArg> for RunStatus {
+    fn from(arg: RunStatusArg) -> Self {
+        match arg {
+            RunStatusArg::Queued => RunStatus::Queued,
+            RunStatusArg::Starting => RunStatus::Starting,
+            RunStatusArg::Running => RunStatus::Running,
+            RunStatusArg::Succeeded => RunStatus::Succeeded,
+            RunStatusArg::Failed => RunStatus::Failed,
+            RunStatusArg::Cancelled => RunStatus::Cancelled,
+            RunStatusArg::TimedOut => RunStatus::TimedOut,
+        }
+    }
+}
+
+const POLL: Duration = Duration::from_millis(200);
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -57,38 +122,62 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match execute(Cli::parse()).await {
+    let cli = Cli::parse();
+    match execute(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{} {e}", style("error:").red().bold());
             ExitCode::from(2)
         }
     }
 }
 
 async fn execute(cli: Cli) -> Result<ExitCode> {
-    let cde = Cde::open(Config::from_env()?).await?;
+    if let Command::Openapi = cli.command {
+        print!("{}", cde::api::openapi_json());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = Config::from_env()?;
+    let cde = Arc::new(Cde::open(config).await?);
+    let json = cli.json;
     match cli.command {
+        Command::Openapi => unreachable!("answered above"),
+        Command::Server => serve(cde).await,
         Command::Demo => {
-            let run = cde::demo::run(&cde).await?;
-            print_run(&cde, &run, true).await
+            cde::demo::build_sample_image()?;
+            let root = cde::sidecar::source_root().expect("checked by build_sample_image");
+            let manifest = root.join(cde::demo::SAMPLE_CONNECTOR).join("manifest.yaml");
+            let registration = cde.register_file(&manifest).await?;
+            eprintln!("registered {} version {}", registration.code, registration.version);
+            let request = RunRequest {
+                connector: registration.code,
+                options: [("NAME".to_owned(), "demo".to_owned())].into(),
+                ..Default::default()
+            };
+            run_and_watch(&cde, request, json).await
         }
         Command::Connector(ConnectorCommand::Register { path }) => {
-            let registration = cde.register(&path).await?;
-            let what = if registration.created {
-                "registered"
+            let registration = cde.register_file(&path).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&registration)?);
             } else {
-                "unchanged"
-            };
-            println!(
-                "{what} {} version {}",
-                registration.manifest.code, registration.version
-            );
+                let what = if registration.created { "registered" } else { "unchanged" };
+                println!("{what} {} version {}", registration.code, registration.version);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Connector(ConnectorCommand::List) => {
+            let connectors = cde.store.connectors().await?;
+            if json {
+                let list: Vec<_> = connectors
+                    .iter()
+                    .map(|c| serde_json::json!({"code": c.manifest.code, "version": c.version, "manifest": c.manifest}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             println!("{:<32} {:>7}  {:<12}  IMAGE", "CODE", "VERSION", "TYPE");
-            for connector in cde.store.connectors().await? {
+            for connector in connectors {
                 let m = &connector.manifest;
                 let kind = serde_json::to_value(m.kind)?;
                 println!(
@@ -103,26 +192,35 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
         }
         Command::Connector(ConnectorCommand::Show { code }) => {
             let connector = cde.store.connector(&code).await?;
-            println!("# version {}", connector.version);
-            print!(
-                "{}",
-                serde_yaml_ng::to_string(&connector.manifest)
-                    .map_err(|e| cde::Error::Config(e.to_string()))?
-            );
+            if json {
+                println!("{}", serde_json::to_string_pretty(&connector.manifest)?);
+            } else {
+                println!("# version {}", connector.version);
+                let yaml = serde_yaml_ng::to_string(&connector.manifest)
+                    .map_err(|e| Error::Config(e.to_string()))?;
+                print!("{yaml}");
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { code, set } => {
-            let run = cde.run(&code, Settings::parse_pairs(&set)?).await?;
-            print_run(&cde, &run, true).await
+        Command::Run { code, set, timeout, memory, cpus, pids } => {
+            let request = RunRequest {
+                connector: code,
+                options: Settings::parse_pairs(&set)?,
+                limits: LimitsOverride { timeout_secs: timeout, memory_mb: memory, cpus, pids },
+            };
+            run_and_watch(&cde, request, json).await
         }
-        Command::Runs { limit } => {
-            println!(
-                "{:<36}  {:<28}  {:<9}  {:<20}  REASON",
-                "RUN", "CONNECTOR", "STATUS", "CREATED"
-            );
-            for run in cde.store.runs(limit).await? {
+        Command::Runs { status, connector, limit } => {
+            let filter = RunFilter { status: status.map(Into::into), connector, limit: Some(limit) };
+            let runs = cde.store.runs(&filter).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{:<36}  {:<28}  {:<9}  {:<19}  REASON", "RUN", "CONNECTOR", "STATUS", "CREATED");
+            for run in runs {
                 println!(
-                    "{:<36}  {:<28}  {:<9}  {:<20}  {}",
+                    "{:<36}  {:<28}  {:<9}  {:<19}  {}",
                     run.id,
                     format!("{} v{}", run.connector_code, run.connector_version),
                     run.status,
@@ -132,46 +230,183 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Logs { run_id } => {
-            print_logs(&cde, &run_id).await?;
+        Command::Logs { run_id, follow } => {
+            let mut next = 0;
+            loop {
+                let run = cde.store.run(&run_id).await?;
+                next = print_logs(&cde, &run_id, next, json, None).await?;
+                if !follow || run.status.is_finished() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+        Command::Cancel { run_id } => {
+            let run = cde.cancel(&run_id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&run)?);
+            } else if run.status.is_finished() {
+                println!("run {} is {}", run.id, run.status);
+            } else {
+                println!("run {} is being cancelled", run.id);
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-async fn print_logs(cde: &Cde, run_id: &str) -> Result<()> {
-    for line in cde.store.logs(run_id).await? {
-        println!(
-            "{} {:<9} {:<6} {}",
-            line.at.format("%H:%M:%S%.3f"),
-            line.level,
-            line.source.as_str(),
-            line.message
+/// Runs in this process, printing log lines as they arrive under a progress line.
+/// Ctrl-C cancels the run (and waits for its outcome).
+async fn run_and_watch(cde: &Arc<Cde>, request: RunRequest, json: bool) -> Result<ExitCode> {
+    let run = cde.submit(request).await?;
+    let Some(claimed) = cde.claim(run.clone()).await? else {
+        return Err(Error::RunNotFound(format!("{} was taken by another process", run.id)));
+    };
+    let executor = tokio::spawn({
+        let cde = cde.clone();
+        async move { cde.execute(claimed).await }
+    });
+    let progress = (!json && console::Term::stderr().is_term()).then(|| {
+        let bar = ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"),
         );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    if !json {
+        eprintln!("run {} of {} v{}", run.id, run.connector_code, run.connector_version);
     }
-    Ok(())
+    let started = Instant::now();
+    let mut next = 0;
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut cancelling = false;
+    while !executor.is_finished() {
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = &mut ctrl_c, if !cancelling => {
+                cancelling = true;
+                eprintln!("cancelling run {} …", run.id);
+                cde.cancel(&run.id).await?;
+            }
+        }
+        if !json {
+            next = print_logs(cde, &run.id, next, false, progress.as_ref()).await?;
+        }
+        if let Some(bar) = &progress {
+            let status = cde.store.run(&run.id).await?.status;
+            bar.set_message(format!("{status} {} · {}s", run.connector_code, started.elapsed().as_secs()));
+        }
+    }
+    let run = executor.await.map_err(std::io::Error::other)??;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    } else {
+        print_logs(cde, &run.id, next, false, None).await?;
+        print_outcome(&run);
+    }
+    Ok(if run.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn print_run(cde: &Cde, run: &Run, with_logs: bool) -> Result<ExitCode> {
-    if with_logs {
-        print_logs(cde, &run.id).await?;
+/// Prints log lines from `from` on; returns the next sequence number.
+async fn print_logs(cde: &Cde, run_id: &str, from: i64, json: bool, progress: Option<&ProgressBar>) -> Result<i64> {
+    let lines = cde.store.logs(run_id, from).await?;
+    let next = lines.last().map_or(from, |(seq, _)| seq + 1);
+    let print = || {
+        for (_, line) in &lines {
+            if json {
+                println!("{}", serde_json::to_string(line).expect("a log line serialises"));
+            } else {
+                println!("{}", format_line(line));
+            }
+        }
+    };
+    match progress {
+        Some(bar) => bar.suspend(print),
+        None => print(),
     }
+    Ok(next)
+}
+
+fn format_line(line: &LogLine) -> String {
+    let level = format!("{:<9}", line.level);
+    let level = match line.level.as_str() {
+        "error" | "critical" | "alert" | "emergency" => style(level).red(),
+        "warning" => style(level).yellow(),
+        "success" => style(level).green(),
+        "debug" => style(level).dim(),
+        "notice" | "report" => style(level).cyan(),
+        _ => style(level),
+    };
+    format!(
+        "{} {level} {:<6} {}",
+        style(line.at.format("%H:%M:%S%.3f")).dim(),
+        line.source.as_str(),
+        line.message
+    )
+}
+
+fn print_outcome(run: &Run) {
+    let status = match run.status {
+        RunStatus::Succeeded => style(run.status.to_string()).green().bold(),
+        RunStatus::Failed | RunStatus::TimedOut => style(run.status.to_string()).red().bold(),
+        _ => style(run.status.to_string()).yellow().bold(),
+    };
     println!("run       {}", run.id);
-    println!(
-        "connector {} v{}",
-        run.connector_code, run.connector_version
-    );
-    println!(
-        "status    {} ({})",
-        run.status,
-        run.reason.as_deref().unwrap_or("-")
-    );
+    println!("connector {} v{}", run.connector_code, run.connector_version);
+    println!("status    {status} ({})", run.reason.as_deref().unwrap_or("-"));
     if let Some(rows) = run.output_rows {
         println!("output    {} ({rows} rows)", run.output_path().display());
     }
-    Ok(if run.status == RunStatus::Succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+}
+
+/// `cde server`: the management API, the scheduler, recovery and the sweeper.
+async fn serve(cde: Arc<Cde>) -> Result<ExitCode> {
+    eprint!("cde server configuration:\n{}", cde.config.describe());
+    let token = api_token(&cde.config)?;
+    let adopted = cde.recover().await?;
+    if adopted > 0 {
+        eprintln!("adopted {adopted} run(s) left by an earlier server");
+    }
+    tokio::spawn(cde.clone().schedule());
+    tokio::spawn(cde.clone().sweep_periodically());
+    let listener = tokio::net::TcpListener::bind(&cde.config.listen).await?;
+    eprintln!("cde server listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, cde::api::router(cde.clone(), token))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    eprintln!("cde server stopped; runs in flight continue and are adopted at the next start");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// `CDE_API_TOKEN`, or the token in `<data dir>/api-token`, created on first use.
+fn api_token(config: &Config) -> Result<String> {
+    if let Some(token) = &config.api_token {
+        return Ok(token.clone());
+    }
+    let path = config.api_token_path();
+    match std::fs::read_to_string(&path) {
+        Ok(token) => Ok(token.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+            file.write_all(token.as_bytes())?;
+            eprintln!("created an API token in {}", path.display());
+            Ok(token)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

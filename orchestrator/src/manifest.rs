@@ -5,8 +5,9 @@ use std::path::Path;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
+use crate::limits::LimitsOverride;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub code: String,
@@ -23,9 +24,33 @@ pub struct Manifest {
     pub execution_mode: ExecutionMode,
     #[serde(default)]
     pub options: Vec<OptionSpec>,
+    /// Resource limits for this connector's runs (defaults come from configuration).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: LimitsOverride,
+    /// Data services: where in the pipeline they run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    /// Data services: prefix of the columns they add, `___` plus letters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_prefix: Option<String>,
+    /// Data services: how many times one pipeline may use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_usage: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Import,
+    Intermediate,
+    Export,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConnectorType {
     DataSource,
@@ -34,7 +59,7 @@ pub enum ConnectorType {
     ExportDelta,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutionMode {
     /// Options arrive as environment variables named like the option.
@@ -44,7 +69,7 @@ pub enum ExecutionMode {
     Args,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptionSpec {
     pub name: String,
@@ -67,7 +92,61 @@ pub struct OptionSpec {
     pub config: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl OptionSpec {
+    /// The values a `select` or `select_multiple` option allows: `config.choices`, a list of
+    /// strings or of `{value, label}` objects.
+    pub fn choices(&self) -> Vec<String> {
+        let Some(choices) = self.config.as_ref().and_then(|c| c.get("choices")).and_then(|c| c.as_array()) else {
+            return vec![];
+        };
+        choices
+            .iter()
+            .filter_map(|choice| match choice {
+                serde_json::Value::String(value) => Some(value.clone()),
+                serde_json::Value::Object(object) => object.get("value").and_then(|v| v.as_str()).map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let field = |name: &str| format!("options.{}.{name}", self.name);
+        match self.field_type {
+            FieldType::Checkbox => {
+                if let Some(default) = self.default.as_deref().filter(|d| *d != "0" && *d != "1") {
+                    return Err(format!("{}: a checkbox default is \"0\" or \"1\", not {default:?}", field("default")));
+                }
+            }
+            FieldType::Select | FieldType::SelectMultiple => {
+                let listed = self
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.get("choices"))
+                    .and_then(|c| c.as_array())
+                    .map_or(0, Vec::len);
+                let choices = self.choices();
+                if choices.is_empty() || choices.len() != listed {
+                    return Err(format!(
+                        "{}: a select lists its choices as strings or {{value, label}} objects",
+                        field("config.choices")
+                    ));
+                }
+                let defaults: Vec<&str> = match (self.field_type, self.default.as_deref()) {
+                    (_, None) => vec![],
+                    (FieldType::Select, Some(d)) => vec![d],
+                    (_, Some(d)) => d.split(',').filter(|v| !v.is_empty()).collect(),
+                };
+                if let Some(bad) = defaults.iter().find(|d| !choices.iter().any(|c| c == *d)) {
+                    return Err(format!("{}: {bad:?} is not one of the choices", field("default")));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     Input,
@@ -107,10 +186,17 @@ impl Manifest {
 
     /// Parses and validates; the error names the offending field.
     pub fn parse(text: &str, json: bool) -> Result<Self, String> {
+        // serde_path_to_error names the field, e.g. `options[1].field_type: unknown variant …`.
+        let named = |path: serde_path_to_error::Path, message: String| match path.to_string().as_str() {
+            "." => message,
+            path => format!("{path}: {message}"),
+        };
         let manifest: Manifest = if json {
-            serde_json::from_str(text).map_err(|e| e.to_string())?
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(&mut de).map_err(|e| named(e.path().clone(), e.into_inner().to_string()))?
         } else {
-            serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?
+            let de = serde_yaml_ng::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| named(e.path().clone(), e.into_inner().to_string()))?
         };
         manifest.validate()?;
         Ok(manifest)
@@ -140,8 +226,33 @@ impl Manifest {
             if !seen.insert(option.name.as_str()) {
                 return Err(format!("options.{}: declared twice", option.name));
             }
+            option.validate()?;
         }
-        Ok(())
+        if self.kind == ConnectorType::DataService {
+            if self.stage.is_none() {
+                return Err("stage: a data-service declares its stage (import, intermediate or export)".into());
+            }
+            match &self.column_prefix {
+                None => return Err("column_prefix: a data-service declares its column prefix, e.g. ___mysvc".into()),
+                Some(prefix) if !is_column_prefix(prefix) => {
+                    return Err(format!("column_prefix: {prefix:?} must be ___ followed by letters"))
+                }
+                Some(_) => {}
+            }
+        } else if let Some(field) = [
+            self.stage.map(|_| "stage"),
+            self.column_prefix.as_ref().map(|_| "column_prefix"),
+            self.max_usage.map(|_| "max_usage"),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        {
+            return Err(format!("{field}: only a data-service declares it"));
+        }
+        crate::limits::Limits { timeout_secs: 1, memory_mb: 6, cpus: 1.0, pids: 1 }
+            .with(&self.limits)
+            .validate()
     }
 
     pub fn option(&self, name: &str) -> Option<&OptionSpec> {
@@ -158,6 +269,12 @@ fn is_kebab_case(code: &str) -> bool {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         })
         && code.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+fn is_column_prefix(prefix: &str) -> bool {
+    prefix
+        .strip_prefix("___")
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphabetic()))
 }
 
 fn is_option_name(name: &str) -> bool {

@@ -10,27 +10,53 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
+use crate::limits::Limits;
 use crate::runtime::{Output, Runtime, MANAGED_BY, MANAGED_BY_VALUE};
 
 pub const API_HOST: &str = "cde-container-api";
 const RUN_DIR_IN_SIDECAR: &str = "/cde/run";
 const READY_LINE: &str = "container-api listening on";
 
-/// What the connector container runs.
+/// What the connector container runs, and for which run.
 pub struct ConnectorSpec<'a> {
+    pub instance: &'a str,
+    pub run_id: &'a str,
     pub connector_code: &'a str,
     pub image: &'a str,
     /// `[command] [arguments]`; the first element becomes the entrypoint.
     pub command: Vec<String>,
     pub env: Vec<String>,
+    pub limits: Limits,
+    pub run_dir: &'a Path,
 }
 
-fn labels(run_id: &str, connector_code: &str, role: &str) -> HashMap<String, String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Sidecar,
+    Connector,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Sidecar => "sidecar",
+            Role::Connector => "connector",
+        }
+    }
+}
+
+pub const RUN_LABEL: &str = "cde.run";
+pub const INSTANCE_LABEL: &str = "cde.instance";
+const ROLE_LABEL: &str = "cde.role";
+const WORK_DIR_IN_CONNECTOR: &str = "/cde/work";
+
+fn labels(spec: &ConnectorSpec, role: Role) -> HashMap<String, String> {
     HashMap::from([
         (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
-        ("cde.run".to_owned(), run_id.to_owned()),
-        ("cde.connector".to_owned(), connector_code.to_owned()),
-        ("cde.role".to_owned(), role.to_owned()),
+        (INSTANCE_LABEL.to_owned(), spec.instance.to_owned()),
+        (RUN_LABEL.to_owned(), spec.run_id.to_owned()),
+        ("cde.connector".to_owned(), spec.connector_code.to_owned()),
+        (ROLE_LABEL.to_owned(), role.as_str().to_owned()),
     ])
 }
 
@@ -42,14 +68,9 @@ fn hardened(host_config: HostConfig) -> HostConfig {
     }
 }
 
-pub fn sidecar_body(
-    run_id: &str,
-    connector_code: &str,
-    image: &str,
-    run_dir: &Path,
-) -> Result<ContainerCreateBody> {
+pub fn sidecar_body(spec: &ConnectorSpec, image: &str) -> Result<ContainerCreateBody> {
     // The sidecar writes the run directory as its owner, so files stay readable by the orchestrator.
-    let owner = std::fs::metadata(run_dir)?;
+    let owner = std::fs::metadata(spec.run_dir)?;
     Ok(ContainerCreateBody {
         image: Some(image.to_owned()),
         cmd: Some(vec![
@@ -59,47 +80,67 @@ pub fn sidecar_body(
             "127.0.0.1:80".into(),
         ]),
         user: Some(format!("{}:{}", owner.uid(), owner.gid())),
-        labels: Some(labels(run_id, connector_code, "sidecar")),
+        labels: Some(labels(spec, Role::Sidecar)),
         host_config: Some(hardened(HostConfig {
-            binds: Some(vec![format!("{}:{RUN_DIR_IN_SIDECAR}", run_dir.display())]),
+            binds: Some(vec![format!("{}:{RUN_DIR_IN_SIDECAR}", spec.run_dir.display())]),
             extra_hosts: Some(vec![format!("{API_HOST}:127.0.0.1")]),
+            memory: Some(SIDECAR_MEMORY),
+            memory_swap: Some(SIDECAR_MEMORY),
+            pids_limit: Some(64),
             ..Default::default()
         })),
         ..Default::default()
     })
 }
 
-pub fn connector_body(run_id: &str, sidecar_id: &str, spec: &ConnectorSpec) -> ContainerCreateBody {
+const SIDECAR_MEMORY: i64 = 512 * 1024 * 1024;
+
+pub fn connector_body(spec: &ConnectorSpec, sidecar_id: &str) -> ContainerCreateBody {
     let mut env = spec.env.clone();
     env.push(format!("CONTAINER_API_URL=http://{API_HOST}"));
-    let (entrypoint, arguments) = spec
-        .command
-        .split_first()
-        .expect("command is validated non-empty");
+    env.push(format!("CDE_WORK_DIR={WORK_DIR_IN_CONNECTOR}"));
+    let (entrypoint, arguments) = spec.command.split_first().expect("command is validated non-empty");
     ContainerCreateBody {
         image: Some(spec.image.to_owned()),
         entrypoint: Some(vec![entrypoint.clone()]),
         cmd: Some(arguments.to_vec()),
         env: Some(env),
-        labels: Some(labels(run_id, spec.connector_code, "connector")),
+        labels: Some(labels(spec, Role::Connector)),
         host_config: Some(hardened(HostConfig {
             network_mode: Some(format!("container:{sidecar_id}")),
+            // PID 1 ignores signals it has no handler for; an init makes SIGTERM end a
+            // connector that never asked to handle it.
+            init: Some(true),
+            binds: Some(vec![format!("{}/work:{WORK_DIR_IN_CONNECTOR}", spec.run_dir.display())]),
+            memory: Some(spec.limits.memory_bytes()),
+            memory_swap: Some(spec.limits.memory_bytes()),
+            nano_cpus: Some(spec.limits.nano_cpus()),
+            pids_limit: Some(spec.limits.pids),
             ..Default::default()
         })),
         ..Default::default()
     }
 }
 
-/// Starts the sidecar and returns its container id once it listens.
-pub async fn start_sidecar(
-    runtime: &Runtime,
-    run_id: &str,
-    body: ContainerCreateBody,
-    ready_timeout: Duration,
-) -> Result<String> {
-    let id = runtime.create(&format!("cde-{run_id}-api"), body).await?;
-    runtime.start(&id).await?;
-    let mut output = Box::pin(runtime.follow(&id));
+/// Creates the pod and starts the sidecar; returns the connector's container id, created
+/// but not started, once the sidecar listens.
+pub async fn start(runtime: &Runtime, spec: &ConnectorSpec<'_>, sidecar_image: &str, ready_timeout: Duration) -> Result<String> {
+    let sidecar = runtime
+        .create(&format!("cde-{}-api", spec.run_id), sidecar_body(spec, sidecar_image)?)
+        .await?;
+    let connector_name = format!("cde-{}-connector", spec.run_id);
+    let (ready, connector) = tokio::join!(
+        start_sidecar(runtime, &sidecar, ready_timeout),
+        runtime.create(&connector_name, connector_body(spec, &sidecar)),
+    );
+    ready?;
+    connector
+}
+
+/// Starts the sidecar and returns once it listens.
+async fn start_sidecar(runtime: &Runtime, id: &str, ready_timeout: Duration) -> Result<()> {
+    runtime.start(id).await?;
+    let mut output = Box::pin(runtime.follow(id, false));
     let mut seen = String::new();
     let ready = tokio::time::timeout(ready_timeout, async {
         while let Some(chunk) = output.next().await {
@@ -113,11 +154,8 @@ pub async fn start_sidecar(
     })
     .await;
     match ready {
-        Ok(Ok(true)) => Ok(id),
-        Ok(Ok(false)) => Err(Error::SidecarNotReady(format!(
-            "it exited: {}",
-            seen.trim()
-        ))),
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => Err(Error::SidecarNotReady(format!("it exited: {}", seen.trim()))),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::SidecarNotReady(format!(
             "not listening after {ready_timeout:?}: {}",
@@ -126,13 +164,29 @@ pub async fn start_sidecar(
     }
 }
 
+/// The containers of a run that exist on the engine.
+#[derive(Debug, Default)]
+pub struct Pod {
+    pub sidecar: Option<String>,
+    pub connector: Option<String>,
+}
+
+pub async fn find(runtime: &Runtime, run_id: &str) -> Result<Pod> {
+    let mut pod = Pod::default();
+    for container in runtime.containers_labelled(&format!("{RUN_LABEL}={run_id}")).await? {
+        match container.labels.get(ROLE_LABEL).map(String::as_str) {
+            Some("sidecar") => pod.sidecar = Some(container.id),
+            Some("connector") => pod.connector = Some(container.id),
+            _ => {}
+        }
+    }
+    Ok(pod)
+}
+
 /// Removes every container of the run, whatever state it is in.
 pub async fn remove(runtime: &Runtime, run_id: &str) -> Result<()> {
-    for id in runtime
-        .containers_labelled(&format!("cde.run={run_id}"))
-        .await?
-    {
-        runtime.remove(&id).await?;
+    for container in runtime.containers_labelled(&format!("{RUN_LABEL}={run_id}")).await? {
+        runtime.remove(&container.id).await?;
     }
     Ok(())
 }
@@ -185,21 +239,34 @@ mod tests {
     #[test]
     fn connector_joins_the_sidecar_namespace() {
         let spec = ConnectorSpec {
+            instance: "i1",
+            run_id: "r1",
             connector_code: "c",
             image: "img",
             command: vec!["python3".into(), "main.py".into(), "--x=1".into()],
             env: vec!["NAME=a".into()],
+            limits: Limits { timeout_secs: 5, memory_mb: 64, cpus: 0.5, pids: 32 },
+            run_dir: Path::new("/data/runs/r1"),
         };
-        let body = connector_body("r1", "sidecar-id", &spec);
+        let body = connector_body(&spec, "sidecar-id");
         assert_eq!(body.entrypoint.unwrap(), ["python3"]);
         assert_eq!(body.cmd.unwrap(), ["main.py", "--x=1"]);
         assert_eq!(
             body.env.unwrap(),
-            ["NAME=a", "CONTAINER_API_URL=http://cde-container-api"]
+            ["NAME=a", "CONTAINER_API_URL=http://cde-container-api", "CDE_WORK_DIR=/cde/work"]
         );
         let host = body.host_config.unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("container:sidecar-id"));
         assert_eq!(host.cap_drop.unwrap(), ["ALL"]);
-        assert_eq!(body.labels.unwrap()["cde.run"], "r1");
+        assert_eq!(host.security_opt.unwrap(), ["no-new-privileges"]);
+        assert_eq!(host.memory, Some(64 * 1024 * 1024));
+        assert_eq!(host.nano_cpus, Some(500_000_000));
+        assert_eq!(host.pids_limit, Some(32));
+        assert_eq!(host.init, Some(true));
+        assert_eq!(host.binds.unwrap(), ["/data/runs/r1/work:/cde/work"]);
+        let labels = body.labels.unwrap();
+        assert_eq!(labels["cde.run"], "r1");
+        assert_eq!(labels["cde.instance"], "i1");
+        assert_eq!(labels["cde.role"], "connector");
     }
 }

@@ -1,32 +1,49 @@
-//! A run: one execution of a connector version in its pod, from start to recorded outcome.
+//! A run: one execution of a connector version in its pod, from `queued` to a recorded
+//! outcome. Everything a run needs to continue lives in the store and on the engine, so
+//! any orchestrator process can pick up a run another one started.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use container_api::{LogLine, LogSource, Summary};
 use futures_util::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::limits::{Limits, LimitsOverride};
+use crate::manifest::Manifest;
 use crate::pod::{self, ConnectorSpec, LineSplitter};
 use crate::runtime::{Output, Runtime};
 use crate::settings::Settings;
 use crate::{sidecar, Cde};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Queued,
     Starting,
     Running,
     Succeeded,
     Failed,
+    Cancelled,
+    TimedOut,
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Queued,
+        RunStatus::Starting,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+        RunStatus::TimedOut,
+    ];
+    pub const ACTIVE: [RunStatus; 2] = [RunStatus::Starting, RunStatus::Running];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Queued => "queued",
@@ -34,21 +51,23 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::TimedOut => "timed_out",
         }
+    }
+
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Starting | RunStatus::Running)
     }
 }
 
 impl std::str::FromStr for RunStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "queued" => RunStatus::Queued,
-            "starting" => RunStatus::Starting,
-            "running" => RunStatus::Running,
-            "succeeded" => RunStatus::Succeeded,
-            "failed" => RunStatus::Failed,
-            other => return Err(format!("unknown run status {other:?}")),
-        })
+        RunStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| format!("unknown run status {s:?}"))
     }
 }
 
@@ -58,23 +77,54 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Run {
     pub id: String,
     pub connector_code: String,
     pub connector_version: i64,
     pub status: RunStatus,
-    /// Why the run ended as it did, for humans: `exit code 1`, `image not found: …`.
+    /// Why the run ended as it did: `exit code 1`, `timed out after 30s`, `image not found: …`.
     pub reason: Option<String>,
     pub exit_code: Option<i64>,
-    /// The option values as JSON.
-    pub config: String,
+    /// Option values exactly as the connector gets them; holds secrets, never served.
+    #[serde(skip)]
+    pub config: BTreeMap<String, String>,
+    /// Option values with passwords masked.
+    pub options: BTreeMap<String, String>,
+    pub limits: Limits,
     pub run_dir: String,
     pub output_rows: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
+    pub running_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
 }
+
+/// What to run.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    pub connector: String,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: LimitsOverride,
+}
+
+/// How a run ended.
+struct Ending {
+    status: RunStatus,
+    reason: String,
+    exit_code: Option<i64>,
+}
+
+impl Ending {
+    fn failed(reason: impl Into<String>) -> Self {
+        Self { status: RunStatus::Failed, reason: reason.into(), exit_code: None }
+    }
+}
+
+const LOST: &str = "lost: container disappeared";
 
 impl Run {
     pub fn output_path(&self) -> PathBuf {
@@ -82,47 +132,140 @@ impl Run {
     }
 
     fn logs_path(&self) -> PathBuf {
-        Path::new(&self.run_dir).join("logs.jsonl")
+        Path::new(&self.run_dir).join(container_api::LOG_FILE)
     }
 
-    fn finish(&mut self, status: RunStatus, reason: String) {
-        self.status = status;
-        self.reason = Some(reason);
+    fn end(&mut self, ending: Ending) {
+        self.status = ending.status;
+        self.reason = Some(ending.reason);
+        self.exit_code = ending.exit_code;
         self.finished_at = Some(Utc::now());
     }
 }
 
 impl Cde {
-    /// Runs the latest version of connector `code` to the end and records the outcome.
-    /// Bad configuration is an error before anything starts; everything that goes wrong
-    /// after that is recorded as a failed run.
-    pub async fn run(&self, code: &str, given: BTreeMap<String, String>) -> Result<Run> {
-        let connector = self.store.connector(code).await?;
+    /// Checks the request and records the run as `queued`. Nothing starts yet.
+    pub async fn submit(&self, request: RunRequest) -> Result<Run> {
+        let connector = self.store.connector(&request.connector).await?;
         let manifest = &connector.manifest;
-        let settings = Settings::resolve(manifest, given)?;
+        let settings = Settings::resolve(manifest, request.options)?;
+        let limits = self
+            .config
+            .default_limits()
+            .with(&manifest.limits)
+            .with(&request.limits);
+        limits.validate().map_err(Error::InvalidConfig)?;
         let id = uuid::Uuid::now_v7().to_string();
         let run_dir = self.config.runs_dir().join(&id);
-        for dir in ["input", "output"] {
+        for dir in ["input", "output", "work"] {
             std::fs::create_dir_all(run_dir.join(dir))?;
         }
-        let mut run = Run {
+        // The connector may run as any user; the work directory is shared with it.
+        std::fs::set_permissions(run_dir.join("work"), std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
+        let run = Run {
             id,
             connector_code: manifest.code.clone(),
             connector_version: connector.version,
             status: RunStatus::Queued,
             reason: None,
             exit_code: None,
-            config: settings.to_json(),
+            options: settings.masked(manifest),
+            config: settings.into_values(),
+            limits,
             run_dir: run_dir.canonicalize()?.display().to_string(),
             output_rows: None,
             created_at: Utc::now(),
             started_at: None,
+            running_at: None,
             finished_at: None,
         };
         self.store.insert_run(&run).await?;
+        self.queue_changed.notify_one();
+        Ok(run)
+    }
 
-        let (env, option_args) = settings.delivery(manifest.execution_mode);
+    /// Submits and executes a run in this process, returning its outcome.
+    pub async fn run(&self, request: RunRequest) -> Result<Run> {
+        let run = self.submit(request).await?;
+        match self.claim(run).await? {
+            Some(run) => self.execute(run).await,
+            None => Err(Error::RunNotFound("the run was taken by another process".into())),
+        }
+    }
+
+    /// Moves a queued run to `starting` for this process; `None` when another took it.
+    pub async fn claim(&self, mut run: Run) -> Result<Option<Run>> {
+        run.status = RunStatus::Starting;
+        run.started_at = Some(Utc::now());
+        Ok(self.store.claim(&run).await?.then_some(run))
+    }
+
+    /// Drives a claimed run to its end and records the outcome.
+    pub async fn execute(&self, mut run: Run) -> Result<Run> {
+        let manifest = self
+            .store
+            .connector_version(&run.connector_code, run.connector_version)
+            .await?
+            .manifest;
+        let logs = LogPump::start(self, &run);
+        let ending = match self.start_pod(&mut run, &manifest).await {
+            Ok(Some(ending)) => Ok(ending),
+            Ok(None) => self.supervise(&run, None).await,
+            Err(e) => Err(e),
+        };
+        self.finish(run, ending, logs).await
+    }
+
+    /// Continues a run this or an earlier process started, e.g. after a restart.
+    pub async fn resume(&self, mut run: Run) -> Result<Run> {
+        let runtime = self.runtime().await?;
+        let logs = LogPump::start(self, &run);
+        let pod = pod::find(runtime, &run.id).await?;
+        let started = match pod.connector {
+            Some(id) => runtime.has_started(&id).await?,
+            None => false,
+        };
+        let ending = if pod.sidecar.is_none() || !started {
+            Ok(Ending::failed(LOST))
+        } else {
+            if run.status == RunStatus::Starting {
+                run.status = RunStatus::Running;
+                run.running_at = Some(Utc::now());
+                self.store.update_run(&run).await?;
+            }
+            // Output up to here is already in the log file; continue after its last line.
+            let after = last_output_at(&run.logs_path())?;
+            self.supervise(&run, after).await
+        };
+        self.finish(run, ending, logs).await
+    }
+
+    /// Stops a run: a queued one at once, a started one with SIGTERM, then SIGKILL after
+    /// the grace period. Works from any process; the run's executor records the outcome.
+    pub async fn cancel(&self, id: &str) -> Result<Run> {
+        if self.store.cancel_queued(id).await? {
+            return self.store.run(id).await;
+        }
+        if self.store.request_cancel(id).await? {
+            let runtime = self.runtime().await?;
+            if let Some(connector) = pod::find(runtime, id).await?.connector {
+                runtime.stop(&connector, self.config.stop_grace_secs).await?;
+            }
+        }
+        self.store.run(id).await
+    }
+
+    /// Creates and starts the pod; `Some` when the run ended before the connector started.
+    async fn start_pod(&self, run: &mut Run, manifest: &Manifest) -> Result<Option<Ending>> {
+        let runtime = self.runtime().await?;
+        if !runtime.image_exists(&manifest.image).await? {
+            return Ok(Some(Ending::failed(format!("image not found: {}", manifest.image))));
+        }
+        let sidecar_image = self.sidecar_image.get_or_try_init(|| sidecar::ensure_image(&self.config, runtime)).await?;
+        let (env, option_args) = Settings::delivery(&run.config, manifest.execution_mode);
         let spec = ConnectorSpec {
+            instance: self.store.instance(),
+            run_id: &run.id,
             connector_code: &manifest.code,
             image: &manifest.image,
             command: std::iter::once(manifest.command.clone())
@@ -130,129 +273,272 @@ impl Cde {
                 .chain(option_args)
                 .collect(),
             env,
+            limits: run.limits,
+            run_dir: Path::new(&run.run_dir),
         };
-        let outcome = self.execute(&mut run, &spec).await;
-        let runtime = self.runtime().await;
-        let removed = match runtime {
+        let ready_timeout = Duration::from_secs(self.config.sidecar_ready_timeout_secs);
+        let connector = pod::start(runtime, &spec, sidecar_image, ready_timeout).await?;
+        if self.store.cancel_requested(&run.id).await? {
+            return Ok(Some(Ending { status: RunStatus::Cancelled, reason: "cancelled".into(), exit_code: None }));
+        }
+        runtime.start(&connector).await?;
+        run.status = RunStatus::Running;
+        run.running_at = Some(Utc::now());
+        self.store.update_run(run).await?;
+        Ok(None)
+    }
+
+    /// Follows the started connector to its exit, enforcing the timeout, and stops the sidecar.
+    async fn supervise(&self, run: &Run, output_after: Option<DateTime<Utc>>) -> Result<Ending> {
+        let runtime = self.runtime().await?;
+        let pod = pod::find(runtime, &run.id).await?;
+        let (Some(connector), Some(sidecar)) = (pod.connector, pod.sidecar) else {
+            return Ok(Ending::failed(LOST));
+        };
+        let following = tokio::spawn(record_output(runtime.clone(), connector.clone(), run.logs_path(), output_after));
+        let elapsed = run.running_at.map_or(Duration::ZERO, |at| (Utc::now() - at).to_std().unwrap_or_default());
+        let remaining = run.limits.timeout().saturating_sub(elapsed);
+        let (exit, timed_out) = match tokio::time::timeout(remaining, runtime.wait(&connector)).await {
+            Ok(exit) => (exit, false),
+            Err(_) => {
+                runtime.stop(&connector, self.config.stop_grace_secs).await?;
+                (runtime.wait(&connector).await, true)
+            }
+        };
+        let exit = match exit {
+            Ok(exit) => exit,
+            Err(Error::Docker(e)) if crate::runtime::is_not_found(&e) => return Ok(Ending::failed(LOST)),
+            Err(e) => return Err(e),
+        };
+        match tokio::time::timeout(Duration::from_secs(10), following).await {
+            Ok(joined) => joined.map_err(std::io::Error::other)??,
+            Err(_) => tracing::warn!(run = %run.id, "connector output did not end after its exit"),
+        }
+        // Stopping the sidecar makes it flush the output and write summary.json.
+        runtime.stop(&sidecar, self.config.stop_grace_secs).await?;
+        match runtime.wait(&sidecar).await {
+            Err(Error::Docker(e)) if crate::runtime::is_not_found(&e) => {}
+            waited => {
+                waited?;
+            }
+        }
+        // Only this run removes its pod, so a connector gone by now was removed by someone
+        // else (`docker rm -f` kills before it removes, so its exit code alone cannot tell).
+        if !runtime.exists(&connector).await? {
+            return Ok(Ending::failed(LOST));
+        }
+        let exit_code = Some(exit.code);
+        Ok(if timed_out {
+            Ending { status: RunStatus::TimedOut, reason: format!("timed out after {}s", run.limits.timeout_secs), exit_code }
+        } else if self.store.cancel_requested(&run.id).await? {
+            Ending { status: RunStatus::Cancelled, reason: "cancelled".into(), exit_code }
+        } else if exit.oom_killed {
+            Ending {
+                status: RunStatus::Failed,
+                reason: format!("out of memory (limit {} MiB)", run.limits.memory_mb),
+                exit_code,
+            }
+        } else if exit.code == 0 {
+            Ending { status: RunStatus::Succeeded, reason: "exit code 0".into(), exit_code }
+        } else {
+            Ending { status: RunStatus::Failed, reason: format!("exit code {}", exit.code), exit_code }
+        })
+    }
+
+    /// Records the outcome, removes the pod and copies the last log lines.
+    async fn finish(&self, mut run: Run, ending: Result<Ending>, logs: LogPump) -> Result<Run> {
+        let ending = ending.unwrap_or_else(|e| Ending::failed(e.to_string()));
+        let removed = match self.runtime().await {
             Ok(runtime) => pod::remove(runtime, &run.id).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = outcome.and(removed) {
-            run.exit_code = None;
-            run.finish(RunStatus::Failed, e.to_string());
+        if let Err(e) = removed {
+            tracing::warn!(run = %run.id, "could not remove the pod (the sweeper will): {e}");
         }
-        self.import_logs(&run).await?;
-        self.store.update_run(&run).await?;
-        Ok(run)
-    }
-
-    async fn execute(&self, run: &mut Run, spec: &ConnectorSpec<'_>) -> Result<()> {
-        let runtime = self.runtime().await?;
-        if !runtime.image_exists(spec.image).await? {
-            run.finish(
-                RunStatus::Failed,
-                format!("image not found: {}", spec.image),
-            );
-            return Ok(());
-        }
-        let sidecar_image = sidecar::ensure_image(&self.config, runtime).await?;
-        run.status = RunStatus::Starting;
-        run.started_at = Some(Utc::now());
-        self.store.update_run(run).await?;
-
-        let run_dir = Path::new(&run.run_dir);
-        let sidecar_body =
-            pod::sidecar_body(&run.id, spec.connector_code, &sidecar_image, run_dir)?;
-        let ready_timeout = Duration::from_secs(self.config.sidecar_ready_timeout_secs);
-        let sidecar = pod::start_sidecar(runtime, &run.id, sidecar_body, ready_timeout).await?;
-        let connector = runtime
-            .create(
-                &format!("cde-{}-connector", run.id),
-                pod::connector_body(&run.id, &sidecar, spec),
-            )
-            .await?;
-        runtime.start(&connector).await?;
-        // Following a started container replays its output from the beginning.
-        let following = tokio::spawn(record_output(
-            runtime.clone(),
-            connector.clone(),
-            run.logs_path(),
-        ));
-        run.status = RunStatus::Running;
-        self.store.update_run(run).await?;
-
-        let exit = runtime.wait(&connector).await?;
-        following.await.map_err(std::io::Error::other)??;
-        // Stopping the sidecar makes it flush the output and write summary.json.
-        runtime.stop(&sidecar, self.config.stop_grace_secs).await?;
-        runtime.wait(&sidecar).await?;
-
-        run.exit_code = Some(exit.code);
-        run.output_rows =
-            read_summary(run_dir)?.map(|s| s.files.get("output").map_or(0, |f| f.rows as i64));
-        if exit.code == 0 {
-            run.finish(RunStatus::Succeeded, "exit code 0".into());
-        } else if exit.oom_killed {
-            run.finish(RunStatus::Failed, "out of memory".into());
-        } else {
-            run.finish(RunStatus::Failed, format!("exit code {}", exit.code));
-        }
-        Ok(())
-    }
-
-    /// Copies the run's log file into the store, in file order.
-    async fn import_logs(&self, run: &Run) -> Result<()> {
-        let file = match std::fs::File::open(run.logs_path()) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.into()),
+        run.output_rows = match Summary::read(Path::new(&run.run_dir)) {
+            Ok(summary) => Some(summary.files.get("output").map_or(0, |f| f.rows as i64)),
+            Err(_) => None,
         };
-        let mut lines = Vec::new();
-        for line in std::io::BufReader::new(file).lines() {
-            let line = line?;
-            match serde_json::from_str::<LogLine>(&line) {
-                Ok(parsed) => lines.push(parsed),
-                Err(e) => tracing::warn!(run = %run.id, "skipping unreadable log line: {e}"),
-            }
+        run.end(ending);
+        logs.stop().await?;
+        if !self.store.update_run(&run).await? {
+            return self.store.run(&run.id).await;
         }
-        self.store.append_logs(&run.id, 0, &lines).await
+        Ok(run)
     }
 }
 
-/// Appends the connector's STDOUT (`info`) and STDERR (`error`) lines to the run's log file.
-async fn record_output(runtime: Runtime, container: String, logs_path: PathBuf) -> Result<()> {
+/// Appends the connector's STDOUT (`info`) and STDERR (`error`) lines to the run's log
+/// file, stamped with the engine's timestamps; lines at or before `after` are skipped.
+async fn record_output(runtime: Runtime, container: String, logs_path: PathBuf, after: Option<DateTime<Utc>>) -> Result<()> {
     let file = container_api::logs::open_log_file(&logs_path)?;
-    let write = |source: LogSource, message: String| {
-        let level = if source == LogSource::Stderr {
-            "error"
-        } else {
-            "info"
-        };
-        container_api::append_log_line(&file, &LogLine::now(source, level, message, None))
+    let write = |source: LogSource, at: DateTime<Utc>, message: String| {
+        // The log file keeps microseconds; compare at that precision.
+        let at = at.trunc_subsecs(6);
+        if after.is_some_and(|after| at <= after) {
+            return Ok(());
+        }
+        let level = if source == LogSource::Stderr { "error" } else { "info" };
+        let line = LogLine { at, source, level: level.to_owned(), message, context: None };
+        container_api::append_log_line(&file, &line)
     };
     let (mut stdout, mut stderr) = (LineSplitter::default(), LineSplitter::default());
-    let mut output = Box::pin(runtime.follow(&container));
+    let mut last_at = Utc::now();
+    let mut output = Box::pin(runtime.follow(&container, true));
     while let Some(chunk) = output.next().await {
         let (source, splitter, bytes) = match chunk? {
             Output::Stdout(bytes) => (LogSource::Stdout, &mut stdout, bytes),
             Output::Stderr(bytes) => (LogSource::Stderr, &mut stderr, bytes),
         };
-        for line in splitter.push(&bytes) {
-            write(source, line)?;
+        let (at, text) = split_timestamp(&bytes);
+        last_at = at.unwrap_or(last_at);
+        for line in splitter.push(text) {
+            write(source, last_at, line)?;
         }
     }
     for (source, splitter) in [(LogSource::Stdout, stdout), (LogSource::Stderr, stderr)] {
         if let Some(line) = splitter.finish() {
-            write(source, line)?;
+            write(source, last_at, line)?;
         }
     }
     Ok(())
 }
 
-fn read_summary(run_dir: &Path) -> Result<Option<Summary>> {
-    match Summary::read(run_dir) {
-        Ok(summary) => Ok(Some(summary)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Io(e)),
+/// Splits the engine's `2026-01-02T03:04:05.123456789Z ` prefix off a log frame.
+fn split_timestamp(frame: &[u8]) -> (Option<DateTime<Utc>>, &[u8]) {
+    let Some(space) = frame.iter().position(|&b| b == b' ') else {
+        return (None, frame);
+    };
+    match std::str::from_utf8(&frame[..space]).ok().and_then(|ts| DateTime::parse_from_rfc3339(ts).ok()) {
+        Some(at) => (Some(at.with_timezone(&Utc)), &frame[space + 1..]),
+        None => (None, frame),
+    }
+}
+
+/// The time of the last STDOUT/STDERR line in a run's log file.
+fn last_output_at(logs_path: &Path) -> Result<Option<DateTime<Utc>>> {
+    let text = match std::fs::read_to_string(logs_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<LogLine>(line).ok())
+        .filter(|line| line.source != LogSource::Api)
+        .map(|line| line.at)
+        .max())
+}
+
+/// Copies a run's log file into the store as lines arrive, masking secret option values.
+struct LogPump {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+const LOG_POLL: Duration = Duration::from_millis(200);
+
+impl LogPump {
+    fn start(cde: &Cde, run: &Run) -> Self {
+        let (stop, mut stopped) = watch::channel(false);
+        let store = cde.store.clone();
+        let run_id = run.id.clone();
+        let path = run.logs_path();
+        let secrets: Vec<String> = run
+            .config
+            .iter()
+            .filter(|(name, value)| run.options.get(*name) != Some(value) && !value.is_empty())
+            .map(|(_, value)| value.clone())
+            .collect();
+        let task = tokio::spawn(async move {
+            let mut offset = store.log_offset(&run_id).await?;
+            loop {
+                let last_round = *stopped.borrow();
+                offset = copy_new_lines(&store, &run_id, &path, offset, &secrets).await?;
+                if last_round {
+                    return Ok(());
+                }
+                let _ = tokio::time::timeout(LOG_POLL, stopped.changed()).await;
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Copies what is left and ends.
+    async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+async fn copy_new_lines(store: &crate::store::Store, run_id: &str, path: &Path, offset: u64, secrets: &[String]) -> Result<u64> {
+    use std::io::{Read, Seek};
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(offset),
+        Err(e) => return Err(e.into()),
+    };
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
+        return Ok(offset);
+    };
+    let lines: Vec<LogLine> = bytes[..end]
+        .split(|&b| b == b'\n')
+        .filter_map(|line| match serde_json::from_slice::<LogLine>(line) {
+            Ok(line) => Some(redact(line, secrets)),
+            Err(e) => {
+                tracing::warn!(run = %run_id, "skipping an unreadable log line: {e}");
+                None
+            }
+        })
+        .collect();
+    let new_offset = offset + end as u64 + 1;
+    store.append_logs(run_id, &lines, new_offset).await?;
+    Ok(new_offset)
+}
+
+fn redact(mut line: LogLine, secrets: &[String]) -> LogLine {
+    for secret in secrets {
+        if line.message.contains(secret.as_str()) {
+            line.message = line.message.replace(secret.as_str(), crate::settings::MASK);
+        }
+        if let Some(context) = &line.context {
+            let text = context.to_string();
+            if text.contains(secret.as_str()) {
+                line.context = serde_json::from_str(&text.replace(secret.as_str(), crate::settings::MASK)).ok();
+            }
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip() {
+        for status in RunStatus::ALL {
+            assert_eq!(status.as_str().parse::<RunStatus>().unwrap(), status);
+        }
+        assert_eq!(serde_json::to_string(&RunStatus::TimedOut).unwrap(), "\"timed_out\"");
+    }
+
+    #[test]
+    fn engine_timestamps_are_split_off() {
+        let (at, text) = split_timestamp(b"2026-11-23T03:29:27.301234567Z hello world\n");
+        assert_eq!(at.unwrap().to_rfc3339(), "2026-11-23T03:29:27.301234567+00:00");
+        assert_eq!(text, b"hello world\n");
+        assert_eq!(split_timestamp(b"no stamp here").1, b"no stamp here");
+    }
+
+    #[test]
+    fn secrets_are_masked_in_messages_and_context() {
+        let line = LogLine::now(LogSource::Api, "info", "token s3cret used", Some(serde_json::json!({"t": "s3cret"})));
+        let line = redact(line, &["s3cret".into()]);
+        assert_eq!(line.message, "token ******** used");
+        assert_eq!(line.context.unwrap()["t"], "********");
     }
 }

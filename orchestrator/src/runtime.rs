@@ -29,6 +29,12 @@ pub struct Exit {
     pub oom_killed: bool,
 }
 
+/// A container as listed.
+pub struct Container {
+    pub id: String,
+    pub labels: HashMap<String, String>,
+}
+
 /// One chunk of a container's output.
 pub enum Output {
     Stdout(bytes::Bytes),
@@ -80,12 +86,14 @@ impl Runtime {
         Ok(self.docker.start_container(id, None).await?)
     }
 
-    /// Output from the container's start, following until it stops.
-    pub fn follow(&self, id: &str) -> impl Stream<Item = Result<Output>> + use<> {
+    /// Output from the container's start, following until it stops; with `timestamps`,
+    /// every frame starts with the engine's RFC 3339 time and a space.
+    pub fn follow(&self, id: &str, timestamps: bool) -> impl Stream<Item = Result<Output>> + use<> {
         let options = LogsOptionsBuilder::default()
             .follow(true)
             .stdout(true)
             .stderr(true)
+            .timestamps(timestamps)
             .build();
         self.docker
             .logs(id, Some(options))
@@ -160,8 +168,37 @@ impl Runtime {
         }
     }
 
-    /// IDs of all containers (running or not) carrying `label` (`key` or `key=value`).
-    pub async fn containers_labelled(&self, label: &str) -> Result<Vec<String>> {
+    /// The last `lines` lines of the container's output, joined by ` | `.
+    pub async fn output_tail(&self, id: &str, lines: usize) -> Result<String> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let chunks: Vec<_> = self.docker.logs(id, Some(options)).collect().await;
+        let mut text = String::new();
+        for chunk in chunks {
+            text.push_str(&String::from_utf8_lossy(&chunk?.into_bytes()));
+        }
+        Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | "))
+    }
+
+    pub async fn exists(&self, id: &str) -> Result<bool> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the container was ever started (it may have exited since).
+    pub async fn has_started(&self, id: &str) -> Result<bool> {
+        let state = self.docker.inspect_container(id, None).await?.state.unwrap_or_default();
+        Ok(state.status != Some(ContainerStateStatusEnum::CREATED))
+    }
+
+    /// All containers (running or not) carrying `label` (`key` or `key=value`).
+    pub async fn containers_labelled(&self, label: &str) -> Result<Vec<Container>> {
         let filters = HashMap::from([("label", vec![label])]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
@@ -172,7 +209,12 @@ impl Runtime {
             .list_containers(Some(options))
             .await?
             .into_iter()
-            .filter_map(|c| c.id)
+            .filter_map(|c| {
+                Some(Container {
+                    id: c.id?,
+                    labels: c.labels.unwrap_or_default(),
+                })
+            })
             .collect())
     }
 }

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use crate::error::{Error, Result};
 use crate::manifest::{ExecutionMode, FieldType, Manifest};
 
+/// What a secret value is shown as.
+pub const MASK: &str = "********";
+
 /// Option values after validation, with defaults applied.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings(BTreeMap<String, String>);
@@ -19,7 +22,9 @@ impl Settings {
                 pair.split_once('=')
                     .map(|(name, value)| (name.to_owned(), value.to_owned()))
                     .ok_or_else(|| {
-                        Error::InvalidConfig(format!("{pair:?} is not of the form NAME=VALUE"))
+                        Error::InvalidConfig(
+                            "an option must be given as NAME=VALUE (an argument has no '=')".into(),
+                        )
                     })
             })
             .collect()
@@ -49,6 +54,19 @@ impl Settings {
                             option.name
                         )));
                     }
+                    let choices = option.choices();
+                    let chosen: Vec<&str> = match option.field_type {
+                        FieldType::Select => vec![value.as_str()],
+                        FieldType::SelectMultiple => value.split(',').filter(|v| !v.is_empty()).collect(),
+                        _ => vec![],
+                    };
+                    if let Some(bad) = chosen.iter().find(|v| !choices.iter().any(|c| c == *v)) {
+                        return Err(Error::InvalidConfig(format!(
+                            "option {}: {bad:?} is not one of {}",
+                            option.name,
+                            choices.join(", ")
+                        )));
+                    }
                     values.insert(option.name.clone(), value.clone());
                 }
                 None if option.required => {
@@ -63,18 +81,32 @@ impl Settings {
         Ok(Self(values))
     }
 
+    /// The values with `password` options replaced by [`MASK`], for answers and output.
+    pub fn masked(&self, manifest: &Manifest) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .map(|(name, value)| {
+                let secret = manifest
+                    .option(name)
+                    .is_some_and(|o| o.field_type == FieldType::Password);
+                (name.clone(), if secret { MASK.to_owned() } else { value.clone() })
+            })
+            .collect()
+    }
+
+    pub fn into_values(self) -> BTreeMap<String, String> {
+        self.0
+    }
+
     /// Environment variables and extra arguments for the connector container.
-    pub fn delivery(&self, mode: ExecutionMode) -> (Vec<String>, Vec<String>) {
-        let pairs = self.0.iter();
+    pub fn delivery(values: &BTreeMap<String, String>, mode: ExecutionMode) -> (Vec<String>, Vec<String>) {
+        let pairs = values.iter();
         match mode {
             ExecutionMode::Env => (pairs.map(|(k, v)| format!("{k}={v}")).collect(), vec![]),
             ExecutionMode::Args => (vec![], pairs.map(|(k, v)| format!("--{k}={v}")).collect()),
         }
     }
 
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(&self.0).expect("a map of strings serialises")
-    }
 }
 
 #[cfg(test)]
@@ -93,6 +125,8 @@ options:
   - {name: NAME, field_type: input, default: world}
   - {name: TOKEN, field_type: password, required: true}
   - {name: SHOULD_FAIL, field_type: checkbox, default: "0"}
+  - {name: MODE, field_type: select, default: fast, config: {choices: [fast, slow]}}
+  - {name: TAGS, field_type: select_multiple, config: {choices: [a, {value: b, label: B}]}}
 "#,
             false,
         )
@@ -106,12 +140,14 @@ options:
     #[test]
     fn defaults_apply_and_modes_deliver() {
         let settings = Settings::resolve(&manifest(), given(&["TOKEN=x"])).unwrap();
-        let (env, args) = settings.delivery(ExecutionMode::Env);
-        assert_eq!(env, ["NAME=world", "SHOULD_FAIL=0", "TOKEN=x"]);
+        assert_eq!(settings.masked(&manifest())["TOKEN"], MASK);
+        let values = settings.into_values();
+        let (env, args) = Settings::delivery(&values, ExecutionMode::Env);
+        assert_eq!(env, ["MODE=fast", "NAME=world", "SHOULD_FAIL=0", "TOKEN=x"]);
         assert!(args.is_empty());
-        let (env, args) = settings.delivery(ExecutionMode::Args);
+        let (env, args) = Settings::delivery(&values, ExecutionMode::Args);
         assert!(env.is_empty());
-        assert_eq!(args, ["--NAME=world", "--SHOULD_FAIL=0", "--TOKEN=x"]);
+        assert_eq!(args, ["--MODE=fast", "--NAME=world", "--SHOULD_FAIL=0", "--TOKEN=x"]);
     }
 
     #[test]
@@ -130,6 +166,10 @@ options:
             Settings::resolve(&manifest(), given(&["TOKEN=x", "SHOULD_FAIL=yes"])).unwrap_err();
         assert!(err.to_string().contains("SHOULD_FAIL"), "{err}");
         assert!(Settings::parse_pairs(&["novalue"]).is_err());
+        let err = Settings::resolve(&manifest(), given(&["TOKEN=x", "MODE=medium"])).unwrap_err();
+        assert!(err.to_string().contains("option MODE: \"medium\" is not one of fast, slow"), "{err}");
+        assert!(Settings::resolve(&manifest(), given(&["TOKEN=x", "TAGS=a,b"])).is_ok());
+        assert!(Settings::resolve(&manifest(), given(&["TOKEN=x", "TAGS=a,c"])).is_err());
     }
 
     #[test]

@@ -1,0 +1,3 @@
+fn main() {
+    println!("BENCH ingest pending=1");
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("BENCH read pending=1");
+}

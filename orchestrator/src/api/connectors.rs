@@ -1,0 +1,154 @@
+//! Registering and listing connectors.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::Path;
+use crate::manifest::Manifest;
+use crate::registry::Registration;
+use crate::store::ConnectorVersion;
+use crate::Cde;
+
+pub fn routes() -> OpenApiRouter<Arc<Cde>> {
+    OpenApiRouter::new()
+        .routes(routes!(register_connector, list_connectors))
+        .routes(routes!(show_connector))
+}
+
+/// The latest version of a registered connector.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Connector {
+    pub code: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub manifest: Manifest,
+}
+
+impl From<ConnectorVersion> for Connector {
+    fn from(connector: ConnectorVersion) -> Self {
+        Self {
+            code: connector.manifest.code.clone(),
+            version: connector.version,
+            created_at: connector.created_at,
+            manifest: connector.manifest,
+        }
+    }
+}
+
+/// Register a connector: the manifest as JSON, or as YAML with `Content-Type: application/yaml`.
+///
+/// A changed manifest becomes a new version once its health check (a throw-away container
+/// of the image) exits 0; the same manifest again changes nothing.
+#[utoipa::path(
+    post,
+    path = "/connectors",
+    tag = "connectors",
+    security(("bearer" = [])),
+    request_body(content(
+        (Manifest = "application/json"),
+        (Manifest = "application/yaml"),
+    )),
+    responses(
+        (status = 201, description = "A new version was registered", body = Registration),
+        (status = 200, description = "The manifest equals the latest version", body = Registration),
+        (status = 400, description = "Invalid manifest; the message names the field", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 415, description = "Neither JSON nor YAML", body = ErrorBody),
+        (status = 422, description = "The health check failed", body = ErrorBody),
+        (status = 503, description = "The Docker engine cannot be reached", body = ErrorBody),
+    ),
+)]
+async fn register_connector(
+    State(cde): State<Arc<Cde>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(StatusCode, Json<Registration>), ApiError> {
+    let json = is_json(&headers)?;
+    let body = body?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the manifest is not UTF-8"))?;
+    let manifest = Manifest::parse(text, json).map_err(|message| {
+        ApiError::from(crate::Error::Manifest {
+            path: "request body".into(),
+            message,
+        })
+    })?;
+    let registration = cde.register(manifest).await?;
+    let status = if registration.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(registration)))
+}
+
+/// Whether the body is JSON (true) or YAML (false), from its content type; JSON when unset.
+fn is_json(headers: &HeaderMap) -> Result<bool, ApiError> {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(true);
+    };
+    let essence = content_type
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(true),
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Ok(false),
+        other if other.ends_with("+json") => Ok(true),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("a manifest is application/json or application/yaml, not {other:?}"),
+        )),
+    }
+}
+
+/// List connectors, each at its latest version, by code.
+#[utoipa::path(
+    get,
+    path = "/connectors",
+    tag = "connectors",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<Connector>),
+        (status = 401, body = ErrorBody),
+    ),
+)]
+async fn list_connectors(State(cde): State<Arc<Cde>>) -> Result<Json<Vec<Connector>>, ApiError> {
+    let connectors = cde.store.connectors().await?;
+    Ok(Json(connectors.into_iter().map(Connector::from).collect()))
+}
+
+/// Show a connector's latest version with its manifest.
+#[utoipa::path(
+    get,
+    path = "/connectors/{code}",
+    tag = "connectors",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "The connector's code")),
+    responses(
+        (status = 200, body = Connector),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+async fn show_connector(
+    State(cde): State<Arc<Cde>>,
+    Path(code): Path<String>,
+) -> Result<Json<Connector>, ApiError> {
+    Ok(Json(cde.store.connector(&code).await?.into()))
+}

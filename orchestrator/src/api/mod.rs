@@ -1,0 +1,102 @@
+//! The management API: connectors, runs (with live logs and output records), health and
+//! metrics, with its OpenAPI document and Swagger UI.
+//!
+//! Every route but `/health`, `/metrics`, `/docs` and `/openapi.json` needs
+//! `Authorization: Bearer <token>`. Errors are `{"error": {"code", "message"}}` (see [`error`]).
+
+mod auth;
+mod connectors;
+pub mod error;
+mod extract;
+mod logs;
+mod runs;
+mod system;
+
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode, Uri};
+use axum::{middleware, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi;
+use utoipa::{Modify, OpenApi as _};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::Cde;
+use error::ApiError;
+
+pub use connectors::Connector;
+pub use logs::LogEntry;
+pub use runs::OutputPage;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "cde management API",
+        description = "Register connectors, run them, follow their logs and read their output. \
+                       Every operation but health and metrics needs `Authorization: Bearer <token>`.",
+    ),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "connectors", description = "Registered connector images and their manifests"),
+        (name = "runs", description = "Runs of connectors, their logs and output"),
+        (name = "system", description = "Health and metrics, open without a token"),
+    ),
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let scheme =
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(auth::SCHEME, scheme);
+    }
+}
+
+/// The documented routes; the token guards all but the system ones.
+fn routes(token: Arc<str>) -> OpenApiRouter<Arc<Cde>> {
+    let protected = connectors::routes()
+        .merge(runs::routes())
+        .merge(logs::routes())
+        .route_layer(middleware::from_fn_with_state(token, auth::require_token));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(protected)
+        .merge(system::routes())
+}
+
+/// The management API's router, with Swagger UI at `/docs` and the document at `/openapi.json`.
+pub fn router(cde: Arc<Cde>, token: String) -> Router {
+    let (router, openapi) = routes(token.into()).split_for_parts();
+    router
+        .with_state(cde)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(|method: Method, uri: Uri| async move {
+            ApiError::not_found(format!("no route {method} {uri}"))
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed on {uri}"),
+            )
+        })
+}
+
+/// The OpenAPI document of the management API.
+pub fn openapi() -> OpenApi {
+    routes(Arc::from("")).into_openapi()
+}
+
+/// [`openapi`] as committed in `openapi/orchestrator.json`: pretty JSON and a final newline.
+pub fn openapi_json() -> String {
+    let mut json = openapi()
+        .to_pretty_json()
+        .expect("an OpenAPI document serialises");
+    json.push('\n');
+    json
+}

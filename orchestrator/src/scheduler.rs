@@ -1,0 +1,111 @@
+//! What `cde server` does besides answering requests: executes queued runs in FIFO order
+//! under a concurrency limit, adopts runs an earlier process left behind, and sweeps
+//! containers that no active run owns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::error::Result;
+use crate::pod::{INSTANCE_LABEL, RUN_LABEL};
+use crate::run::RunStatus;
+use crate::Cde;
+
+/// How often the queue is looked at even when nothing woke the scheduler (runs queued by
+/// another process).
+const QUEUE_POLL: Duration = Duration::from_secs(1);
+
+impl Cde {
+    /// Executes queued runs, oldest first, at most `max_concurrent_runs` at once. Runs forever.
+    pub async fn schedule(self: Arc<Self>) {
+        let slots = Arc::new(Semaphore::new(self.config.max_concurrent_runs.max(1)));
+        loop {
+            let slot = slots.clone().acquire_owned().await.expect("never closed");
+            match self.next_queued().await {
+                Ok(Some(run)) => {
+                    let cde = self.clone();
+                    tokio::spawn(async move {
+                        let id = run.id.clone();
+                        if let Err(e) = cde.execute(run).await {
+                            tracing::error!(run = %id, "run could not be recorded: {e}");
+                        }
+                        drop(slot);
+                    });
+                }
+                Ok(None) => {
+                    drop(slot);
+                    let _ = tokio::time::timeout(QUEUE_POLL, self.queue_changed.notified()).await;
+                }
+                Err(e) => {
+                    drop(slot);
+                    tracing::error!("reading the queue: {e}");
+                    tokio::time::sleep(QUEUE_POLL).await;
+                }
+            }
+        }
+    }
+
+    /// The oldest queued run, claimed for this process.
+    async fn next_queued(&self) -> Result<Option<crate::run::Run>> {
+        for run in self.store.runs_in(&[RunStatus::Queued]).await? {
+            if let Some(run) = self.claim(run).await? {
+                return Ok(Some(run));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adopts the runs that were starting or running when the last process stopped: each
+    /// is followed to its end in the background. Returns how many.
+    pub async fn recover(self: &Arc<Self>) -> Result<usize> {
+        let runs = self.store.runs_in(&RunStatus::ACTIVE).await?;
+        let count = runs.len();
+        for run in runs {
+            let cde = self.clone();
+            tokio::spawn(async move {
+                let id = run.id.clone();
+                match cde.resume(run).await {
+                    Ok(run) => tracing::info!(run = %id, status = %run.status, "recovered run ended"),
+                    Err(e) => tracing::error!(run = %id, "recovering the run failed: {e}"),
+                }
+            });
+        }
+        Ok(count)
+    }
+
+    /// Removes this instance's containers whose run has ended or is unknown. Returns how many.
+    pub async fn sweep(&self) -> Result<usize> {
+        let runtime = self.runtime().await?;
+        let mut removed = 0;
+        let instance = format!("{INSTANCE_LABEL}={}", self.store.instance());
+        for container in runtime.containers_labelled(&instance).await? {
+            let Some(run_id) = container.labels.get(RUN_LABEL) else {
+                continue; // health checks remove themselves
+            };
+            let owned = match self.store.run(run_id).await {
+                Ok(run) => !run.status.is_finished(),
+                Err(crate::Error::RunNotFound(_)) => false,
+                Err(e) => return Err(e),
+            };
+            if !owned {
+                runtime.remove(&container.id).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Sweeps every `sweep_interval_secs`. Runs forever.
+    pub async fn sweep_periodically(self: Arc<Self>) {
+        let mut every = tokio::time::interval(Duration::from_secs(self.config.sweep_interval_secs.max(1)));
+        loop {
+            every.tick().await;
+            match self.sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("sweeper removed {n} container(s)"),
+                Err(e) => tracing::warn!("sweeping: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Helpers shared by the end-to-end test files.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use cde::run::{Run, RunRequest};
+use cde::{Cde, Config};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub const SAMPLE: &str = "sample-python-source";
+pub const BEHAVE: &str = "behave";
+
+pub fn sample_manifest() -> PathBuf {
+    root().join("sample-connectors/python/manifest.yaml")
+}
+
+pub fn behave_manifest() -> PathBuf {
+    root().join("tests/connectors/behave/manifest.yaml")
+}
+
+/// Builds a connector image once per test binary (a cached build product, like base images).
+pub fn image(dir: &str) {
+    static BUILT: OnceLock<Mutex<HashMap<String, ()>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if !built.contains_key(dir) {
+        cde::demo::build_image(dir).expect("connector image builds");
+        built.insert(dir.to_owned(), ());
+    }
+}
+
+pub fn sample_image() {
+    image("sample-connectors/python");
+}
+
+pub fn behave_image() {
+    image("tests/connectors/behave");
+}
+
+pub fn config(data_dir: &Path) -> Config {
+    Config {
+        data_dir: data_dir.to_path_buf(),
+        stop_grace_secs: 2,
+        ..Config::default()
+    }
+}
+
+pub async fn open(config: Config) -> Cde {
+    Cde::open(config).await.unwrap()
+}
+
+pub fn request(connector: &str, options: &[(&str, &str)]) -> RunRequest {
+    RunRequest {
+        connector: connector.to_owned(),
+        options: options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        ..Default::default()
+    }
+}
+
+/// Containers of a run still on the engine (there must be none once it is recorded).
+pub async fn leftovers(cde: &Cde, run_id: &str) -> Vec<String> {
+    let runtime = cde.runtime().await.unwrap();
+    runtime
+        .containers_labelled(&format!("cde.run={run_id}"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect()
+}
+
+/// Output records of a run.
+pub fn records(run: &Run) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.output_path())
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Waits until the run reaches `status` (or any finished one), up to `secs`.
+pub async fn wait_for(cde: &Cde, run_id: &str, status: cde::run::RunStatus, secs: u64) -> Run {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let run = cde.store.run(run_id).await.unwrap();
+        if run.status == status || run.status.is_finished() || std::time::Instant::now() > deadline {
+            return run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,72 @@
+"""A connector that misbehaves on request, for the orchestrator's lifecycle tests.
+
+MODE: ok | sleep | oom | ignore-term | fail | leak-secret. The health check argument is
+--health-check (passes), --health-check-fail (exit 3) or --health-check-hang (sleeps).
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+import urllib.request
+
+API = os.environ.get("CONTAINER_API_URL") or "http://cde-container-api"
+
+
+def post(path, body):
+    request = urllib.request.Request(
+        API + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        response.read()
+
+
+def log(level, message):
+    post(f"/logs/{level}", {"message": message})
+
+
+def write(first, count):
+    records = [{"id": str(n), "n": n} for n in range(first, first + count)]
+    if records:
+        post("/output/output", {"data": records})
+
+
+def main():
+    mode = os.environ.get("MODE", "ok")
+    if "--health-check" in sys.argv:
+        sys.exit(0)
+    if "--health-check-fail" in sys.argv:
+        print("health check failing on purpose", file=sys.stderr)
+        sys.exit(3)
+    if "--health-check-hang" in sys.argv:
+        time.sleep(60)
+    seconds = float(os.environ.get("SECONDS", "0") or 0)
+    records = int(os.environ.get("RECORDS", "3") or 0)
+    if mode == "ignore-term":
+        signal.signal(signal.SIGTERM, lambda *_: print("ignoring SIGTERM", flush=True))
+    log("info", f"behave starting in mode {mode}")
+    if mode == "leak-secret":
+        log("info", f"the token is {os.environ.get('TOKEN', '')}")
+        print(f"stdout token {os.environ.get('TOKEN', '')}", flush=True)
+    write(0, records)
+    if mode == "oom":
+        hog = []
+        while True:
+            hog.append(bytearray(16 * 1024 * 1024))
+    if mode in ("sleep", "ignore-term"):
+        # Sleep in small steps so that output keeps arriving while the orchestrator watches.
+        deadline = time.monotonic() + seconds
+        step = 0
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            step += 1
+            print(f"tick {step}", flush=True)
+        write(records, records)
+    if mode == "fail":
+        sys.exit(int(os.environ.get("EXIT_CODE", "1")))
+    log("success", "behave done")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+//! The store on both databases: a SQLite file and a real PostgreSQL server.
+//!
+//! PostgreSQL comes from `CDE_TEST_DATABASE_URL` (a role that may create databases; `.ci/run`
+//! starts Debian's server and sets it). Each test creates a database of its own and drops it.
+
+mod common;
+
+use cde::limits::Limits;
+use cde::manifest::Manifest;
+use cde::run::{Run, RunStatus};
+use cde::store::{RunFilter, Store};
+use chrono::Utc;
+use common::*;
+use container_api::{LogLine, LogSource};
+use sqlx::Connection;
+
+/// A fresh PostgreSQL database, dropped on drop; `None` (with a note) outside CI when unset.
+struct Postgres {
+    admin_url: String,
+    name: String,
+}
+
+impl Postgres {
+    async fn create() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("CDE_TEST_DATABASE_URL") else {
+            assert!(std::env::var_os("CI").is_none(), "CI must set CDE_TEST_DATABASE_URL");
+            eprintln!("PostgreSQL part skipped: set CDE_TEST_DATABASE_URL (see .ci/run)");
+            return None;
+        };
+        let name = format!("cde_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        Some(Self { admin_url, name })
+    }
+
+    fn url(&self) -> String {
+        let base = self.admin_url.rsplit_once('/').unwrap().0;
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+            })
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+fn manifest(label: &str) -> Manifest {
+    let text = std::fs::read_to_string(sample_manifest()).unwrap();
+    Manifest::parse(&text.replace("label: Sample Python source", &format!("label: {label}")), false).unwrap()
+}
+
+fn run(code: &str, version: i64, created_secs_ago: i64) -> Run {
+    Run {
+        id: uuid::Uuid::now_v7().to_string(),
+        connector_code: code.into(),
+        connector_version: version,
+        status: RunStatus::Queued,
+        reason: None,
+        exit_code: None,
+        config: [("TOKEN".to_owned(), "secret".to_owned())].into(),
+        options: [("TOKEN".to_owned(), "********".to_owned())].into(),
+        limits: Limits { timeout_secs: 60, memory_mb: 256, cpus: 0.5, pids: 64 },
+        run_dir: "/tmp/nowhere".into(),
+        output_rows: None,
+        created_at: Utc::now() - chrono::Duration::seconds(created_secs_ago),
+        started_at: None,
+        running_at: None,
+        finished_at: None,
+    }
+}
+
+/// The same scenario on whichever database `url` names.
+async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
+    let store = Store::open(url, sqlite).await.unwrap();
+    let instance = store.instance().to_owned();
+    assert_eq!(Store::open(url, sqlite).await.unwrap().instance(), instance, "stable across opens");
+    store.ping().await.unwrap();
+
+    assert_eq!(store.register(&manifest("one")).await.unwrap(), (1, true));
+    assert_eq!(store.register(&manifest("one")).await.unwrap(), (1, false));
+    assert_eq!(store.register(&manifest("two")).await.unwrap(), (2, true));
+    let code = manifest("x").code;
+    assert_eq!(store.connector(&code).await.unwrap().manifest.label, "two");
+    assert_eq!(store.connector_version(&code, 1).await.unwrap().manifest.label, "one");
+    assert_eq!(store.connectors().await.unwrap().len(), 1);
+    assert!(matches!(store.connector("nope").await, Err(cde::Error::ConnectorNotFound(_))));
+
+    let older = run(&code, 1, 10);
+    let newer = run(&code, 2, 5);
+    store.insert_run(&newer).await.unwrap();
+    store.insert_run(&older).await.unwrap();
+    let queue = store.runs_in(&[RunStatus::Queued]).await.unwrap();
+    assert_eq!(queue.iter().map(|r| &r.id).collect::<Vec<_>>(), [&older.id, &newer.id], "oldest first");
+
+    let mut claimed = older.clone();
+    claimed.status = RunStatus::Starting;
+    claimed.started_at = Some(Utc::now());
+    assert!(store.claim(&claimed).await.unwrap());
+    assert!(!store.claim(&claimed).await.unwrap(), "a run is claimed once");
+    assert!(store.request_cancel(&older.id).await.unwrap());
+    assert!(store.cancel_requested(&older.id).await.unwrap());
+    claimed.status = RunStatus::Failed;
+    claimed.reason = Some("exit code 3".into());
+    claimed.exit_code = Some(3);
+    claimed.output_rows = Some(42);
+    claimed.finished_at = Some(Utc::now());
+    assert!(store.update_run(&claimed).await.unwrap());
+    assert!(!store.update_run(&claimed).await.unwrap(), "a finished run stays finished");
+
+    assert!(store.cancel_queued(&newer.id).await.unwrap());
+    assert!(!store.cancel_queued(&newer.id).await.unwrap());
+    let stored = store.run(&older.id).await.unwrap();
+    assert_eq!((stored.status, stored.exit_code, stored.output_rows), (RunStatus::Failed, Some(3), Some(42)));
+    assert_eq!(stored.config["TOKEN"], "secret");
+    assert_eq!(stored.limits, older.limits);
+    assert_eq!(stored.created_at.timestamp_micros(), older.created_at.timestamp_micros());
+
+    let filter = |status| RunFilter { status: Some(status), ..Default::default() };
+    assert_eq!(store.runs(&filter(RunStatus::Cancelled)).await.unwrap()[0].id, newer.id);
+    assert_eq!(store.runs(&filter(RunStatus::Failed)).await.unwrap().len(), 1);
+    let all = store.runs(&RunFilter { connector: Some(code.clone()), ..Default::default() }).await.unwrap();
+    assert_eq!(all.iter().map(|r| &r.id).collect::<Vec<_>>(), [&newer.id, &older.id], "newest first");
+    assert!(store.runs(&RunFilter { connector: Some("other".into()), ..Default::default() }).await.unwrap().is_empty());
+    assert_eq!(
+        store.count_by_status().await.unwrap(),
+        [("cancelled".to_owned(), 1), ("failed".to_owned(), 1)]
+    );
+
+    let lines: Vec<_> = (0..3)
+        .map(|n| LogLine::now(LogSource::Api, "info", format!("line {n}"), Some(serde_json::json!({"n": n}))))
+        .collect();
+    store.append_logs(&older.id, &lines[..2], 100).await.unwrap();
+    store.append_logs(&older.id, &lines[2..], 150).await.unwrap();
+    assert_eq!(store.log_offset(&older.id).await.unwrap(), 150);
+    let read = store.logs(&older.id, 1).await.unwrap();
+    assert_eq!(read.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(read[1].1, lines[2]);
+}
+
+#[tokio::test]
+async fn the_store_works_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise(None, &dir.path().join("cde.db")).await;
+}
+
+#[tokio::test]
+async fn the_store_works_on_postgresql() {
+    let Some(postgres) = Postgres::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    exercise(Some(&postgres.url()), &dir.path().join("unused.db")).await;
+    assert!(!dir.path().join("unused.db").exists(), "PostgreSQL was used, not SQLite");
+}
+
+#[tokio::test]
+async fn a_whole_run_is_recorded_in_postgresql() {
+    let Some(postgres) = Postgres::create().await else { return };
+    sample_image();
+    let data = tempfile::tempdir().unwrap();
+    let cde = open(cde::Config { database_url: Some(postgres.url()), ..config(data.path()) }).await;
+    cde.register_file(&sample_manifest()).await.unwrap();
+    let run = cde.run(request(SAMPLE, &[("NAME", "pg")])).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.output_rows, Some(3));
+    let logs = cde.store.logs(&run.id, 0).await.unwrap();
+    assert!(logs.iter().any(|(_, l)| l.message == "starting sample source for pg"));
+    assert!(leftovers(&cde, &run.id).await.is_empty());
+    drop(cde);
+}
