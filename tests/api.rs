@@ -1,32 +1,20 @@
 //! The management API over a real listener, with the real Docker engine and SQLite files
 //! in temporary directories.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+mod common;
 
-use cde::{Cde, Config};
+use std::sync::Arc;
+
+use cde::Cde;
+use common::{leftovers, root, sample_image, sample_manifest, SAMPLE};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const SAMPLE: &str = "sample-python-source";
 const TOKEN: &str = "test-token";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn sample_yaml() -> String {
-    std::fs::read_to_string(root().join("sample-connectors/python/manifest.yaml")).unwrap()
-}
-
-/// The sample image is built once per test binary (a cached build product, like base images).
-fn sample_image() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| cde::demo::build_sample_image().expect("sample image builds"));
+    std::fs::read_to_string(sample_manifest()).unwrap()
 }
 
 /// A management API on 127.0.0.1 over its own data directory.
@@ -42,11 +30,7 @@ impl Server {
     async fn start(scheduler: bool) -> Self {
         sample_image();
         let data = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: data.path().to_path_buf(),
-            ..Config::default()
-        };
-        let cde = Arc::new(Cde::open(config).await.unwrap());
+        let cde = Arc::new(common::open(common::config(data.path())).await);
         if scheduler {
             tokio::spawn(cde.clone().schedule());
         }
@@ -162,16 +146,6 @@ fn parse_event(block: &str) -> Option<(String, Option<String>, Value)> {
     Some((name?, id, serde_json::from_str(&data).unwrap()))
 }
 
-/// Containers of a run still on the engine (there must be none once it is recorded).
-async fn leftovers(cde: &Cde, run_id: &str) -> usize {
-    let runtime = cde.runtime().await.unwrap();
-    runtime
-        .containers_labelled(&format!("cde.run={run_id}"))
-        .await
-        .unwrap()
-        .len()
-}
-
 fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
     assert_eq!(status, expected, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
@@ -220,6 +194,13 @@ async fn protected_routes_need_the_token_and_health_metrics_and_docs_do_not() {
             assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
         }
     }
+
+    // The scheme is case-insensitive.
+    let lowercase = server
+        .http
+        .get(format!("{}/runs", server.base))
+        .header(AUTHORIZATION, format!("bearer {TOKEN}"));
+    assert_eq!(server.send(lowercase).await, (StatusCode::OK, json!([])));
 
     let (status, body) = server
         .send(server.http.get(format!("{}/health", server.base)))
@@ -386,7 +367,7 @@ async fn a_run_streams_its_logs_to_the_end_and_pages_its_output() {
         messages.contains(&("stderr", "sample warning on stderr")),
         "{messages:?}"
     );
-    assert_eq!(leftovers(&server.cde, &id).await, 0);
+    assert_eq!(leftovers(&server.cde, &id).await, Vec::<String>::new());
 
     // The same lines as JSON, and a reconnect with Last-Event-ID resumes after it.
     let (status, lines) = server.get(&format!("/runs/{id}/logs")).await;

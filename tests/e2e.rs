@@ -43,7 +43,14 @@ async fn sample_source_writes_its_records_and_logs() {
         "nested objects are flattened: {output}"
     );
 
-    let logs: Vec<_> = cde.store.logs(&run.id, 0).await.unwrap().into_iter().map(|(_, l)| l).collect();
+    let logs: Vec<_> = cde
+        .store
+        .logs(&run.id, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
     let has = |source: LogSource, level: &str, text: &str| {
         logs.iter()
             .any(|l| l.source == source && l.level == level && l.message.contains(text))
@@ -159,16 +166,28 @@ async fn invalid_options_are_rejected_before_anything_runs() {
     let data = tempfile::tempdir().unwrap();
     let cde = cde(data.path()).await;
     cde.register_file(&sample_manifest()).await.unwrap();
-    let err = cde.run(request(SAMPLE, &[("COLOUR", "red")])).await.unwrap_err();
-    assert!(err.to_string().contains("unknown option \"COLOUR\""), "{err}");
-    assert!(cde.run(request(SAMPLE, &[("SHOULD_FAIL", "maybe")])).await.is_err());
+    let err = cde
+        .run(request(SAMPLE, &[("COLOUR", "red")]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown option \"COLOUR\""),
+        "{err}"
+    );
+    assert!(cde
+        .run(request(SAMPLE, &[("SHOULD_FAIL", "maybe")]))
+        .await
+        .is_err());
     let mut too_small = request(SAMPLE, &[]);
     too_small.limits.memory_mb = Some(1);
     let err = cde.run(too_small).await.unwrap_err();
     assert!(err.to_string().contains("limits.memory_mb"), "{err}");
     let runs = cde.store.runs(&Default::default()).await.unwrap();
     assert!(runs.is_empty(), "no run was recorded");
-    let err = cde.run(request("no-such-connector", &[])).await.unwrap_err();
+    let err = cde
+        .run(request("no-such-connector", &[]))
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "connector not found: no-such-connector");
 }
 

@@ -24,7 +24,10 @@ fn behave_request(options: &[(&str, &str)]) -> RunRequest {
 }
 
 /// Starts a run in the background and returns once its connector runs.
-async fn started(cde: &Arc<Cde>, request: RunRequest) -> (String, tokio::task::JoinHandle<cde::run::Run>) {
+async fn started(
+    cde: &Arc<Cde>,
+    request: RunRequest,
+) -> (String, tokio::task::JoinHandle<cde::run::Run>) {
     let run = cde.submit(request).await.unwrap();
     let claimed = cde.claim(run.clone()).await.unwrap().unwrap();
     let executor = tokio::spawn({
@@ -36,7 +39,10 @@ async fn started(cde: &Arc<Cde>, request: RunRequest) -> (String, tokio::task::J
     // The connector has set itself up once its first log line is in.
     for _ in 0..300 {
         let logs = cde.store.logs(&run.id, 0).await.unwrap();
-        if logs.iter().any(|(_, l)| l.message.starts_with("behave starting")) {
+        if logs
+            .iter()
+            .any(|(_, l)| l.message.starts_with("behave starting"))
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -53,8 +59,16 @@ async fn a_run_over_its_timeout_is_timed_out() {
     let run = cde.run(request).await.unwrap();
     assert_eq!(run.status, RunStatus::TimedOut, "{run:?}");
     assert_eq!(run.reason.as_deref(), Some("timed out after 2s"));
-    assert!(begun.elapsed() < Duration::from_secs(30), "{:?}", begun.elapsed());
-    assert_eq!(records(&run).len(), 3, "output written before the timeout is kept");
+    assert!(
+        begun.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        begun.elapsed()
+    );
+    assert_eq!(
+        records(&run).len(),
+        3,
+        "output written before the timeout is kept"
+    );
     assert!(run.running_at.is_some() && run.finished_at.is_some());
     assert!(leftovers(&cde, &run.id).await.is_empty());
 }
@@ -62,29 +76,51 @@ async fn a_run_over_its_timeout_is_timed_out() {
 #[tokio::test]
 async fn cancel_stops_a_running_connector() {
     let (_data, cde) = behave(|_| {}).await;
-    let (id, executor) = started(&cde, behave_request(&[("MODE", "sleep"), ("SECONDS", "60")])).await;
+    let (id, executor) = started(
+        &cde,
+        behave_request(&[("MODE", "sleep"), ("SECONDS", "60")]),
+    )
+    .await;
     let begun = Instant::now();
     cde.cancel(&id).await.unwrap();
     let run = executor.await.unwrap();
     assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");
     assert_eq!(run.reason.as_deref(), Some("cancelled"));
-    assert!(begun.elapsed() < Duration::from_secs(2), "SIGTERM ends it at once: {:?}", begun.elapsed());
-    assert_eq!(cde.store.run(&id).await.unwrap().status, RunStatus::Cancelled);
+    assert!(
+        begun.elapsed() < Duration::from_secs(2),
+        "SIGTERM ends it at once: {:?}",
+        begun.elapsed()
+    );
+    assert_eq!(
+        cde.store.run(&id).await.unwrap().status,
+        RunStatus::Cancelled
+    );
     assert!(leftovers(&cde, &id).await.is_empty());
 }
 
 #[tokio::test]
 async fn cancel_kills_a_connector_that_ignores_sigterm_after_the_grace_period() {
     let (_data, cde) = behave(|c| c.stop_grace_secs = 2).await;
-    let (id, executor) = started(&cde, behave_request(&[("MODE", "ignore-term"), ("SECONDS", "60")])).await;
+    let (id, executor) = started(
+        &cde,
+        behave_request(&[("MODE", "ignore-term"), ("SECONDS", "60")]),
+    )
+    .await;
     let begun = Instant::now();
     cde.cancel(&id).await.unwrap();
     let run = executor.await.unwrap();
     assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");
     assert_eq!(run.exit_code, Some(137), "SIGKILL");
-    assert!(begun.elapsed() >= Duration::from_secs(2), "{:?}", begun.elapsed());
+    assert!(
+        begun.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        begun.elapsed()
+    );
     let logs = cde.store.logs(&id, 0).await.unwrap();
-    assert!(logs.iter().any(|(_, l)| l.message == "ignoring SIGTERM"), "SIGTERM came first");
+    assert!(
+        logs.iter().any(|(_, l)| l.message == "ignoring SIGTERM"),
+        "SIGTERM came first"
+    );
     assert!(leftovers(&cde, &id).await.is_empty());
 }
 
@@ -95,7 +131,10 @@ async fn a_queued_run_is_cancelled_at_once() {
     let cancelled = cde.cancel(&run.id).await.unwrap();
     assert_eq!(cancelled.status, RunStatus::Cancelled);
     assert!(cancelled.finished_at.is_some());
-    assert!(cde.claim(run).await.unwrap().is_none(), "a cancelled run never starts");
+    assert!(
+        cde.claim(run).await.unwrap().is_none(),
+        "a cancelled run never starts"
+    );
 }
 
 #[tokio::test]
@@ -113,7 +152,11 @@ async fn exceeding_the_memory_limit_fails_with_out_of_memory() {
 #[tokio::test]
 async fn a_vanished_connector_fails_the_run_as_lost() {
     let (_data, cde) = behave(|_| {}).await;
-    let (id, executor) = started(&cde, behave_request(&[("MODE", "sleep"), ("SECONDS", "60")])).await;
+    let (id, executor) = started(
+        &cde,
+        behave_request(&[("MODE", "sleep"), ("SECONDS", "60")]),
+    )
+    .await;
     let runtime = cde.runtime().await.unwrap();
     let pod = cde::pod::find(runtime, &id).await.unwrap();
     runtime.remove(&pod.connector.unwrap()).await.unwrap();
@@ -130,37 +173,62 @@ async fn a_failing_or_hanging_health_check_refuses_the_registration() {
     let cde = open(config(data.path())).await;
     let manifest = std::fs::read_to_string(behave_manifest()).unwrap();
     for (argument, reason) in [
-        ("--health-check-fail", "exited with code 3: health check failing on purpose"),
+        (
+            "--health-check-fail",
+            "exited with code 3: health check failing on purpose",
+        ),
         ("--health-check-hang", "did not exit within 5s"),
     ] {
         let path = data.path().join("variant.yaml");
         std::fs::write(&path, manifest.replace("--health-check", argument)).unwrap();
         let begun = Instant::now();
         let err = cde.register_file(&path).await.unwrap_err();
-        assert_eq!(err.to_string(), format!("health check of behave failed: {reason}"));
+        assert_eq!(
+            err.to_string(),
+            format!("health check of behave failed: {reason}")
+        );
         assert!(begun.elapsed() < Duration::from_secs(15));
     }
-    assert!(cde.store.connectors().await.unwrap().is_empty(), "nothing was registered");
+    assert!(
+        cde.store.connectors().await.unwrap().is_empty(),
+        "nothing was registered"
+    );
     let runtime = cde.runtime().await.unwrap();
     let instance = format!("cde.instance={}", cde.store.instance());
-    assert!(runtime.containers_labelled(&instance).await.unwrap().is_empty());
+    assert!(runtime
+        .containers_labelled(&instance)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
 async fn passwords_never_appear_in_logs_or_answers() {
     let (_data, cde) = behave(|_| {}).await;
     let secret = "s3cret-token-value";
-    let run = cde.run(behave_request(&[("MODE", "leak-secret"), ("TOKEN", secret)])).await.unwrap();
+    let run = cde
+        .run(behave_request(&[
+            ("MODE", "leak-secret"),
+            ("TOKEN", secret),
+        ]))
+        .await
+        .unwrap();
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     let logs = cde.store.logs(&run.id, 0).await.unwrap();
-    let text: String = logs.iter().map(|(_, l)| format!("{}\n", l.message)).collect();
+    let text: String = logs
+        .iter()
+        .map(|(_, l)| format!("{}\n", l.message))
+        .collect();
     assert!(text.contains("the token is ********"), "{text}");
     assert!(text.contains("stdout token ********"), "{text}");
     assert!(!text.contains(secret));
     let stored = cde.store.run(&run.id).await.unwrap();
     assert_eq!(stored.options["TOKEN"], "********");
     assert!(!serde_json::to_string(&stored).unwrap().contains(secret));
-    assert_eq!(stored.config["TOKEN"], secret, "the connector itself gets the value");
+    assert_eq!(
+        stored.config["TOKEN"], secret,
+        "the connector itself gets the value"
+    );
 }
 
 #[tokio::test]
@@ -206,7 +274,12 @@ async fn the_sweeper_removes_containers_no_active_run_owns() {
     let name = format!("cde-test-orphan-{}", uuid::Uuid::new_v4().simple());
     let orphan = runtime.create(&name, body).await.unwrap();
     assert_eq!(cde.sweep().await.unwrap(), 1);
-    assert!(runtime.containers_labelled("cde.run=no-such-run").await.unwrap().iter().all(|c| c.id != orphan));
+    assert!(runtime
+        .containers_labelled("cde.run=no-such-run")
+        .await
+        .unwrap()
+        .iter()
+        .all(|c| c.id != orphan));
 }
 
 #[tokio::test]
@@ -214,7 +287,10 @@ async fn a_run_left_by_a_dead_process_is_finished_by_the_next_one() {
     let (data, first) = behave(|_| {}).await;
     // The first orchestrator runs on a runtime of its own, shut down mid-run: its tasks die
     // as they would with the process, while the pod keeps running.
-    let doomed = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let doomed = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let request = behave_request(&[("MODE", "sleep"), ("SECONDS", "4"), ("RECORDS", "5")]);
     let run = first.submit(request).await.unwrap();
     let claimed = first.claim(run.clone()).await.unwrap().unwrap();
@@ -232,9 +308,17 @@ async fn a_run_left_by_a_dead_process_is_finished_by_the_next_one() {
     let run = wait_for(&second, &run.id, RunStatus::Succeeded, 60).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     assert_eq!(run.output_rows, Some(10));
-    assert_eq!(records(&run).len(), 10, "records from before and after the restart");
+    assert_eq!(
+        records(&run).len(),
+        10,
+        "records from before and after the restart"
+    );
     let logs = second.store.logs(&run.id, 0).await.unwrap();
-    let ticks: Vec<_> = logs.iter().filter(|(_, l)| l.message.starts_with("tick ")).map(|(_, l)| l.message.clone()).collect();
+    let ticks: Vec<_> = logs
+        .iter()
+        .filter(|(_, l)| l.message.starts_with("tick "))
+        .map(|(_, l)| l.message.clone())
+        .collect();
     let expected: Vec<_> = (1..=ticks.len()).map(|n| format!("tick {n}")).collect();
     assert!(ticks.len() >= 7, "{ticks:?}");
     assert_eq!(ticks, expected, "every STDOUT line once, in order");

@@ -23,13 +23,19 @@ struct Postgres {
 impl Postgres {
     async fn create() -> Option<Self> {
         let Ok(admin_url) = std::env::var("CDE_TEST_DATABASE_URL") else {
-            assert!(std::env::var_os("CI").is_none(), "CI must set CDE_TEST_DATABASE_URL");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must set CDE_TEST_DATABASE_URL"
+            );
             eprintln!("PostgreSQL part skipped: set CDE_TEST_DATABASE_URL (see .ci/run)");
             return None;
         };
         let name = format!("cde_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
         Some(Self { admin_url, name })
     }
 
@@ -58,7 +64,11 @@ impl Drop for Postgres {
 
 fn manifest(label: &str) -> Manifest {
     let text = std::fs::read_to_string(sample_manifest()).unwrap();
-    Manifest::parse(&text.replace("label: Sample Python source", &format!("label: {label}")), false).unwrap()
+    Manifest::parse(
+        &text.replace("label: Sample Python source", &format!("label: {label}")),
+        false,
+    )
+    .unwrap()
 }
 
 fn run(code: &str, version: i64, created_secs_ago: i64) -> Run {
@@ -71,7 +81,12 @@ fn run(code: &str, version: i64, created_secs_ago: i64) -> Run {
         exit_code: None,
         config: [("TOKEN".to_owned(), "secret".to_owned())].into(),
         options: [("TOKEN".to_owned(), "********".to_owned())].into(),
-        limits: Limits { timeout_secs: 60, memory_mb: 256, cpus: 0.5, pids: 64 },
+        limits: Limits {
+            timeout_secs: 60,
+            memory_mb: 256,
+            cpus: 0.5,
+            pids: 64,
+        },
         run_dir: "/tmp/nowhere".into(),
         output_rows: None,
         created_at: Utc::now() - chrono::Duration::seconds(created_secs_ago),
@@ -85,7 +100,11 @@ fn run(code: &str, version: i64, created_secs_ago: i64) -> Run {
 async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
     let store = Store::open(url, sqlite).await.unwrap();
     let instance = store.instance().to_owned();
-    assert_eq!(Store::open(url, sqlite).await.unwrap().instance(), instance, "stable across opens");
+    assert_eq!(
+        Store::open(url, sqlite).await.unwrap().instance(),
+        instance,
+        "stable across opens"
+    );
     store.ping().await.unwrap();
 
     assert_eq!(store.register(&manifest("one")).await.unwrap(), (1, true));
@@ -93,22 +112,40 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
     assert_eq!(store.register(&manifest("two")).await.unwrap(), (2, true));
     let code = manifest("x").code;
     assert_eq!(store.connector(&code).await.unwrap().manifest.label, "two");
-    assert_eq!(store.connector_version(&code, 1).await.unwrap().manifest.label, "one");
+    assert_eq!(
+        store
+            .connector_version(&code, 1)
+            .await
+            .unwrap()
+            .manifest
+            .label,
+        "one"
+    );
     assert_eq!(store.connectors().await.unwrap().len(), 1);
-    assert!(matches!(store.connector("nope").await, Err(cde::Error::ConnectorNotFound(_))));
+    assert!(matches!(
+        store.connector("nope").await,
+        Err(cde::Error::ConnectorNotFound(_))
+    ));
 
     let older = run(&code, 1, 10);
     let newer = run(&code, 2, 5);
     store.insert_run(&newer).await.unwrap();
     store.insert_run(&older).await.unwrap();
     let queue = store.runs_in(&[RunStatus::Queued]).await.unwrap();
-    assert_eq!(queue.iter().map(|r| &r.id).collect::<Vec<_>>(), [&older.id, &newer.id], "oldest first");
+    assert_eq!(
+        queue.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        [&older.id, &newer.id],
+        "oldest first"
+    );
 
     let mut claimed = older.clone();
     claimed.status = RunStatus::Starting;
     claimed.started_at = Some(Utc::now());
     assert!(store.claim(&claimed).await.unwrap());
-    assert!(!store.claim(&claimed).await.unwrap(), "a run is claimed once");
+    assert!(
+        !store.claim(&claimed).await.unwrap(),
+        "a run is claimed once"
+    );
     assert!(store.request_cancel(&older.id).await.unwrap());
     assert!(store.cancel_requested(&older.id).await.unwrap());
     claimed.status = RunStatus::Failed;
@@ -117,32 +154,82 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
     claimed.output_rows = Some(42);
     claimed.finished_at = Some(Utc::now());
     assert!(store.update_run(&claimed).await.unwrap());
-    assert!(!store.update_run(&claimed).await.unwrap(), "a finished run stays finished");
+    assert!(
+        !store.update_run(&claimed).await.unwrap(),
+        "a finished run stays finished"
+    );
 
     assert!(store.cancel_queued(&newer.id).await.unwrap());
     assert!(!store.cancel_queued(&newer.id).await.unwrap());
     let stored = store.run(&older.id).await.unwrap();
-    assert_eq!((stored.status, stored.exit_code, stored.output_rows), (RunStatus::Failed, Some(3), Some(42)));
+    assert_eq!(
+        (stored.status, stored.exit_code, stored.output_rows),
+        (RunStatus::Failed, Some(3), Some(42))
+    );
     assert_eq!(stored.config["TOKEN"], "secret");
     assert_eq!(stored.limits, older.limits);
-    assert_eq!(stored.created_at.timestamp_micros(), older.created_at.timestamp_micros());
+    assert_eq!(
+        stored.created_at.timestamp_micros(),
+        older.created_at.timestamp_micros()
+    );
 
-    let filter = |status| RunFilter { status: Some(status), ..Default::default() };
-    assert_eq!(store.runs(&filter(RunStatus::Cancelled)).await.unwrap()[0].id, newer.id);
-    assert_eq!(store.runs(&filter(RunStatus::Failed)).await.unwrap().len(), 1);
-    let all = store.runs(&RunFilter { connector: Some(code.clone()), ..Default::default() }).await.unwrap();
-    assert_eq!(all.iter().map(|r| &r.id).collect::<Vec<_>>(), [&newer.id, &older.id], "newest first");
-    assert!(store.runs(&RunFilter { connector: Some("other".into()), ..Default::default() }).await.unwrap().is_empty());
+    let filter = |status| RunFilter {
+        status: Some(status),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.runs(&filter(RunStatus::Cancelled)).await.unwrap()[0].id,
+        newer.id
+    );
+    assert_eq!(
+        store.runs(&filter(RunStatus::Failed)).await.unwrap().len(),
+        1
+    );
+    let all = store
+        .runs(&RunFilter {
+            connector: Some(code.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        [&newer.id, &older.id],
+        "newest first"
+    );
+    assert!(store
+        .runs(&RunFilter {
+            connector: Some("other".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         store.count_by_status().await.unwrap(),
         [("cancelled".to_owned(), 1), ("failed".to_owned(), 1)]
     );
 
     let lines: Vec<_> = (0..3)
-        .map(|n| LogLine::now(LogSource::Api, "info", format!("line {n}"), Some(serde_json::json!({"n": n}))))
+        .map(|n| {
+            LogLine::now(
+                LogSource::Api,
+                "info",
+                format!("line {n}"),
+                Some(serde_json::json!({"n": n})),
+            )
+        })
         .collect();
-    store.append_logs(&older.id, &lines[..2], 100).await.unwrap();
-    store.append_logs(&older.id, &lines[2..], 150).await.unwrap();
+    assert_eq!(store.next_log_seq(&older.id).await.unwrap(), 0);
+    store
+        .append_logs(&older.id, 0, &lines[..2], 100)
+        .await
+        .unwrap();
+    assert_eq!(store.next_log_seq(&older.id).await.unwrap(), 2);
+    store
+        .append_logs(&older.id, 2, &lines[2..], 150)
+        .await
+        .unwrap();
     assert_eq!(store.log_offset(&older.id).await.unwrap(), 150);
     let read = store.logs(&older.id, 1).await.unwrap();
     assert_eq!(read.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [1, 2]);
@@ -157,24 +244,37 @@ async fn the_store_works_on_sqlite() {
 
 #[tokio::test]
 async fn the_store_works_on_postgresql() {
-    let Some(postgres) = Postgres::create().await else { return };
+    let Some(postgres) = Postgres::create().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     exercise(Some(&postgres.url()), &dir.path().join("unused.db")).await;
-    assert!(!dir.path().join("unused.db").exists(), "PostgreSQL was used, not SQLite");
+    assert!(
+        !dir.path().join("unused.db").exists(),
+        "PostgreSQL was used, not SQLite"
+    );
 }
 
 #[tokio::test]
 async fn a_whole_run_is_recorded_in_postgresql() {
-    let Some(postgres) = Postgres::create().await else { return };
+    let Some(postgres) = Postgres::create().await else {
+        return;
+    };
     sample_image();
     let data = tempfile::tempdir().unwrap();
-    let cde = open(cde::Config { database_url: Some(postgres.url()), ..config(data.path()) }).await;
+    let cde = open(cde::Config {
+        database_url: Some(postgres.url()),
+        ..config(data.path())
+    })
+    .await;
     cde.register_file(&sample_manifest()).await.unwrap();
     let run = cde.run(request(SAMPLE, &[("NAME", "pg")])).await.unwrap();
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     assert_eq!(run.output_rows, Some(3));
     let logs = cde.store.logs(&run.id, 0).await.unwrap();
-    assert!(logs.iter().any(|(_, l)| l.message == "starting sample source for pg"));
+    assert!(logs
+        .iter()
+        .any(|(_, l)| l.message == "starting sample source for pg"));
     assert!(leftovers(&cde, &run.id).await.is_empty());
     drop(cde);
 }

@@ -63,9 +63,34 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// [`openapi`] as committed: pretty JSON and a trailing newline.
 pub fn openapi_json() -> String {
-    let mut text = openapi()
-        .to_pretty_json()
-        .expect("an OpenAPI document always serialises");
+    let mut spec = serde_json::to_value(openapi()).expect("an OpenAPI document serialises");
+    fix_link_keys(&mut spec);
+    let mut text = serde_json::to_string_pretty(&spec).expect("a Value serialises");
     text.push('\n');
     text
+}
+
+/// utoipa 5 writes the fields of a Link Object in snake case (`operation_id`);
+/// OpenAPI spells them `operationId`, `operationRef` and `requestBody`.
+fn fix_link_keys(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(links)) = map.get_mut("links") {
+                for link in links.values_mut().filter_map(Value::as_object_mut) {
+                    for (from, to) in [
+                        ("operation_id", "operationId"),
+                        ("operation_ref", "operationRef"),
+                        ("request_body", "requestBody"),
+                    ] {
+                        if let Some(v) = link.remove(from) {
+                            link.insert(to.into(), v);
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(fix_link_keys);
+        }
+        Value::Array(items) => items.iter_mut().for_each(fix_link_keys),
+        _ => {}
+    }
 }

@@ -356,3 +356,35 @@ pub(crate) async fn close_output(
     tokio::task::spawn_blocking(move || state.outputs().lock(kind).close()).await??;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod perf_probe {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn probe() {
+        let rec = |i: usize| {
+            let head = format!(r#"{{"id":"{i:08}","title":"Product {i} in blue","brand":"Brand {}","price":"{}.99","availability":"in stock","link":"https://shop.example.com/p/{i:08}","pad":""#, i % 97, i % 500);
+            let pad = 200 - head.len() - 2;
+            format!("{head}{}\"}}", "x".repeat(pad))
+        };
+        let body = format!(r#"{{"data":[{}]}}"#, (0..1000).map(rec).collect::<Vec<_>>().join(","));
+        let n = 2000;
+        let t = std::time::Instant::now();
+        for _ in 0..n { std::hint::black_box(std::str::from_utf8(body.as_bytes()).unwrap()); }
+        let utf8 = t.elapsed() / n;
+        let t = std::time::Instant::now();
+        for _ in 0..n { json::check(body.as_bytes(), 64).unwrap(); }
+        let check = t.elapsed() / n;
+        let t = std::time::Instant::now();
+        for _ in 0..n { std::hint::black_box(serde_json::from_str::<RawBody>(&body).unwrap()); }
+        let top = t.elapsed() / n;
+        let t = std::time::Instant::now();
+        for _ in 0..n { std::hint::black_box(Batch::parse(&body).unwrap()); }
+        let parse = t.elapsed() / n;
+        let mb = body.len() as f64 / 1e6;
+        for (name, d) in [("utf8", utf8), ("check", check), ("top-level", top), ("Batch::parse", parse)] {
+            println!("{name}: {d:?} = {:.0} MB/s", mb / d.as_secs_f64());
+        }
+    }
+}

@@ -147,23 +147,56 @@ impl Config {
     /// The resolved configuration, one `CDE_NAME=value` per line, secrets masked.
     pub fn describe(&self) -> String {
         let optional = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".into());
-        let secret = |v: &Option<String>| v.as_ref().map_or("(unset)", |_| crate::settings::MASK).to_owned();
+        let secret = |v: &Option<String>| {
+            v.as_ref()
+                .map_or("(unset)", |_| crate::settings::MASK)
+                .to_owned()
+        };
         [
             ("CDE_DATA_DIR", self.data_dir.display().to_string()),
-            ("CDE_DATABASE_URL", self.database_url.as_ref().map_or_else(|| format!("(unset: {})", self.database_path().display()), |url| mask_password(url))),
+            (
+                "CDE_DATABASE_URL",
+                self.database_url.as_ref().map_or_else(
+                    || format!("(unset: {})", self.database_path().display()),
+                    |url| mask_password(url),
+                ),
+            ),
             ("CDE_LISTEN", self.listen.clone()),
             ("CDE_API_TOKEN", secret(&self.api_token)),
-            ("CDE_MAX_CONCURRENT_RUNS", self.max_concurrent_runs.to_string()),
-            ("CDE_DEFAULT_TIMEOUT_SECS", self.default_timeout_secs.to_string()),
+            (
+                "CDE_MAX_CONCURRENT_RUNS",
+                self.max_concurrent_runs.to_string(),
+            ),
+            (
+                "CDE_DEFAULT_TIMEOUT_SECS",
+                self.default_timeout_secs.to_string(),
+            ),
             ("CDE_DEFAULT_MEMORY_MB", self.default_memory_mb.to_string()),
             ("CDE_DEFAULT_CPUS", self.default_cpus.to_string()),
             ("CDE_DEFAULT_PIDS", self.default_pids.to_string()),
             ("CDE_STOP_GRACE_SECS", self.stop_grace_secs.to_string()),
-            ("CDE_HEALTH_CHECK_TIMEOUT_SECS", self.health_check_timeout_secs.to_string()),
-            ("CDE_SWEEP_INTERVAL_SECS", self.sweep_interval_secs.to_string()),
+            (
+                "CDE_HEALTH_CHECK_TIMEOUT_SECS",
+                self.health_check_timeout_secs.to_string(),
+            ),
+            (
+                "CDE_SWEEP_INTERVAL_SECS",
+                self.sweep_interval_secs.to_string(),
+            ),
             ("CDE_SIDECAR_IMAGE", optional(&self.sidecar_image)),
-            ("CDE_SIDECAR_BINARY", optional(&self.sidecar_binary.as_ref().map(|p| p.display().to_string()))),
-            ("CDE_SIDECAR_READY_TIMEOUT_SECS", self.sidecar_ready_timeout_secs.to_string()),
+            (
+                "CDE_SIDECAR_BINARY",
+                optional(
+                    &self
+                        .sidecar_binary
+                        .as_ref()
+                        .map(|p| p.display().to_string()),
+                ),
+            ),
+            (
+                "CDE_SIDECAR_READY_TIMEOUT_SECS",
+                self.sidecar_ready_timeout_secs.to_string(),
+            ),
         ]
         .iter()
         .map(|(name, value)| format!("{name}={value}\n"))
@@ -177,7 +210,12 @@ fn mask_password(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
             match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:{}{}", &url[..scheme + 3], crate::settings::MASK, &url[at..]),
+                Some((user, _)) => format!(
+                    "{}{user}:{}{}",
+                    &url[..scheme + 3],
+                    crate::settings::MASK,
+                    &url[at..]
+                ),
                 None => url.to_owned(),
             }
         }
@@ -189,7 +227,10 @@ fn mask_password(url: &str) -> String {
 mod tests {
     #[test]
     fn database_passwords_are_masked() {
-        assert_eq!(super::mask_password("postgres://cde:pw@db:5432/cde"), "postgres://cde:********@db:5432/cde");
+        assert_eq!(
+            super::mask_password("postgres://cde:pw@db:5432/cde"),
+            "postgres://cde:********@db:5432/cde"
+        );
         assert_eq!(super::mask_password("sqlite://x.db"), "sqlite://x.db");
     }
 }

@@ -6,8 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Every field optional: a layer that may override another.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsOverride {
     /// Seconds the connector may run before it is stopped (`timed_out`).
@@ -78,20 +77,52 @@ mod tests {
 
     #[test]
     fn layers_override_in_order() {
-        let defaults = Limits { timeout_secs: 3600, memory_mb: 1024, cpus: 1.0, pids: 256 };
-        let connector = LimitsOverride { memory_mb: Some(512), cpus: Some(0.5), ..Default::default() };
-        let run = LimitsOverride { timeout_secs: Some(5), memory_mb: Some(64), ..Default::default() };
+        let defaults = Limits {
+            timeout_secs: 3600,
+            memory_mb: 1024,
+            cpus: 1.0,
+            pids: 256,
+        };
+        let connector = LimitsOverride {
+            memory_mb: Some(512),
+            cpus: Some(0.5),
+            ..Default::default()
+        };
+        let run = LimitsOverride {
+            timeout_secs: Some(5),
+            memory_mb: Some(64),
+            ..Default::default()
+        };
         let limits = defaults.with(&connector).with(&run);
-        assert_eq!(limits, Limits { timeout_secs: 5, memory_mb: 64, cpus: 0.5, pids: 256 });
+        assert_eq!(
+            limits,
+            Limits {
+                timeout_secs: 5,
+                memory_mb: 64,
+                cpus: 0.5,
+                pids: 256
+            }
+        );
         assert_eq!(limits.memory_bytes(), 64 * 1024 * 1024);
         assert_eq!(limits.nano_cpus(), 500_000_000);
     }
 
     #[test]
     fn rejects_nonsense() {
-        let ok = Limits { timeout_secs: 1, memory_mb: 6, cpus: 0.1, pids: 1 };
+        let ok = Limits {
+            timeout_secs: 1,
+            memory_mb: 6,
+            cpus: 0.1,
+            pids: 1,
+        };
         assert!(ok.validate().is_ok());
-        assert!(Limits { timeout_secs: 0, ..ok }.validate().unwrap_err().starts_with("limits.timeout_secs"));
+        assert!(Limits {
+            timeout_secs: 0,
+            ..ok
+        }
+        .validate()
+        .unwrap_err()
+        .starts_with("limits.timeout_secs"));
         assert!(Limits { memory_mb: 1, ..ok }.validate().is_err());
         assert!(Limits { cpus: 0.0, ..ok }.validate().is_err());
         assert!(Limits { pids: 0, ..ok }.validate().is_err());

@@ -148,7 +148,10 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             let root = cde::sidecar::source_root().expect("checked by build_sample_image");
             let manifest = root.join(cde::demo::SAMPLE_CONNECTOR).join("manifest.yaml");
             let registration = cde.register_file(&manifest).await?;
-            eprintln!("registered {} version {}", registration.code, registration.version);
+            eprintln!(
+                "registered {} version {}",
+                registration.code, registration.version
+            );
             let request = RunRequest {
                 connector: registration.code,
                 options: [("NAME".to_owned(), "demo".to_owned())].into(),
@@ -161,8 +164,15 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&registration)?);
             } else {
-                let what = if registration.created { "registered" } else { "unchanged" };
-                println!("{what} {} version {}", registration.code, registration.version);
+                let what = if registration.created {
+                    "registered"
+                } else {
+                    "unchanged"
+                };
+                println!(
+                    "{what} {} version {}",
+                    registration.code, registration.version
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -202,22 +212,45 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { code, set, timeout, memory, cpus, pids } => {
+        Command::Run {
+            code,
+            set,
+            timeout,
+            memory,
+            cpus,
+            pids,
+        } => {
             let request = RunRequest {
                 connector: code,
                 options: Settings::parse_pairs(&set)?,
-                limits: LimitsOverride { timeout_secs: timeout, memory_mb: memory, cpus, pids },
+                limits: LimitsOverride {
+                    timeout_secs: timeout,
+                    memory_mb: memory,
+                    cpus,
+                    pids,
+                },
             };
             run_and_watch(&cde, request, json).await
         }
-        Command::Runs { status, connector, limit } => {
-            let filter = RunFilter { status: status.map(Into::into), connector, limit: Some(limit) };
+        Command::Runs {
+            status,
+            connector,
+            limit,
+        } => {
+            let filter = RunFilter {
+                status: status.map(Into::into),
+                connector,
+                limit: Some(limit),
+            };
             let runs = cde.store.runs(&filter).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{:<36}  {:<28}  {:<9}  {:<19}  REASON", "RUN", "CONNECTOR", "STATUS", "CREATED");
+            println!(
+                "{:<36}  {:<28}  {:<9}  {:<19}  REASON",
+                "RUN", "CONNECTOR", "STATUS", "CREATED"
+            );
             for run in runs {
                 println!(
                     "{:<36}  {:<28}  {:<9}  {:<19}  {}",
@@ -260,21 +293,26 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
 async fn run_and_watch(cde: &Arc<Cde>, request: RunRequest, json: bool) -> Result<ExitCode> {
     let run = cde.submit(request).await?;
     let Some(claimed) = cde.claim(run.clone()).await? else {
-        return Err(Error::RunNotFound(format!("{} was taken by another process", run.id)));
+        return Err(Error::RunNotFound(format!(
+            "{} was taken by another process",
+            run.id
+        )));
     };
     let executor = tokio::spawn({
         let cde = cde.clone();
         async move { cde.execute(claimed).await }
     });
     let progress = (!json && console::Term::stderr().is_term()).then(|| {
-        let bar = ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"),
-        );
+        let bar = ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     });
     if !json {
-        eprintln!("run {} of {} v{}", run.id, run.connector_code, run.connector_version);
+        eprintln!(
+            "run {} of {} v{}",
+            run.id, run.connector_code, run.connector_version
+        );
     }
     let started = Instant::now();
     let mut next = 0;
@@ -294,7 +332,11 @@ async fn run_and_watch(cde: &Arc<Cde>, request: RunRequest, json: bool) -> Resul
         }
         if let Some(bar) = &progress {
             let status = cde.store.run(&run.id).await?.status;
-            bar.set_message(format!("{status} {} · {}s", run.connector_code, started.elapsed().as_secs()));
+            bar.set_message(format!(
+                "{status} {} · {}s",
+                run.connector_code,
+                started.elapsed().as_secs()
+            ));
         }
     }
     let run = executor.await.map_err(std::io::Error::other)??;
@@ -307,17 +349,30 @@ async fn run_and_watch(cde: &Arc<Cde>, request: RunRequest, json: bool) -> Resul
         print_logs(cde, &run.id, next, false, None).await?;
         print_outcome(&run);
     }
-    Ok(if run.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if run.status == RunStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Prints log lines from `from` on; returns the next sequence number.
-async fn print_logs(cde: &Cde, run_id: &str, from: i64, json: bool, progress: Option<&ProgressBar>) -> Result<i64> {
+async fn print_logs(
+    cde: &Cde,
+    run_id: &str,
+    from: i64,
+    json: bool,
+    progress: Option<&ProgressBar>,
+) -> Result<i64> {
     let lines = cde.store.logs(run_id, from).await?;
     let next = lines.last().map_or(from, |(seq, _)| seq + 1);
     let print = || {
         for (_, line) in &lines {
             if json {
-                println!("{}", serde_json::to_string(line).expect("a log line serialises"));
+                println!(
+                    "{}",
+                    serde_json::to_string(line).expect("a log line serialises")
+                );
             } else {
                 println!("{}", format_line(line));
             }
@@ -355,8 +410,14 @@ fn print_outcome(run: &Run) {
         _ => style(run.status.to_string()).yellow().bold(),
     };
     println!("run       {}", run.id);
-    println!("connector {} v{}", run.connector_code, run.connector_version);
-    println!("status    {status} ({})", run.reason.as_deref().unwrap_or("-"));
+    println!(
+        "connector {} v{}",
+        run.connector_code, run.connector_version
+    );
+    println!(
+        "status    {status} ({})",
+        run.reason.as_deref().unwrap_or("-")
+    );
     if let Some(rows) = run.output_rows {
         println!("output    {} ({rows} rows)", run.output_path().display());
     }
@@ -401,8 +462,16 @@ fn api_token(config: &Config) -> Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
-            let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+            let token = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
             file.write_all(token.as_bytes())?;
             eprintln!("created an API token in {}", path.display());
             Ok(token)

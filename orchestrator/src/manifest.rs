@@ -96,14 +96,22 @@ impl OptionSpec {
     /// The values a `select` or `select_multiple` option allows: `config.choices`, a list of
     /// strings or of `{value, label}` objects.
     pub fn choices(&self) -> Vec<String> {
-        let Some(choices) = self.config.as_ref().and_then(|c| c.get("choices")).and_then(|c| c.as_array()) else {
+        let Some(choices) = self
+            .config
+            .as_ref()
+            .and_then(|c| c.get("choices"))
+            .and_then(|c| c.as_array())
+        else {
             return vec![];
         };
         choices
             .iter()
             .filter_map(|choice| match choice {
                 serde_json::Value::String(value) => Some(value.clone()),
-                serde_json::Value::Object(object) => object.get("value").and_then(|v| v.as_str()).map(str::to_owned),
+                serde_json::Value::Object(object) => object
+                    .get("value")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
                 _ => None,
             })
             .collect()
@@ -114,7 +122,10 @@ impl OptionSpec {
         match self.field_type {
             FieldType::Checkbox => {
                 if let Some(default) = self.default.as_deref().filter(|d| *d != "0" && *d != "1") {
-                    return Err(format!("{}: a checkbox default is \"0\" or \"1\", not {default:?}", field("default")));
+                    return Err(format!(
+                        "{}: a checkbox default is \"0\" or \"1\", not {default:?}",
+                        field("default")
+                    ));
                 }
             }
             FieldType::Select | FieldType::SelectMultiple => {
@@ -137,7 +148,10 @@ impl OptionSpec {
                     (_, Some(d)) => d.split(',').filter(|v| !v.is_empty()).collect(),
                 };
                 if let Some(bad) = defaults.iter().find(|d| !choices.iter().any(|c| c == *d)) {
-                    return Err(format!("{}: {bad:?} is not one of the choices", field("default")));
+                    return Err(format!(
+                        "{}: {bad:?} is not one of the choices",
+                        field("default")
+                    ));
                 }
             }
             _ => {}
@@ -187,16 +201,19 @@ impl Manifest {
     /// Parses and validates; the error names the offending field.
     pub fn parse(text: &str, json: bool) -> Result<Self, String> {
         // serde_path_to_error names the field, e.g. `options[1].field_type: unknown variant …`.
-        let named = |path: serde_path_to_error::Path, message: String| match path.to_string().as_str() {
-            "." => message,
-            path => format!("{path}: {message}"),
-        };
+        let named =
+            |path: serde_path_to_error::Path, message: String| match path.to_string().as_str() {
+                "." => message,
+                path => format!("{path}: {message}"),
+            };
         let manifest: Manifest = if json {
             let mut de = serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(&mut de).map_err(|e| named(e.path().clone(), e.into_inner().to_string()))?
+            serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| named(e.path().clone(), e.into_inner().to_string()))?
         } else {
             let de = serde_yaml_ng::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| named(e.path().clone(), e.into_inner().to_string()))?
+            serde_path_to_error::deserialize(de)
+                .map_err(|e| named(e.path().clone(), e.into_inner().to_string()))?
         };
         manifest.validate()?;
         Ok(manifest)
@@ -230,12 +247,22 @@ impl Manifest {
         }
         if self.kind == ConnectorType::DataService {
             if self.stage.is_none() {
-                return Err("stage: a data-service declares its stage (import, intermediate or export)".into());
+                return Err(
+                    "stage: a data-service declares its stage (import, intermediate or export)"
+                        .into(),
+                );
             }
             match &self.column_prefix {
-                None => return Err("column_prefix: a data-service declares its column prefix, e.g. ___mysvc".into()),
+                None => {
+                    return Err(
+                        "column_prefix: a data-service declares its column prefix, e.g. ___mysvc"
+                            .into(),
+                    )
+                }
                 Some(prefix) if !is_column_prefix(prefix) => {
-                    return Err(format!("column_prefix: {prefix:?} must be ___ followed by letters"))
+                    return Err(format!(
+                        "column_prefix: {prefix:?} must be ___ followed by letters"
+                    ))
                 }
                 Some(_) => {}
             }
@@ -250,9 +277,14 @@ impl Manifest {
         {
             return Err(format!("{field}: only a data-service declares it"));
         }
-        crate::limits::Limits { timeout_secs: 1, memory_mb: 6, cpus: 1.0, pids: 1 }
-            .with(&self.limits)
-            .validate()
+        crate::limits::Limits {
+            timeout_secs: 1,
+            memory_mb: 6,
+            cpus: 1.0,
+            pids: 1,
+        }
+        .with(&self.limits)
+        .validate()
     }
 
     pub fn option(&self, name: &str) -> Option<&OptionSpec> {

@@ -82,7 +82,10 @@ pub fn sidecar_body(spec: &ConnectorSpec, image: &str) -> Result<ContainerCreate
         user: Some(format!("{}:{}", owner.uid(), owner.gid())),
         labels: Some(labels(spec, Role::Sidecar)),
         host_config: Some(hardened(HostConfig {
-            binds: Some(vec![format!("{}:{RUN_DIR_IN_SIDECAR}", spec.run_dir.display())]),
+            binds: Some(vec![format!(
+                "{}:{RUN_DIR_IN_SIDECAR}",
+                spec.run_dir.display()
+            )]),
             extra_hosts: Some(vec![format!("{API_HOST}:127.0.0.1")]),
             memory: Some(SIDECAR_MEMORY),
             memory_swap: Some(SIDECAR_MEMORY),
@@ -99,7 +102,10 @@ pub fn connector_body(spec: &ConnectorSpec, sidecar_id: &str) -> ContainerCreate
     let mut env = spec.env.clone();
     env.push(format!("CONTAINER_API_URL=http://{API_HOST}"));
     env.push(format!("CDE_WORK_DIR={WORK_DIR_IN_CONNECTOR}"));
-    let (entrypoint, arguments) = spec.command.split_first().expect("command is validated non-empty");
+    let (entrypoint, arguments) = spec
+        .command
+        .split_first()
+        .expect("command is validated non-empty");
     ContainerCreateBody {
         image: Some(spec.image.to_owned()),
         entrypoint: Some(vec![entrypoint.clone()]),
@@ -111,7 +117,10 @@ pub fn connector_body(spec: &ConnectorSpec, sidecar_id: &str) -> ContainerCreate
             // PID 1 ignores signals it has no handler for; an init makes SIGTERM end a
             // connector that never asked to handle it.
             init: Some(true),
-            binds: Some(vec![format!("{}/work:{WORK_DIR_IN_CONNECTOR}", spec.run_dir.display())]),
+            binds: Some(vec![format!(
+                "{}/work:{WORK_DIR_IN_CONNECTOR}",
+                spec.run_dir.display()
+            )]),
             memory: Some(spec.limits.memory_bytes()),
             memory_swap: Some(spec.limits.memory_bytes()),
             nano_cpus: Some(spec.limits.nano_cpus()),
@@ -124,9 +133,17 @@ pub fn connector_body(spec: &ConnectorSpec, sidecar_id: &str) -> ContainerCreate
 
 /// Creates the pod and starts the sidecar; returns the connector's container id, created
 /// but not started, once the sidecar listens.
-pub async fn start(runtime: &Runtime, spec: &ConnectorSpec<'_>, sidecar_image: &str, ready_timeout: Duration) -> Result<String> {
+pub async fn start(
+    runtime: &Runtime,
+    spec: &ConnectorSpec<'_>,
+    sidecar_image: &str,
+    ready_timeout: Duration,
+) -> Result<String> {
     let sidecar = runtime
-        .create(&format!("cde-{}-api", spec.run_id), sidecar_body(spec, sidecar_image)?)
+        .create(
+            &format!("cde-{}-api", spec.run_id),
+            sidecar_body(spec, sidecar_image)?,
+        )
         .await?;
     let connector_name = format!("cde-{}-connector", spec.run_id);
     let (ready, connector) = tokio::join!(
@@ -155,7 +172,10 @@ async fn start_sidecar(runtime: &Runtime, id: &str, ready_timeout: Duration) -> 
     .await;
     match ready {
         Ok(Ok(true)) => Ok(()),
-        Ok(Ok(false)) => Err(Error::SidecarNotReady(format!("it exited: {}", seen.trim()))),
+        Ok(Ok(false)) => Err(Error::SidecarNotReady(format!(
+            "it exited: {}",
+            seen.trim()
+        ))),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::SidecarNotReady(format!(
             "not listening after {ready_timeout:?}: {}",
@@ -173,7 +193,10 @@ pub struct Pod {
 
 pub async fn find(runtime: &Runtime, run_id: &str) -> Result<Pod> {
     let mut pod = Pod::default();
-    for container in runtime.containers_labelled(&format!("{RUN_LABEL}={run_id}")).await? {
+    for container in runtime
+        .containers_labelled(&format!("{RUN_LABEL}={run_id}"))
+        .await?
+    {
         match container.labels.get(ROLE_LABEL).map(String::as_str) {
             Some("sidecar") => pod.sidecar = Some(container.id),
             Some("connector") => pod.connector = Some(container.id),
@@ -185,7 +208,10 @@ pub async fn find(runtime: &Runtime, run_id: &str) -> Result<Pod> {
 
 /// Removes every container of the run, whatever state it is in.
 pub async fn remove(runtime: &Runtime, run_id: &str) -> Result<()> {
-    for container in runtime.containers_labelled(&format!("{RUN_LABEL}={run_id}")).await? {
+    for container in runtime
+        .containers_labelled(&format!("{RUN_LABEL}={run_id}"))
+        .await?
+    {
         runtime.remove(&container.id).await?;
     }
     Ok(())
@@ -245,7 +271,12 @@ mod tests {
             image: "img",
             command: vec!["python3".into(), "main.py".into(), "--x=1".into()],
             env: vec!["NAME=a".into()],
-            limits: Limits { timeout_secs: 5, memory_mb: 64, cpus: 0.5, pids: 32 },
+            limits: Limits {
+                timeout_secs: 5,
+                memory_mb: 64,
+                cpus: 0.5,
+                pids: 32,
+            },
             run_dir: Path::new("/data/runs/r1"),
         };
         let body = connector_body(&spec, "sidecar-id");
@@ -253,7 +284,11 @@ mod tests {
         assert_eq!(body.cmd.unwrap(), ["main.py", "--x=1"]);
         assert_eq!(
             body.env.unwrap(),
-            ["NAME=a", "CONTAINER_API_URL=http://cde-container-api", "CDE_WORK_DIR=/cde/work"]
+            [
+                "NAME=a",
+                "CONTAINER_API_URL=http://cde-container-api",
+                "CDE_WORK_DIR=/cde/work"
+            ]
         );
         let host = body.host_config.unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("container:sidecar-id"));

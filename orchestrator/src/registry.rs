@@ -29,24 +29,40 @@ impl Cde {
     pub async fn register(&self, manifest: Manifest) -> Result<Registration> {
         if let Ok(latest) = self.store.connector(&manifest.code).await {
             if latest.manifest == manifest {
-                return Ok(Registration { code: manifest.code, version: latest.version, created: false });
+                return Ok(Registration {
+                    code: manifest.code,
+                    version: latest.version,
+                    created: false,
+                });
             }
         }
         self.health_check(&manifest).await?;
         let (version, created) = self.store.register(&manifest).await?;
-        Ok(Registration { code: manifest.code, version, created })
+        Ok(Registration {
+            code: manifest.code,
+            version,
+            created,
+        })
     }
 
     /// `[command] [arguments] [health_check]` in a throw-away container, without network,
     /// must exit 0 within the health-check timeout.
     async fn health_check(&self, manifest: &Manifest) -> Result<()> {
-        let failed = |reason: String| Error::HealthCheck { code: manifest.code.clone(), reason };
+        let failed = |reason: String| Error::HealthCheck {
+            code: manifest.code.clone(),
+            reason,
+        };
         let runtime = self.runtime().await?;
         if !runtime.image_exists(&manifest.image).await? {
             return Err(failed(format!("image not found: {}", manifest.image)));
         }
         let limits = self.config.default_limits().with(&manifest.limits);
-        let arguments = manifest.arguments.iter().cloned().chain(manifest.health_check.clone()).collect();
+        let arguments = manifest
+            .arguments
+            .iter()
+            .cloned()
+            .chain(manifest.health_check.clone())
+            .collect();
         let body = ContainerCreateBody {
             image: Some(manifest.image.clone()),
             entrypoint: Some(vec![manifest.command.clone()]),
@@ -54,7 +70,10 @@ impl Cde {
             labels: Some(
                 [
                     (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
-                    (crate::pod::INSTANCE_LABEL.to_owned(), self.store.instance().to_owned()),
+                    (
+                        crate::pod::INSTANCE_LABEL.to_owned(),
+                        self.store.instance().to_owned(),
+                    ),
                     ("cde.role".to_owned(), "health-check".to_owned()),
                 ]
                 .into(),
@@ -70,20 +89,33 @@ impl Cde {
             }),
             ..Default::default()
         };
-        let name = format!("cde-health-{}-{}", manifest.code, uuid::Uuid::new_v4().simple());
+        let name = format!(
+            "cde-health-{}-{}",
+            manifest.code,
+            uuid::Uuid::new_v4().simple()
+        );
         let id = runtime.create(&name, body).await?;
         let timeout = Duration::from_secs(self.config.health_check_timeout_secs);
         let outcome = async {
             runtime.start(&id).await?;
             let exit = match tokio::time::timeout(timeout, runtime.wait(&id)).await {
-                Err(_) => return Err(failed(format!("did not exit within {}s", timeout.as_secs()))),
+                Err(_) => {
+                    return Err(failed(format!(
+                        "did not exit within {}s",
+                        timeout.as_secs()
+                    )))
+                }
                 Ok(exit) => exit?,
             };
             if exit.code == 0 {
                 return Ok(());
             }
             let output = runtime.output_tail(&id, 5).await.unwrap_or_default();
-            let output = if output.is_empty() { String::new() } else { format!(": {output}") };
+            let output = if output.is_empty() {
+                String::new()
+            } else {
+                format!(": {output}")
+            };
             Err(failed(format!("exited with code {}{output}", exit.code)))
         }
         .await;

@@ -57,7 +57,10 @@ impl RunStatus {
     }
 
     pub fn is_finished(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Starting | RunStatus::Running)
+        !matches!(
+            self,
+            RunStatus::Queued | RunStatus::Starting | RunStatus::Running
+        )
     }
 }
 
@@ -120,7 +123,11 @@ struct Ending {
 
 impl Ending {
     fn failed(reason: impl Into<String>) -> Self {
-        Self { status: RunStatus::Failed, reason: reason.into(), exit_code: None }
+        Self {
+            status: RunStatus::Failed,
+            reason: reason.into(),
+            exit_code: None,
+        }
     }
 }
 
@@ -161,7 +168,10 @@ impl Cde {
             std::fs::create_dir_all(run_dir.join(dir))?;
         }
         // The connector may run as any user; the work directory is shared with it.
-        std::fs::set_permissions(run_dir.join("work"), std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
+        std::fs::set_permissions(
+            run_dir.join("work"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )?;
         let run = Run {
             id,
             connector_code: manifest.code.clone(),
@@ -189,7 +199,9 @@ impl Cde {
         let run = self.submit(request).await?;
         match self.claim(run).await? {
             Some(run) => self.execute(run).await,
-            None => Err(Error::RunNotFound("the run was taken by another process".into())),
+            None => Err(Error::RunNotFound(
+                "the run was taken by another process".into(),
+            )),
         }
     }
 
@@ -249,7 +261,9 @@ impl Cde {
         if self.store.request_cancel(id).await? {
             let runtime = self.runtime().await?;
             if let Some(connector) = pod::find(runtime, id).await?.connector {
-                runtime.stop(&connector, self.config.stop_grace_secs).await?;
+                runtime
+                    .stop(&connector, self.config.stop_grace_secs)
+                    .await?;
             }
         }
         self.store.run(id).await
@@ -259,9 +273,15 @@ impl Cde {
     async fn start_pod(&self, run: &mut Run, manifest: &Manifest) -> Result<Option<Ending>> {
         let runtime = self.runtime().await?;
         if !runtime.image_exists(&manifest.image).await? {
-            return Ok(Some(Ending::failed(format!("image not found: {}", manifest.image))));
+            return Ok(Some(Ending::failed(format!(
+                "image not found: {}",
+                manifest.image
+            ))));
         }
-        let sidecar_image = self.sidecar_image.get_or_try_init(|| sidecar::ensure_image(&self.config, runtime)).await?;
+        let sidecar_image = self
+            .sidecar_image
+            .get_or_try_init(|| sidecar::ensure_image(&self.config, runtime))
+            .await?;
         let (env, option_args) = Settings::delivery(&run.config, manifest.execution_mode);
         let spec = ConnectorSpec {
             instance: self.store.instance(),
@@ -279,7 +299,11 @@ impl Cde {
         let ready_timeout = Duration::from_secs(self.config.sidecar_ready_timeout_secs);
         let connector = pod::start(runtime, &spec, sidecar_image, ready_timeout).await?;
         if self.store.cancel_requested(&run.id).await? {
-            return Ok(Some(Ending { status: RunStatus::Cancelled, reason: "cancelled".into(), exit_code: None }));
+            return Ok(Some(Ending {
+                status: RunStatus::Cancelled,
+                reason: "cancelled".into(),
+                exit_code: None,
+            }));
         }
         runtime.start(&connector).await?;
         run.status = RunStatus::Running;
@@ -295,19 +319,31 @@ impl Cde {
         let (Some(connector), Some(sidecar)) = (pod.connector, pod.sidecar) else {
             return Ok(Ending::failed(LOST));
         };
-        let following = tokio::spawn(record_output(runtime.clone(), connector.clone(), run.logs_path(), output_after));
-        let elapsed = run.running_at.map_or(Duration::ZERO, |at| (Utc::now() - at).to_std().unwrap_or_default());
+        let following = tokio::spawn(record_output(
+            runtime.clone(),
+            connector.clone(),
+            run.logs_path(),
+            output_after,
+        ));
+        let elapsed = run.running_at.map_or(Duration::ZERO, |at| {
+            (Utc::now() - at).to_std().unwrap_or_default()
+        });
         let remaining = run.limits.timeout().saturating_sub(elapsed);
-        let (exit, timed_out) = match tokio::time::timeout(remaining, runtime.wait(&connector)).await {
-            Ok(exit) => (exit, false),
-            Err(_) => {
-                runtime.stop(&connector, self.config.stop_grace_secs).await?;
-                (runtime.wait(&connector).await, true)
-            }
-        };
+        let (exit, timed_out) =
+            match tokio::time::timeout(remaining, runtime.wait(&connector)).await {
+                Ok(exit) => (exit, false),
+                Err(_) => {
+                    runtime
+                        .stop(&connector, self.config.stop_grace_secs)
+                        .await?;
+                    (runtime.wait(&connector).await, true)
+                }
+            };
         let exit = match exit {
             Ok(exit) => exit,
-            Err(Error::Docker(e)) if crate::runtime::is_not_found(&e) => return Ok(Ending::failed(LOST)),
+            Err(Error::Docker(e)) if crate::runtime::is_not_found(&e) => {
+                return Ok(Ending::failed(LOST))
+            }
             Err(e) => return Err(e),
         };
         match tokio::time::timeout(Duration::from_secs(10), following).await {
@@ -329,9 +365,17 @@ impl Cde {
         }
         let exit_code = Some(exit.code);
         Ok(if timed_out {
-            Ending { status: RunStatus::TimedOut, reason: format!("timed out after {}s", run.limits.timeout_secs), exit_code }
+            Ending {
+                status: RunStatus::TimedOut,
+                reason: format!("timed out after {}s", run.limits.timeout_secs),
+                exit_code,
+            }
         } else if self.store.cancel_requested(&run.id).await? {
-            Ending { status: RunStatus::Cancelled, reason: "cancelled".into(), exit_code }
+            Ending {
+                status: RunStatus::Cancelled,
+                reason: "cancelled".into(),
+                exit_code,
+            }
         } else if exit.oom_killed {
             Ending {
                 status: RunStatus::Failed,
@@ -339,9 +383,17 @@ impl Cde {
                 exit_code,
             }
         } else if exit.code == 0 {
-            Ending { status: RunStatus::Succeeded, reason: "exit code 0".into(), exit_code }
+            Ending {
+                status: RunStatus::Succeeded,
+                reason: "exit code 0".into(),
+                exit_code,
+            }
         } else {
-            Ending { status: RunStatus::Failed, reason: format!("exit code {}", exit.code), exit_code }
+            Ending {
+                status: RunStatus::Failed,
+                reason: format!("exit code {}", exit.code),
+                exit_code,
+            }
         })
     }
 
@@ -370,7 +422,12 @@ impl Cde {
 
 /// Appends the connector's STDOUT (`info`) and STDERR (`error`) lines to the run's log
 /// file, stamped with the engine's timestamps; lines at or before `after` are skipped.
-async fn record_output(runtime: Runtime, container: String, logs_path: PathBuf, after: Option<DateTime<Utc>>) -> Result<()> {
+async fn record_output(
+    runtime: Runtime,
+    container: String,
+    logs_path: PathBuf,
+    after: Option<DateTime<Utc>>,
+) -> Result<()> {
     let file = container_api::logs::open_log_file(&logs_path)?;
     let write = |source: LogSource, at: DateTime<Utc>, message: String| {
         // The log file keeps microseconds; compare at that precision.
@@ -378,8 +435,18 @@ async fn record_output(runtime: Runtime, container: String, logs_path: PathBuf, 
         if after.is_some_and(|after| at <= after) {
             return Ok(());
         }
-        let level = if source == LogSource::Stderr { "error" } else { "info" };
-        let line = LogLine { at, source, level: level.to_owned(), message, context: None };
+        let level = if source == LogSource::Stderr {
+            "error"
+        } else {
+            "info"
+        };
+        let line = LogLine {
+            at,
+            source,
+            level: level.to_owned(),
+            message,
+            context: None,
+        };
         container_api::append_log_line(&file, &line)
     };
     let (mut stdout, mut stderr) = (LineSplitter::default(), LineSplitter::default());
@@ -409,7 +476,10 @@ fn split_timestamp(frame: &[u8]) -> (Option<DateTime<Utc>>, &[u8]) {
     let Some(space) = frame.iter().position(|&b| b == b' ') else {
         return (None, frame);
     };
-    match std::str::from_utf8(&frame[..space]).ok().and_then(|ts| DateTime::parse_from_rfc3339(ts).ok()) {
+    match std::str::from_utf8(&frame[..space])
+        .ok()
+        .and_then(|ts| DateTime::parse_from_rfc3339(ts).ok())
+    {
         Some(at) => (Some(at.with_timezone(&Utc)), &frame[space + 1..]),
         None => (None, frame),
     }
@@ -452,9 +522,11 @@ impl LogPump {
             .collect();
         let task = tokio::spawn(async move {
             let mut offset = store.log_offset(&run_id).await?;
+            let mut seq = store.next_log_seq(&run_id).await?;
             loop {
                 let last_round = *stopped.borrow();
-                offset = copy_new_lines(&store, &run_id, &path, offset, &secrets).await?;
+                (offset, seq) =
+                    copy_new_lines(&store, &run_id, &path, (offset, seq), &secrets).await?;
                 if last_round {
                     return Ok(());
                 }
@@ -471,18 +543,25 @@ impl LogPump {
     }
 }
 
-async fn copy_new_lines(store: &crate::store::Store, run_id: &str, path: &Path, offset: u64, secrets: &[String]) -> Result<u64> {
+/// Copies the complete lines after `offset`, numbered from `seq`; returns the new position.
+async fn copy_new_lines(
+    store: &crate::store::Store,
+    run_id: &str,
+    path: &Path,
+    (offset, seq): (u64, i64),
+    secrets: &[String],
+) -> Result<(u64, i64)> {
     use std::io::{Read, Seek};
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(offset),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((offset, seq)),
         Err(e) => return Err(e.into()),
     };
     file.seek(std::io::SeekFrom::Start(offset))?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
-        return Ok(offset);
+        return Ok((offset, seq));
     };
     let lines: Vec<LogLine> = bytes[..end]
         .split(|&b| b == b'\n')
@@ -495,8 +574,8 @@ async fn copy_new_lines(store: &crate::store::Store, run_id: &str, path: &Path, 
         })
         .collect();
     let new_offset = offset + end as u64 + 1;
-    store.append_logs(run_id, &lines, new_offset).await?;
-    Ok(new_offset)
+    store.append_logs(run_id, seq, &lines, new_offset).await?;
+    Ok((new_offset, seq + lines.len() as i64))
 }
 
 fn redact(mut line: LogLine, secrets: &[String]) -> LogLine {
@@ -507,7 +586,9 @@ fn redact(mut line: LogLine, secrets: &[String]) -> LogLine {
         if let Some(context) = &line.context {
             let text = context.to_string();
             if text.contains(secret.as_str()) {
-                line.context = serde_json::from_str(&text.replace(secret.as_str(), crate::settings::MASK)).ok();
+                line.context =
+                    serde_json::from_str(&text.replace(secret.as_str(), crate::settings::MASK))
+                        .ok();
             }
         }
     }
@@ -523,20 +604,31 @@ mod tests {
         for status in RunStatus::ALL {
             assert_eq!(status.as_str().parse::<RunStatus>().unwrap(), status);
         }
-        assert_eq!(serde_json::to_string(&RunStatus::TimedOut).unwrap(), "\"timed_out\"");
+        assert_eq!(
+            serde_json::to_string(&RunStatus::TimedOut).unwrap(),
+            "\"timed_out\""
+        );
     }
 
     #[test]
     fn engine_timestamps_are_split_off() {
         let (at, text) = split_timestamp(b"2026-11-23T03:29:27.301234567Z hello world\n");
-        assert_eq!(at.unwrap().to_rfc3339(), "2026-11-23T03:29:27.301234567+00:00");
+        assert_eq!(
+            at.unwrap().to_rfc3339(),
+            "2026-11-23T03:29:27.301234567+00:00"
+        );
         assert_eq!(text, b"hello world\n");
         assert_eq!(split_timestamp(b"no stamp here").1, b"no stamp here");
     }
 
     #[test]
     fn secrets_are_masked_in_messages_and_context() {
-        let line = LogLine::now(LogSource::Api, "info", "token s3cret used", Some(serde_json::json!({"t": "s3cret"})));
+        let line = LogLine::now(
+            LogSource::Api,
+            "info",
+            "token s3cret used",
+            Some(serde_json::json!({"t": "s3cret"})),
+        );
         let line = redact(line, &["s3cret".into()]);
         assert_eq!(line.message, "token ******** used");
         assert_eq!(line.context.unwrap()["t"], "********");

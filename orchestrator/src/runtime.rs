@@ -180,7 +180,12 @@ impl Runtime {
         for chunk in chunks {
             text.push_str(&String::from_utf8_lossy(&chunk?.into_bytes()));
         }
-        Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | "))
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" | "))
     }
 
     pub async fn exists(&self, id: &str) -> Result<bool> {
@@ -193,7 +198,12 @@ impl Runtime {
 
     /// Whether the container was ever started (it may have exited since).
     pub async fn has_started(&self, id: &str) -> Result<bool> {
-        let state = self.docker.inspect_container(id, None).await?.state.unwrap_or_default();
+        let state = self
+            .docker
+            .inspect_container(id, None)
+            .await?
+            .state
+            .unwrap_or_default();
         Ok(state.status != Some(ContainerStateStatusEnum::CREATED))
     }
 

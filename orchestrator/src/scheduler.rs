@@ -66,7 +66,9 @@ impl Cde {
             tokio::spawn(async move {
                 let id = run.id.clone();
                 match cde.resume(run).await {
-                    Ok(run) => tracing::info!(run = %id, status = %run.status, "recovered run ended"),
+                    Ok(run) => {
+                        tracing::info!(run = %id, status = %run.status, "recovered run ended")
+                    }
                     Err(e) => tracing::error!(run = %id, "recovering the run failed: {e}"),
                 }
             });
@@ -98,7 +100,8 @@ impl Cde {
 
     /// Sweeps every `sweep_interval_secs`. Runs forever.
     pub async fn sweep_periodically(self: Arc<Self>) {
-        let mut every = tokio::time::interval(Duration::from_secs(self.config.sweep_interval_secs.max(1)));
+        let mut every =
+            tokio::time::interval(Duration::from_secs(self.config.sweep_interval_secs.max(1)));
         loop {
             every.tick().await;
             match self.sweep().await {

@@ -57,7 +57,9 @@ impl Settings {
                     let choices = option.choices();
                     let chosen: Vec<&str> = match option.field_type {
                         FieldType::Select => vec![value.as_str()],
-                        FieldType::SelectMultiple => value.split(',').filter(|v| !v.is_empty()).collect(),
+                        FieldType::SelectMultiple => {
+                            value.split(',').filter(|v| !v.is_empty()).collect()
+                        }
                         _ => vec![],
                     };
                     if let Some(bad) = chosen.iter().find(|v| !choices.iter().any(|c| c == *v)) {
@@ -89,7 +91,14 @@ impl Settings {
                 let secret = manifest
                     .option(name)
                     .is_some_and(|o| o.field_type == FieldType::Password);
-                (name.clone(), if secret { MASK.to_owned() } else { value.clone() })
+                (
+                    name.clone(),
+                    if secret {
+                        MASK.to_owned()
+                    } else {
+                        value.clone()
+                    },
+                )
             })
             .collect()
     }
@@ -99,14 +108,16 @@ impl Settings {
     }
 
     /// Environment variables and extra arguments for the connector container.
-    pub fn delivery(values: &BTreeMap<String, String>, mode: ExecutionMode) -> (Vec<String>, Vec<String>) {
+    pub fn delivery(
+        values: &BTreeMap<String, String>,
+        mode: ExecutionMode,
+    ) -> (Vec<String>, Vec<String>) {
         let pairs = values.iter();
         match mode {
             ExecutionMode::Env => (pairs.map(|(k, v)| format!("{k}={v}")).collect(), vec![]),
             ExecutionMode::Args => (vec![], pairs.map(|(k, v)| format!("--{k}={v}")).collect()),
         }
     }
-
 }
 
 #[cfg(test)]
@@ -147,7 +158,15 @@ options:
         assert!(args.is_empty());
         let (env, args) = Settings::delivery(&values, ExecutionMode::Args);
         assert!(env.is_empty());
-        assert_eq!(args, ["--MODE=fast", "--NAME=world", "--SHOULD_FAIL=0", "--TOKEN=x"]);
+        assert_eq!(
+            args,
+            [
+                "--MODE=fast",
+                "--NAME=world",
+                "--SHOULD_FAIL=0",
+                "--TOKEN=x"
+            ]
+        );
     }
 
     #[test]
@@ -167,7 +186,11 @@ options:
         assert!(err.to_string().contains("SHOULD_FAIL"), "{err}");
         assert!(Settings::parse_pairs(&["novalue"]).is_err());
         let err = Settings::resolve(&manifest(), given(&["TOKEN=x", "MODE=medium"])).unwrap_err();
-        assert!(err.to_string().contains("option MODE: \"medium\" is not one of fast, slow"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("option MODE: \"medium\" is not one of fast, slow"),
+            "{err}"
+        );
         assert!(Settings::resolve(&manifest(), given(&["TOKEN=x", "TAGS=a,b"])).is_ok());
         assert!(Settings::resolve(&manifest(), given(&["TOKEN=x", "TAGS=a,c"])).is_err());
     }

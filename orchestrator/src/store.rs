@@ -77,11 +77,15 @@ impl Store {
             .connect(&url)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        sqlx::query("INSERT INTO instance (id) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM instance)")
-            .bind(uuid::Uuid::new_v4().to_string())
-            .execute(&pool)
+        sqlx::query(
+            "INSERT INTO instance (id) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM instance)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .execute(&pool)
+        .await?;
+        let instance = sqlx::query_scalar("SELECT id FROM instance")
+            .fetch_one(&pool)
             .await?;
-        let instance = sqlx::query_scalar("SELECT id FROM instance").fetch_one(&pool).await?;
         Ok(Self { pool, instance })
     }
 
@@ -100,12 +104,11 @@ impl Store {
     pub async fn register(&self, manifest: &Manifest) -> Result<(i64, bool)> {
         let text = serde_json::to_string(manifest)?;
         let digest = format!("{:x}", Sha256::digest(text.as_bytes()));
-        let mut tx = self.pool.begin().await?;
         let latest: Option<(i64, String)> = sqlx::query_as(
             "SELECT version, digest FROM connector_versions WHERE code = $1 ORDER BY version DESC LIMIT 1",
         )
         .bind(&manifest.code)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
         if let Some((version, latest_digest)) = &latest {
             if *latest_digest == digest {
@@ -113,6 +116,7 @@ impl Store {
             }
         }
         let version = latest.map_or(1, |(v, _)| v + 1);
+        // The primary key turns a concurrent registration of the same code into an error.
         sqlx::query(
             "INSERT INTO connector_versions (code, version, manifest, digest, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -121,9 +125,15 @@ impl Store {
         .bind(&text)
         .bind(&digest)
         .bind(timestamp(Utc::now()))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => Error::InvalidConfig(format!(
+                "{} was registered concurrently; register again",
+                manifest.code
+            )),
+            e => e.into(),
+        })?;
         Ok((version, true))
     }
 
@@ -281,18 +291,22 @@ impl Store {
             .map(|s| format!("'{}'", s.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
-        sqlx::query(&format!("{RUN_COLUMNS} WHERE status IN ({list}) ORDER BY created_at, id"))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(run_from_row)
-            .collect()
+        sqlx::query(&format!(
+            "{RUN_COLUMNS} WHERE status IN ({list}) ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(run_from_row)
+        .collect()
     }
 
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn log_offset(&self, run_id: &str) -> Result<u64> {
@@ -303,14 +317,33 @@ impl Store {
         Ok(offset as u64)
     }
 
-    /// Appends log lines and moves the run's log file offset, atomically.
-    pub async fn append_logs(&self, run_id: &str, lines: &[LogLine], new_offset: u64) -> Result<()> {
+    /// The sequence number the run's next log line gets.
+    pub async fn next_log_seq(&self, run_id: &str) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM run_logs WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Appends log lines numbered from `first_seq` and moves the run's log file offset,
+    /// atomically. The transaction only writes: in SQLite's WAL mode a transaction that
+    /// reads before it writes fails at once when another writer got in between.
+    pub async fn append_logs(
+        &self,
+        run_id: &str,
+        first_seq: i64,
+        lines: &[LogLine],
+        new_offset: u64,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM run_logs WHERE run_id = $1")
+        sqlx::query("UPDATE runs SET log_offset = $2 WHERE id = $1")
             .bind(run_id)
-            .fetch_one(&mut *tx)
+            .bind(new_offset as i64)
+            .execute(&mut *tx)
             .await?;
-        for (seq, line) in (next..).zip(lines) {
+        for (seq, line) in (first_seq..).zip(lines) {
             sqlx::query(
                 "INSERT INTO run_logs (run_id, seq, at, source, level, message, context)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -325,11 +358,6 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE runs SET log_offset = $2 WHERE id = $1")
-            .bind(run_id)
-            .bind(new_offset as i64)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -350,7 +378,10 @@ impl Store {
             let context: Option<String> = row.try_get("context")?;
             let line = LogLine {
                 at: parse_timestamp(&row.try_get::<String, _>("at")?)?,
-                source: row.try_get::<String, _>("source")?.parse().map_err(decode_error)?,
+                source: row
+                    .try_get::<String, _>("source")?
+                    .parse()
+                    .map_err(decode_error)?,
                 level: row.try_get("level")?,
                 message: row.try_get("message")?,
                 context: context.map(|c| serde_json::from_str(&c)).transpose()?,
@@ -376,7 +407,10 @@ fn run_from_row(row: &AnyRow) -> Result<Run> {
         id: row.try_get("id")?,
         connector_code: row.try_get("connector_code")?,
         connector_version: row.try_get("connector_version")?,
-        status: row.try_get::<String, _>("status")?.parse().map_err(decode_error)?,
+        status: row
+            .try_get::<String, _>("status")?
+            .parse()
+            .map_err(decode_error)?,
         reason: row.try_get("reason")?,
         exit_code: row.try_get("exit_code")?,
         config: serde_json::from_str(&row.try_get::<String, _>("config")?)?,

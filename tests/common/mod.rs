@@ -9,7 +9,10 @@ use cde::run::{Run, RunRequest};
 use cde::{Cde, Config};
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub const SAMPLE: &str = "sample-python-source";
@@ -90,7 +93,8 @@ pub async fn wait_for(cde: &Cde, run_id: &str, status: cde::run::RunStatus, secs
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
         let run = cde.store.run(run_id).await.unwrap();
-        if run.status == status || run.status.is_finished() || std::time::Instant::now() > deadline {
+        if run.status == status || run.status.is_finished() || std::time::Instant::now() > deadline
+        {
             return run;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

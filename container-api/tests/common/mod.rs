@@ -144,3 +144,68 @@ pub fn written() -> (StatusCode, Value) {
         json!({"message": "Written successfully."}),
     )
 }
+
+/// The real `container-api` binary, started on a free port of 127.0.0.1; killed
+/// when dropped unless [`Sidecar::stop`] ended it.
+pub struct Sidecar {
+    child: std::process::Child,
+    stderr: std::fs::File,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Sidecar {
+    pub fn start(run_dir: &Path, extra_args: &[&str]) -> Self {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        // A file rather than a pipe, so a chatty server never blocks on a full pipe.
+        let stderr = tempfile::tempfile().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_container-api"))
+            .args(["--listen", "127.0.0.1:0", "--run-dir"])
+            .arg(run_dir)
+            .args(extra_args)
+            .stdout(Stdio::piped())
+            .stderr(stderr.try_clone().unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut ready = String::new();
+        stdout.read_line(&mut ready).unwrap();
+        let addr = ready
+            .strip_prefix("container-api listening on ")
+            .unwrap_or_else(|| panic!("unexpected ready line {ready:?}"))
+            .trim_end()
+            .parse()
+            .unwrap();
+        Self {
+            child,
+            stderr,
+            addr,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGTERM, then waits; returns whether it exited 0 and what it wrote to stderr.
+    pub fn stop(mut self) -> (bool, String) {
+        use std::io::{Read, Seek};
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exited = self.child.wait().unwrap();
+        let mut stderr = String::new();
+        self.stderr.rewind().unwrap();
+        self.stderr.read_to_string(&mut stderr).unwrap();
+        (exited.success(), stderr)
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

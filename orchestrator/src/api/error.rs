@@ -18,9 +18,10 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable: `unauthorized`, `not_found`, `method_not_allowed`,
-    /// `bad_request`, `invalid_manifest`, `invalid_config`, `unsupported_media_type`,
-    /// `health_check_failed`, `docker_unavailable`, `unavailable`, `internal`.
+    /// Stable, machine-readable: `bad_request`, `invalid_manifest`, `invalid_config` (400),
+    /// `unauthorized` (401), `not_found` (404), `method_not_allowed` (405),
+    /// `payload_too_large` (413), `unsupported_media_type` (415), `health_check_failed`
+    /// (422), `internal` (500), `docker_unavailable`, `unavailable` (503).
     #[schema(example = "not_found")]
     pub code: String,
     /// For people; may change between versions.

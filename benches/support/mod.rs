@@ -1,0 +1,159 @@
+//! Helpers shared by the run benchmarks (launch, concurrent, rss): the trivial connector,
+//! the `docker run --rm` baseline, medians, clean-up by label and a watchdog that bounds
+//! a bench in time.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cde::manifest::Manifest;
+
+/// The test connector image (stdlib Python on the local base image).
+pub const IMAGE: &str = "cde-test/behave:latest";
+/// The trivial connector: the interpreter starts and exits 0, nothing else.
+pub const TRIVIAL_COMMAND: [&str; 3] = ["python3", "-c", "pass"];
+pub const TRIVIAL_CODE: &str = "bench-trivial";
+/// Baseline containers carry `cde.bench=<bench id>`; cde's own carry `cde.instance=<id>`.
+pub const BENCH_LABEL: &str = "cde.bench";
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("orchestrator/ has a parent")
+        .to_path_buf()
+}
+
+/// Builds `cde-test/behave:latest` (a second or so when Docker's cache has it).
+pub fn build_image() {
+    cde::demo::build_image("tests/connectors/behave").expect("the behave image builds");
+}
+
+/// The behave image with `python3 -c pass` as its command, and no health-check argument
+/// (the health check then runs the same trivial command).
+pub fn trivial_manifest() -> Manifest {
+    let manifest = serde_json::json!({
+        "code": TRIVIAL_CODE,
+        "label": "Trivial connector (benchmarks)",
+        "type": "data-source",
+        "image": IMAGE,
+        "command": TRIVIAL_COMMAND[0],
+        "arguments": &TRIVIAL_COMMAND[1..],
+    });
+    Manifest::parse(&manifest.to_string(), true).expect("a valid manifest")
+}
+
+/// A unique id for this bench process, used in labels.
+pub fn bench_id(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
+/// `docker run --rm --label cde.bench=<id> <image> python3 -c pass`, timed.
+pub fn docker_run(bench: &str) -> Duration {
+    let begun = Instant::now();
+    let status = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--label",
+            &format!("{BENCH_LABEL}={bench}"),
+            IMAGE,
+        ])
+        .args(TRIVIAL_COMMAND)
+        .stdin(Stdio::null())
+        .status()
+        .expect("docker runs");
+    let took = begun.elapsed();
+    assert!(status.success(), "docker run failed: {status}");
+    took
+}
+
+/// Force-removes every container carrying `label` (`key=value`); returns how many.
+pub fn remove_labelled(label: &str) -> usize {
+    let Ok(listed) = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={label}")])
+        .output()
+    else {
+        return 0;
+    };
+    let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if !ids.is_empty() {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v"])
+            .args(&ids)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    ids.len()
+}
+
+/// Removes the containers of the given labels when dropped, also after a panic.
+pub struct Cleanup {
+    pub labels: Vec<String>,
+}
+
+impl Cleanup {
+    pub fn run(&self) -> usize {
+        self.labels.iter().map(|label| remove_labelled(label)).sum()
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let left = self.run();
+        if left > 0 {
+            eprintln!("bench clean-up removed {left} container(s)");
+        }
+    }
+}
+
+/// Ends the process (after removing the labelled containers) if the bench is still
+/// running after `limit`.
+pub fn watchdog(name: &'static str, limit: Duration, labels: Vec<String>) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("BENCH {name} aborted: still running after {limit:?}");
+        let removed: usize = labels.iter().map(|label| remove_labelled(label)).sum();
+        eprintln!("removed {removed} container(s)");
+        std::process::exit(1);
+    });
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    assert!(n > 0, "median of nothing");
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The 1-minute load average and the number of running containers, to print with results.
+pub fn machine_load() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into());
+    let running = Command::new("docker")
+        .args(["ps", "-q"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .count()
+                .to_string()
+        })
+        .unwrap_or_else(|_| "?".into());
+    format!("load1={load} containers_running={running}")
+}

@@ -1,0 +1,214 @@
+//! `cde server` as a process: killed with SIGKILL while runs are in flight and started
+//! again, it adopts the pods it finds by label and records every outcome with all output.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "server-test-token";
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    async fn start(data_dir: &std::path::Path, port: u16) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("server.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cde"))
+            .arg("server")
+            .env("CDE_DATA_DIR", data_dir)
+            .env("CDE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CDE_API_TOKEN", TOKEN)
+            .env("CDE_MAX_CONCURRENT_RUNS", "6")
+            .env("CDE_STOP_GRACE_SECS", "2")
+            .env("RUST_LOG", "cde=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(answer) = client.get(format!("{}/health", server.url)).send().await {
+                if answer.status().is_success() {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "cde server did not answer: {}",
+            std::fs::read_to_string(data_dir.join("server.log")).unwrap()
+        );
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let answer = reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().is_success(),
+            "GET {path}: {}",
+            answer.status()
+        );
+        answer.json().await.unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let answer = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().is_success(),
+            "POST {path}: {}",
+            answer.status()
+        );
+        answer.json().await.unwrap()
+    }
+
+    async fn wait_until(&self, id: &str, done: impl Fn(&str) -> bool, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let run = self.get(&format!("/runs/{id}")).await;
+            if done(run["status"].as_str().unwrap()) || Instant::now() > deadline {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
+    behave_image();
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Server::start(data.path(), port).await;
+
+    let unauthorised = reqwest::get(format!("{}/runs", server.url)).await.unwrap();
+    assert_eq!(unauthorised.status(), 401);
+
+    let manifest: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(behave_manifest()).unwrap()).unwrap();
+    server.post("/connectors", manifest).await;
+    let options = json!({"MODE": "sleep", "SECONDS": "6", "RECORDS": "4"});
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let run = server
+            .post("/runs", json!({"connector": BEHAVE, "options": options}))
+            .await;
+        ids.push(run["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let run = server
+            .wait_until(id, |s| s != "queued" && s != "starting", 60)
+            .await;
+        assert_eq!(run["status"], "running", "{run}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.kill();
+
+    // While no orchestrator runs, the pods go on; one of them vanishes.
+    let cde = open(config(data.path())).await;
+    let runtime = cde.runtime().await.unwrap();
+    let (vanishing, kept) = ids.split_last().unwrap();
+    for id in kept {
+        let pod = cde::pod::find(runtime, id).await.unwrap();
+        assert!(
+            pod.connector.is_some() && pod.sidecar.is_some(),
+            "pods outlive the server"
+        );
+    }
+    cde::pod::remove(runtime, vanishing).await.unwrap();
+
+    let server = Server::start(data.path(), port).await;
+    for id in kept {
+        let run = server
+            .wait_until(id, |s| s != "running" && s != "starting", 90)
+            .await;
+        let log = std::fs::read_to_string(data.path().join("server.log")).unwrap();
+        assert_eq!(run["status"], "succeeded", "{run}\n{log}");
+        assert_eq!(
+            run["output_rows"], 8,
+            "records from before and after the restart: {run}"
+        );
+        let logs = server.get(&format!("/runs/{id}/logs")).await;
+        let messages: Vec<&str> = logs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap())
+            .collect();
+        let ticks: Vec<&str> = messages
+            .iter()
+            .copied()
+            .filter(|m| m.starts_with("tick "))
+            .collect();
+        let expected: Vec<String> = (1..=ticks.len()).map(|n| format!("tick {n}")).collect();
+        assert!(ticks.len() >= 10, "{messages:?}");
+        assert_eq!(ticks, expected, "every STDOUT line once, in order");
+        assert!(messages.contains(&"behave done"), "{messages:?}");
+        let output = server.get(&format!("/runs/{id}/output?limit=100")).await;
+        assert_eq!(output["records"].as_array().unwrap().len(), 8);
+    }
+    let lost = server
+        .wait_until(vanishing, |s| s != "running" && s != "starting", 30)
+        .await;
+    assert_eq!(lost["status"], "failed", "{lost}");
+    assert_eq!(lost["reason"], "lost: container disappeared");
+    let running = server.get("/runs?status=running").await;
+    assert_eq!(
+        running.as_array().unwrap().len(),
+        0,
+        "no run stays running without a container"
+    );
+    for id in &ids {
+        assert!(leftovers(&cde, id).await.is_empty());
+    }
+    let metrics = reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("succeeded"), "{metrics}");
+}
