@@ -212,3 +212,63 @@ async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
         .unwrap();
     assert!(metrics.contains("succeeded"), "{metrics}");
 }
+
+#[tokio::test]
+async fn the_cli_drives_a_server_when_cde_server_is_set() {
+    behave_image();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), free_port()).await;
+    // A client has a data directory of its own: nothing runs or is stored locally.
+    let client_dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cde"))
+            .args(args)
+            .env("CDE_DATA_DIR", client_dir.path())
+            .env("CDE_SERVER", &server.url)
+            .env("CDE_API_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = cli(&["connector", "register", behave_manifest().to_str().unwrap()]);
+    assert_eq!(
+        (code, text.trim()),
+        (Some(0), "registered behave version 1")
+    );
+    let (code, text) = cli(&["run", BEHAVE, "--set", "RECORDS=2"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("behave done") && text.contains("succeeded (exit code 0)"),
+        "{text}"
+    );
+    let (code, text) = cli(&["run", BEHAVE, "--set", "MODE=fail", "--set", "EXIT_CODE=7"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("failed (exit code 7)"), "{text}");
+    let (code, text) = cli(&["--json", "runs", "--status", "failed"]);
+    assert_eq!(code, Some(0));
+    let runs: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    let id = runs[0]["id"].as_str().unwrap();
+    let (_, logs) = cli(&["logs", id]);
+    assert!(logs.contains("behave starting in mode fail"), "{logs}");
+    let (code, text) = cli(&["run", "nope"]);
+    assert_eq!(code, Some(2));
+    assert!(text.contains("connector not found: nope"), "{text}");
+    let (code, text) = cli(&["cancel", id]);
+    assert_eq!(
+        (code, text.trim()),
+        (Some(0), format!("run {id} is failed").as_str())
+    );
+    assert!(
+        !client_dir.path().join("cde.db").exists(),
+        "the client kept no store"
+    );
+    let (code, text) = cli(&["server"]);
+    assert_eq!(code, Some(2));
+    assert!(text.contains("unset CDE_SERVER"), "{text}");
+}

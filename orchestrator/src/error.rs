@@ -20,6 +20,8 @@ pub enum Error {
     SidecarImage(String),
     #[error("sidecar did not become ready: {0}")]
     SidecarNotReady(String),
+    #[error("server: {0}")]
+    Server(String),
     #[error("docker: {0}")]
     Docker(#[from] bollard::errors::Error),
     #[error("database: {0}")]

@@ -2,6 +2,7 @@
 //! Container API.
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -6,8 +6,12 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use console::style;
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::task::JoinHandle;
 
+use cde::api::connectors::Connector;
+use cde::client::Client;
 use cde::limits::LimitsOverride;
+use cde::registry::Registration;
 use cde::run::{Run, RunRequest, RunStatus};
 use cde::settings::Settings;
 use cde::store::RunFilter;
@@ -132,18 +136,131 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Where the commands act: this process with its own store and engine, or a `cde server`.
+enum Backend {
+    Local(Arc<Cde>),
+    Remote(Client),
+}
+
+impl Backend {
+    async fn open(config: Config) -> Result<Self> {
+        match config.server.clone() {
+            Some(url) => {
+                let token = match &config.api_token {
+                    Some(token) => token.clone(),
+                    None => std::fs::read_to_string(config.api_token_path())
+                        .map(|t| t.trim().to_owned())
+                        .map_err(|e| {
+                            Error::Config(format!(
+                                "CDE_SERVER is set but CDE_API_TOKEN is not, and {} cannot be read: {e}",
+                                config.api_token_path().display()
+                            ))
+                        })?,
+                };
+                Ok(Backend::Remote(Client::new(&url, token)))
+            }
+            None => Ok(Backend::Local(Arc::new(Cde::open(config).await?))),
+        }
+    }
+
+    fn local(&self, command: &str) -> Result<&Arc<Cde>> {
+        match self {
+            Backend::Local(cde) => Ok(cde),
+            Backend::Remote(_) => Err(Error::Config(format!(
+                "`cde {command}` runs in this process; unset CDE_SERVER"
+            ))),
+        }
+    }
+
+    async fn register(&self, path: &std::path::Path) -> Result<Registration> {
+        match self {
+            Backend::Local(cde) => cde.register_file(path).await,
+            Backend::Remote(client) => client.register(path).await,
+        }
+    }
+
+    async fn connectors(&self) -> Result<Vec<Connector>> {
+        match self {
+            Backend::Local(cde) => Ok(cde
+                .store
+                .connectors()
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect()),
+            Backend::Remote(client) => client.connectors().await,
+        }
+    }
+
+    async fn connector(&self, code: &str) -> Result<Connector> {
+        match self {
+            Backend::Local(cde) => Ok(cde.store.connector(code).await?.into()),
+            Backend::Remote(client) => client.connector(code).await,
+        }
+    }
+
+    async fn run(&self, id: &str) -> Result<Run> {
+        match self {
+            Backend::Local(cde) => cde.store.run(id).await,
+            Backend::Remote(client) => client.run(id).await,
+        }
+    }
+
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+        match self {
+            Backend::Local(cde) => cde.store.runs(filter).await,
+            Backend::Remote(client) => client.runs(filter).await,
+        }
+    }
+
+    async fn logs(&self, id: &str, from: i64) -> Result<Vec<(i64, LogLine)>> {
+        match self {
+            Backend::Local(cde) => cde.store.logs(id, from).await,
+            Backend::Remote(client) => client.logs(id, from).await,
+        }
+    }
+
+    async fn cancel(&self, id: &str) -> Result<Run> {
+        match self {
+            Backend::Local(cde) => cde.cancel(id).await,
+            Backend::Remote(client) => client.cancel(id).await,
+        }
+    }
+
+    /// Starts a run: executed by this process when local, queued on the server otherwise.
+    async fn start(&self, request: RunRequest) -> Result<(Run, Option<JoinHandle<Result<Run>>>)> {
+        match self {
+            Backend::Local(cde) => {
+                let run = cde.submit(request).await?;
+                let Some(claimed) = cde.claim(run.clone()).await? else {
+                    return Err(Error::RunNotFound(format!(
+                        "{} was taken by another process",
+                        run.id
+                    )));
+                };
+                let cde = cde.clone();
+                Ok((
+                    run,
+                    Some(tokio::spawn(async move { cde.execute(claimed).await })),
+                ))
+            }
+            Backend::Remote(client) => Ok((client.submit(&request).await?, None)),
+        }
+    }
+}
+
 async fn execute(cli: Cli) -> Result<ExitCode> {
     if let Command::Openapi = cli.command {
         print!("{}", cde::api::openapi_json());
         return Ok(ExitCode::SUCCESS);
     }
-    let config = Config::from_env()?;
-    let cde = Arc::new(Cde::open(config).await?);
+    let backend = Backend::open(Config::from_env()?).await?;
     let json = cli.json;
     match cli.command {
         Command::Openapi => unreachable!("answered above"),
-        Command::Server => serve(cde).await,
+        Command::Server => serve(backend.local("server")?.clone()).await,
         Command::Demo => {
+            let cde = backend.local("demo")?;
             cde::demo::build_sample_image()?;
             let root = cde::sidecar::source_root().expect("checked by build_sample_image");
             let manifest = root.join(cde::demo::SAMPLE_CONNECTOR).join("manifest.yaml");
@@ -157,10 +274,10 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
                 options: [("NAME".to_owned(), "demo".to_owned())].into(),
                 ..Default::default()
             };
-            run_and_watch(&cde, request, json).await
+            run_and_watch(&backend, request, json).await
         }
         Command::Connector(ConnectorCommand::Register { path }) => {
-            let registration = cde.register_file(&path).await?;
+            let registration = backend.register(&path).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&registration)?);
             } else {
@@ -177,13 +294,9 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Connector(ConnectorCommand::List) => {
-            let connectors = cde.store.connectors().await?;
+            let connectors = backend.connectors().await?;
             if json {
-                let list: Vec<_> = connectors
-                    .iter()
-                    .map(|c| serde_json::json!({"code": c.manifest.code, "version": c.version, "manifest": c.manifest}))
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                println!("{}", serde_json::to_string_pretty(&connectors)?);
                 return Ok(ExitCode::SUCCESS);
             }
             println!("{:<32} {:>7}  {:<12}  IMAGE", "CODE", "VERSION", "TYPE");
@@ -201,9 +314,9 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Connector(ConnectorCommand::Show { code }) => {
-            let connector = cde.store.connector(&code).await?;
+            let connector = backend.connector(&code).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&connector.manifest)?);
+                println!("{}", serde_json::to_string_pretty(&connector)?);
             } else {
                 println!("# version {}", connector.version);
                 let yaml = serde_yaml_ng::to_string(&connector.manifest)
@@ -230,7 +343,7 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
                     pids,
                 },
             };
-            run_and_watch(&cde, request, json).await
+            run_and_watch(&backend, request, json).await
         }
         Command::Runs {
             status,
@@ -242,7 +355,7 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
                 connector,
                 limit: Some(limit),
             };
-            let runs = cde.store.runs(&filter).await?;
+            let runs = backend.runs(&filter).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
                 return Ok(ExitCode::SUCCESS);
@@ -266,8 +379,8 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Logs { run_id, follow } => {
             let mut next = 0;
             loop {
-                let run = cde.store.run(&run_id).await?;
-                next = print_logs(&cde, &run_id, next, json, None).await?;
+                let run = backend.run(&run_id).await?;
+                next = print_logs(&backend, &run_id, next, json, None).await?;
                 if !follow || run.status.is_finished() {
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -275,7 +388,7 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Cancel { run_id } => {
-            let run = cde.cancel(&run_id).await?;
+            let run = backend.cancel(&run_id).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&run)?);
             } else if run.status.is_finished() {
@@ -288,20 +401,10 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Runs in this process, printing log lines as they arrive under a progress line.
-/// Ctrl-C cancels the run (and waits for its outcome).
-async fn run_and_watch(cde: &Arc<Cde>, request: RunRequest, json: bool) -> Result<ExitCode> {
-    let run = cde.submit(request).await?;
-    let Some(claimed) = cde.claim(run.clone()).await? else {
-        return Err(Error::RunNotFound(format!(
-            "{} was taken by another process",
-            run.id
-        )));
-    };
-    let executor = tokio::spawn({
-        let cde = cde.clone();
-        async move { cde.execute(claimed).await }
-    });
+/// Starts a run and prints its log lines as they arrive under a progress line until it
+/// ends. Ctrl-C cancels the run (and waits for its outcome).
+async fn run_and_watch(backend: &Backend, request: RunRequest, json: bool) -> Result<ExitCode> {
+    let (run, executor) = backend.start(request).await?;
     let progress = (!json && console::Term::stderr().is_term()).then(|| {
         let bar = ProgressBar::new_spinner()
             .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
@@ -318,35 +421,44 @@ async fn run_and_watch(cde: &Arc<Cde>, request: RunRequest, json: bool) -> Resul
     let mut next = 0;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut cancelling = false;
-    while !executor.is_finished() {
+    let run = loop {
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
             _ = &mut ctrl_c, if !cancelling => {
                 cancelling = true;
                 eprintln!("cancelling run {} …", run.id);
-                cde.cancel(&run.id).await?;
+                backend.cancel(&run.id).await?;
             }
         }
         if !json {
-            next = print_logs(cde, &run.id, next, false, progress.as_ref()).await?;
+            next = print_logs(backend, &run.id, next, false, progress.as_ref()).await?;
+        }
+        let current = match &executor {
+            Some(executor) if !executor.is_finished() => None,
+            _ => Some(backend.run(&run.id).await?).filter(|r| r.status.is_finished()),
+        };
+        if let Some(current) = current {
+            break current;
         }
         if let Some(bar) = &progress {
-            let status = cde.store.run(&run.id).await?.status;
             bar.set_message(format!(
-                "{status} {} · {}s",
+                "{} · {}s",
                 run.connector_code,
                 started.elapsed().as_secs()
             ));
         }
-    }
-    let run = executor.await.map_err(std::io::Error::other)??;
+    };
+    let run = match executor {
+        Some(executor) => executor.await.map_err(std::io::Error::other)??,
+        None => run,
+    };
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&run)?);
     } else {
-        print_logs(cde, &run.id, next, false, None).await?;
+        print_logs(backend, &run.id, next, false, None).await?;
         print_outcome(&run);
     }
     Ok(if run.status == RunStatus::Succeeded {
@@ -358,13 +470,13 @@ async fn run_and_watch(cde: &Arc<Cde>, request: RunRequest, json: bool) -> Resul
 
 /// Prints log lines from `from` on; returns the next sequence number.
 async fn print_logs(
-    cde: &Cde,
+    backend: &Backend,
     run_id: &str,
     from: i64,
     json: bool,
     progress: Option<&ProgressBar>,
 ) -> Result<i64> {
-    let lines = cde.store.logs(run_id, from).await?;
+    let lines = backend.logs(run_id, from).await?;
     let next = lines.last().map_or(from, |(seq, _)| seq + 1);
     let print = || {
         for (_, line) in &lines {

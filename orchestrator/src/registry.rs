@@ -11,7 +11,7 @@ use crate::runtime::{MANAGED_BY, MANAGED_BY_VALUE};
 use crate::Cde;
 
 /// The outcome of registering a manifest.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Registration {
     pub code: String,
     pub version: i64,

@@ -5,7 +5,7 @@
 //! `Authorization: Bearer <token>`. Errors are `{"error": {"code", "message"}}` (see [`error`]).
 
 mod auth;
-mod connectors;
+pub mod connectors;
 pub mod error;
 mod extract;
 mod logs;
