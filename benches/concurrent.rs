@@ -50,22 +50,36 @@ fn main() {
     let begun = Instant::now();
     let load_before = support::machine_load();
     let (mut cde_s, mut xargs_s) = (Vec::new(), Vec::new());
+    let (mut cde_cpu, mut xargs_cpu) = (Vec::new(), Vec::new());
+    let mut measure_cde = || {
+        let cpu = support::Cpu::now();
+        cde_s.push(rt.block_on(cde_batch(&cde, RUNS)).as_secs_f64());
+        cde_cpu.push(cpu.per_run(&support::Cpu::now(), RUNS));
+    };
+    let mut measure_xargs = || {
+        let cpu = support::Cpu::now();
+        xargs_s.push(xargs_batch(&bench, RUNS).as_secs_f64());
+        xargs_cpu.push(cpu.per_run(&support::Cpu::now(), RUNS));
+    };
     for round in 0..ROUNDS {
         if round > 0 && begun.elapsed() > BUDGET {
             break;
         }
         if round % 2 == 0 {
-            cde_s.push(rt.block_on(cde_batch(&cde, RUNS)).as_secs_f64());
-            xargs_s.push(xargs_batch(&bench, RUNS).as_secs_f64());
+            measure_cde();
+            measure_xargs();
         } else {
-            xargs_s.push(xargs_batch(&bench, RUNS).as_secs_f64());
-            cde_s.push(rt.block_on(cde_batch(&cde, RUNS)).as_secs_f64());
+            measure_xargs();
+            measure_cde();
         }
     }
     let load_after = support::machine_load();
     scheduler.abort();
     let (cde_median, xargs_median) = (median(&cde_s), median(&xargs_s));
     eprintln!("concurrent samples cde_s={cde_s:.1?} xargs_s={xargs_s:.1?}");
+    for (round, (cde, xargs)) in cde_cpu.iter().zip(&xargs_cpu).enumerate() {
+        eprintln!("concurrent cpu per run, round {round}: cde {cde}; xargs {xargs}");
+    }
     eprintln!("concurrent machine before: {load_before}; after: {load_after}");
     println!(
         "BENCH concurrent runs={RUNS} parallel={PARALLEL} rounds={} cde_s={cde_median:.1} \

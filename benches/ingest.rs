@@ -5,6 +5,7 @@
 //!
 //! `cargo bench --bench ingest`; `CDE_BENCH_RECORDS` changes the 5 000 000 records.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +42,13 @@ fn body(n: usize) -> Bytes {
         .collect();
     assert!(records.iter().all(|r| r.len() == RECORD_BYTES));
     Bytes::from(format!(r#"{{"data":[{}]}}"#, records.join(",")))
+}
+
+fn written(_body: Bytes) -> (StatusCode, axum::Json<serde_json::Value>) {
+    (
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({"message": "Written successfully."})),
+    )
 }
 
 fn rss_mb() -> f64 {
@@ -145,16 +153,31 @@ fn main() {
         .block_on(tokio::net::TcpListener::bind(config.listen))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = container_api::router(state.clone()).route(
-        "/discard",
-        post(|body: Bytes| async move {
-            std::hint::black_box(body);
-            (
-                StatusCode::CREATED,
-                axum::Json(serde_json::json!({"message": "Written successfully."})),
-            )
-        }),
-    );
+    // Baselines on the same server: `/discard` reads the body and drops it;
+    // `/write-only` appends it unparsed to a file, the ceiling for any ingest.
+    let raw_file = Arc::new(std::sync::Mutex::new(
+        std::fs::File::create(dir.path().join("write-only.jsonl")).unwrap(),
+    ));
+    let router = container_api::router(state.clone())
+        .route(
+            "/discard",
+            post(|body: Bytes| async move { written(std::hint::black_box(body)) }),
+        )
+        .route(
+            "/write-only",
+            post(move |body: Bytes| {
+                let file = raw_file.clone();
+                async move {
+                    let body = tokio::task::spawn_blocking(move || {
+                        file.lock().unwrap().write_all(&body).unwrap();
+                        body
+                    })
+                    .await
+                    .unwrap();
+                    written(body)
+                }
+            }),
+        );
     server_rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
 
     let bodies = Arc::new((0..BODIES).map(body).collect::<Vec<_>>());
@@ -163,41 +186,22 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let ingest_url = format!("http://{addr}/output/output");
-    let discard_url = format!("http://{addr}/discard");
-    let (discard_before, ingest, discard_after) = client_rt.block_on(async {
-        // Warm up both paths (the records written here are not counted).
-        drive(
-            discard_url.clone(),
+    let url = |path: &str| format!("http://{addr}{path}");
+    let run = |path: &str, requests: u64| {
+        client_rt.block_on(drive(
+            url(path),
             bodies.clone(),
-            100,
+            requests,
             StatusCode::CREATED,
-        )
-        .await;
-        drive(ingest_url.clone(), bodies.clone(), 100, StatusCode::CREATED).await;
-        let before = drive(
-            discard_url.clone(),
-            bodies.clone(),
-            DISCARD_REQUESTS,
-            StatusCode::CREATED,
-        )
-        .await;
-        let ingest = drive(
-            ingest_url.clone(),
-            bodies.clone(),
-            ingest_requests,
-            StatusCode::CREATED,
-        )
-        .await;
-        let after = drive(
-            discard_url.clone(),
-            bodies.clone(),
-            DISCARD_REQUESTS,
-            StatusCode::CREATED,
-        )
-        .await;
-        (before, ingest, after)
-    });
+        ))
+    };
+    // Warm up both paths (the records written here are not counted).
+    run("/discard", 100);
+    run("/output/output", 100);
+    let discard_before = run("/discard", DISCARD_REQUESTS);
+    let write_only = run("/write-only", DISCARD_REQUESTS);
+    let ingest = run("/output/output", ingest_requests);
+    let discard_after = run("/discard", DISCARD_REQUESTS);
     let summary: Summary = server_rt.block_on(state.finish()).unwrap();
     let written = summary.files["output"].rows;
     assert_eq!(
@@ -226,6 +230,11 @@ fn main() {
         discard_before.mb_per_s(),
         discard_after.mb_per_s(),
         discard_before.requests
+    );
+    println!(
+        "write-only (the body appended unparsed): {:.0} MB/s, {:.2} of discard",
+        write_only.mb_per_s(),
+        write_only.mb_per_s() / discard_mb_per_s
     );
     println!(
         "rss: {:.0} MB after 10 % of the records, {:.0} MB peak (sampled every 100 requests)",

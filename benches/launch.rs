@@ -103,8 +103,8 @@ fn main() {
     eprintln!("launch samples cde_ms={cde_ms:.0?} docker_run_ms={docker_ms:.0?}");
     eprintln!("launch machine before: {load_before}; after: {load_after}");
     println!(
-        "BENCH launch iterations={ITERATIONS} cde_ms={cde_median:.0} docker_run_ms={docker_median:.0} \
-         ratio_vs_docker_run={:.2}",
+        "BENCH launch iterations={ITERATIONS} cde_ms={cde_median:.0} \
+         docker_run_ms={docker_median:.0} ratio_vs_docker_run={:.2}",
         cde_median / docker_median
     );
 }

@@ -150,7 +150,8 @@ async fn measure(api: &Api, pid: u32) -> Result<String, String> {
     let after = memory(pid)?;
     let hwm = high_water_mark(pid)?;
     eprintln!(
-        "rss: all {RUNS} running {:.1}s after submission; machine before: {load_before}; with the runs: {load_during}",
+        "rss: all {RUNS} running {:.1}s after submission; machine before: {load_before}; \
+         with the runs: {load_during}",
         all_running_after.as_secs_f64()
     );
     Ok(format!(

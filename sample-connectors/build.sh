@@ -5,7 +5,9 @@
 #        (default: every folder under sample-connectors/ that has a Dockerfile;
 #         a folder may be given as a path or by its name, e.g. `python`)
 # Env:   BASE_IMAGE   use this base image instead of the Dockerfile's default
-#        PYTHON       interpreter used to fill the wheelhouse (default: python3)
+#        PYTHON       interpreter used to fill the wheelhouse and to make the client
+#                     generator's venv (default: python3)
+#        OPENAPI_SPEC the spec clients are generated from (default: openapi/container-api.json)
 #
 # For each connector:
 #  1. base image: $BASE_IMAGE, else the Dockerfile's `ARG BASE_IMAGE=` default when it
@@ -14,15 +16,22 @@
 #  2. wheelhouse: when the folder has a requirements.txt, its wheels (and pip's own)
 #     are downloaded on the host into <dir>/wheelhouse (git-ignored), so that the image
 #     installs them with no network; skipped while requirements.txt is unchanged;
-#  3. `docker build`, tagged with the `image:` of the folder's manifest.yaml and
+#  3. client: when the folder has an openapi-client.yaml, a Python client for the
+#     Container API is generated from openapi/container-api.json with
+#     openapi-python-client (pinned in <dir>/requirements-build.txt, installed into the
+#     venv <dir>/.build/venv), built into a wheel and copied into <dir>/wheelhouse;
+#     skipped while the spec, the config and requirements-build.txt are unchanged;
+#  4. `docker build`, tagged with the `image:` of the folder's manifest.yaml and
 #     labelled cde.sample=true. Docker's layer cache makes a rebuild of an unchanged
 #     folder take about a second.
+# Nothing generated is committed: <dir>/wheelhouse and <dir>/.build are git-ignored.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 MAKE_BASE="$ROOT/scripts/make-base-image.sh"
 PYTHON="${PYTHON:-python3}"
+OPENAPI_SPEC="${OPENAPI_SPEC:-$ROOT/openapi/container-api.json}"
 
 log() { echo "build.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -92,6 +101,75 @@ fill_wheelhouse() {
     echo "$want" >"$wh/.requirements.sha256"
 }
 
+sha() { sha256sum | cut -d' ' -f1; }
+
+# Generate <dir>'s Container API client from $OPENAPI_SPEC with the settings of
+# <dir>/openapi-client.yaml, build it into a wheel and put that into <dir>/wheelhouse.
+# Each step is skipped while its inputs are unchanged (stamps under <dir>/.build).
+make_client() {
+    local dir="$1" name work venv tools want have="" whl base old
+    name="$(basename "$dir")"
+    work="$dir/.build"
+    venv="$work/venv"
+    tools="$dir/requirements-build.txt"
+    [ -f "$OPENAPI_SPEC" ] || die "$name: no OpenAPI spec at $OPENAPI_SPEC"
+    [ -f "$tools" ] || die "$name: openapi-client.yaml needs a requirements-build.txt pinning openapi-python-client"
+
+    # The generator's venv, remade when requirements-build.txt or the interpreter changes.
+    want="$( (cat "$tools"; "$PYTHON" --version 2>&1) | sha)"
+    [ -f "$venv/.requirements.sha256" ] && have="$(cat "$venv/.requirements.sha256")"
+    if [ "$want" != "$have" ] || [ ! -x "$venv/bin/python" ]; then
+        log "$name: installing the client generator into .build/venv"
+        rm -rf "$venv"
+        mkdir -p "$work"
+        "$PYTHON" -m venv "$venv" >&2 ||
+            die "$name: $PYTHON -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
+        if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+                -r "$tools" >&2; then
+            rm -rf "$venv"
+            die "$name: pip install -r requirements-build.txt failed (is PyPI or a package index reachable from this host?)"
+        fi
+        echo "$want" >"$venv/.requirements.sha256"
+    fi
+
+    # The client and its wheel, remade when the spec, the config or the tools change.
+    want="$( (sha <"$OPENAPI_SPEC"; sha <"$dir/openapi-client.yaml"; sha <"$tools") | sha)"
+    have=""
+    [ -f "$work/client.sha256" ] && have="$(cat "$work/client.sha256")"
+    if [ "$want" != "$have" ] || ! compgen -G "$work/dist/*.whl" >/dev/null; then
+        log "$name: generating the Container API client from ${OPENAPI_SPEC#"$ROOT"/}"
+        rm -rf "$work/client" "$work/dist" "$work/client.sha256"
+        # ruff (the generator's formatting post-hooks) is found on PATH.
+        if ! PATH="$venv/bin:$PATH" "$venv/bin/python" -m openapi_python_client generate \
+                --meta pdm --path "$OPENAPI_SPEC" --config "$dir/openapi-client.yaml" \
+                --output-path "$work/client" --fail-on-warning >"$work/generate.log" 2>&1; then
+            tail -n 40 "$work/generate.log" >&2
+            rm -rf "$work/client"
+            die "$name: openapi-python-client failed (output above, full log in .build/generate.log)"
+        fi
+        # A fixed timestamp: the same spec gives the same wheel, bytes and all, so an
+        # unchanged client never invalidates the image's install layer.
+        if ! SOURCE_DATE_EPOCH=315532800 "$venv/bin/python" -m pip wheel --quiet \
+                --disable-pip-version-check --no-deps --no-build-isolation --no-index \
+                -w "$work/dist" "$work/client" >>"$work/generate.log" 2>&1; then
+            tail -n 40 "$work/generate.log" >&2
+            rm -rf "$work/dist"
+            die "$name: building the client wheel failed (output above)"
+        fi
+        echo "$want" >"$work/client.sha256"
+    fi
+
+    # Into the wheelhouse, replacing other builds of the same project.
+    mkdir -p "$dir/wheelhouse"
+    for whl in "$work"/dist/*.whl; do
+        base="$(basename "$whl")"
+        for old in "$dir/wheelhouse/${base%%-*}"-*.whl; do
+            [ -e "$old" ] && [ "$old" != "$dir/wheelhouse/$base" ] && rm -f "$old"
+        done
+        cmp -s "$whl" "$dir/wheelhouse/$base" || cp "$whl" "$dir/wheelhouse/$base"
+    done
+}
+
 # --- build ------------------------------------------------------------------------
 for dir in "${dirs[@]}"; do
     name="$(basename "$dir")"
@@ -119,6 +197,7 @@ for dir in "${dirs[@]}"; do
     fi
 
     [ -f "$dir/requirements.txt" ] && fill_wheelhouse "$dir"
+    [ -f "$dir/openapi-client.yaml" ] && make_client "$dir"
 
     start=$SECONDS
     previous="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"

@@ -157,3 +157,95 @@ pub fn machine_load() -> String {
         .unwrap_or_else(|_| "?".into());
     format!("load1={load} containers_running={running}")
 }
+
+/// CPU time (seconds) used so far by the whole machine (busy time of all cores), the
+/// Docker engine's daemons and this process, to tell engine work from orchestrator work.
+/// Short-lived processes (shims, runc, the containers) only show in `machine`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    pub machine: f64,
+    pub dockerd: f64,
+    pub containerd: f64,
+    pub this: f64,
+}
+
+impl Cpu {
+    pub fn now() -> Self {
+        let ticks = 100.0; // USER_HZ on Linux
+        let machine = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| {
+                let cpu = stat.lines().next()?.to_owned();
+                let fields: Vec<f64> = cpu
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|f| f.parse().ok())
+                    .collect();
+                // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+                Some(
+                    fields
+                        .iter()
+                        .take(8)
+                        .enumerate()
+                        .filter(|(i, _)| *i != 3 && *i != 4)
+                        .map(|(_, v)| v)
+                        .sum::<f64>(),
+                )
+            })
+            .unwrap_or_default()
+            / ticks;
+        let (mut dockerd, mut containerd) = (0.0, 0.0);
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            match comm.trim() {
+                "dockerd" => dockerd += process_cpu(&pid.to_string()),
+                "containerd" => containerd += process_cpu(&pid.to_string()),
+                _ => {}
+            }
+        }
+        Self {
+            machine,
+            dockerd,
+            containerd,
+            this: process_cpu("self"),
+        }
+    }
+
+    /// What was used between `self` and `later`, per run, as `name_ms=…` pairs.
+    pub fn per_run(&self, later: &Cpu, runs: usize) -> String {
+        let per = |a: f64, b: f64| (b - a) * 1000.0 / runs as f64;
+        format!(
+            "machine_ms={:.0} dockerd_ms={:.0} containerd_ms={:.0} bench_process_ms={:.0}",
+            per(self.machine, later.machine),
+            per(self.dockerd, later.dockerd),
+            per(self.containerd, later.containerd),
+            per(self.this, later.this),
+        )
+    }
+}
+
+/// utime + stime + cutime + cstime of a process, in seconds.
+fn process_cpu(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let Some(rest) = stat.rfind(')').map(|at| &stat[at + 2..]) else {
+        return 0.0;
+    };
+    let fields: Vec<f64> = rest
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // rest[0] is the state; utime is field 14 of stat, i.e. index 11 of rest.
+    fields
+        .get(10..14)
+        .map_or(0.0, |times| times.iter().sum::<f64>() / 100.0)
+}

@@ -68,8 +68,8 @@ impl Classifications {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        let entries: Vec<Entry> = serde_json::from_slice(&text)
-            .with_context(|| format!("parsing {}", path.display()))?;
+        let entries: Vec<Entry> =
+            serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
         for entry in &entries {
             anyhow::ensure!(
                 entry.id.is_string() || entry.id.is_number(),
@@ -78,7 +78,10 @@ impl Classifications {
                 entry.id
             );
         }
-        let specific = entries.iter().flat_map(|e| e.columns.iter().cloned()).collect();
+        let specific = entries
+            .iter()
+            .flat_map(|e| e.columns.iter().cloned())
+            .collect();
         Ok(Self { entries, specific })
     }
 

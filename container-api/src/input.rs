@@ -93,12 +93,15 @@ impl FromStr for InputType {
     type Err = ApiError;
 
     fn from_str(s: &str) -> Result<Self, ApiError> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
-            ApiError::validation(
-                "type",
-                "This value should be one of: input, full, new, modified, unchanged, deleted.",
-            )
-        })
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                ApiError::validation(
+                    "type",
+                    "This value should be one of: input, full, new, modified, unchanged, deleted.",
+                )
+            })
     }
 }
 
@@ -113,7 +116,10 @@ fn is_blank(line: &[u8]) -> bool {
 
 fn trim(line: &[u8]) -> &[u8] {
     let start = line.iter().position(|b| !is_space(b)).unwrap_or(line.len());
-    let end = line.iter().rposition(|b| !is_space(b)).map_or(start, |i| i + 1);
+    let end = line
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |i| i + 1);
     &line[start..end]
 }
 
@@ -350,7 +356,10 @@ fn filter(
     show_hidden: Option<&str>,
     classification_id: Option<&str>,
 ) -> Result<Filter, ApiError> {
-    let show_hidden = match show_hidden.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+    let show_hidden = match show_hidden
+        .map(|s| s.trim().to_ascii_lowercase())
+        .as_deref()
+    {
         None | Some("false" | "0") => false,
         Some("true" | "1") => true,
         Some(_) => {
@@ -360,7 +369,9 @@ fn filter(
             ))
         }
     };
-    let excluded = state.classifications().excluded_columns(classification_id)?;
+    let excluded = state
+        .classifications()
+        .excluded_columns(classification_id)?;
     Ok(Filter {
         show_hidden,
         excluded,
@@ -369,15 +380,27 @@ fn filter(
 
 fn batch_size(size: Option<&str>) -> Result<u64, ApiError> {
     let Some(size) = size else { return Ok(1) };
-    let out_of_range =
-        || ApiError::validation("size", format!("This value should be between 1 and {MAX_BATCH_SIZE}."));
+    let out_of_range = || {
+        ApiError::validation(
+            "size",
+            format!("This value should be between 1 and {MAX_BATCH_SIZE}."),
+        )
+    };
     match size.trim().parse::<i64>() {
         Ok(n) if (1..=MAX_BATCH_SIZE as i64).contains(&n) => Ok(n as u64),
         Ok(_) => Err(out_of_range()),
-        Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow
+            ) =>
+        {
             Err(out_of_range())
         }
-        Err(_) => Err(ApiError::validation("size", "This value should be of type int.")),
+        Err(_) => Err(ApiError::validation(
+            "size",
+            "This value should be of type int.",
+        )),
     }
 }
 
@@ -559,7 +582,11 @@ mod tests {
             ("{}\n{}\n{}\n", 3),
         ] {
             std::fs::write(&path, text).unwrap();
-            assert_eq!(count_records(File::open(&path).unwrap()).unwrap(), expected, "{text:?}");
+            assert_eq!(
+                count_records(File::open(&path).unwrap()).unwrap(),
+                expected,
+                "{text:?}"
+            );
         }
         // A line spanning the 1 MiB read boundary counts once.
         let long = format!("{{\"a\":\"{}\"}}\n{{}}\n", "x".repeat(1 << 20));

@@ -55,7 +55,8 @@ fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
 /// Parses a body into a `Value` after the scanner's checks.
 pub(crate) fn parse_value(body: &str, max_depth: usize) -> Result<serde_json::Value, ApiError> {
     scan::validate(body, max_depth).map_err(|e| ApiError::body(e.describe(body)))?;
-    serde_json::from_str(body).map_err(|e| ApiError::body(format!("The request body is not valid JSON: {e}.")))
+    serde_json::from_str(body)
+        .map_err(|e| ApiError::body(format!("The request body is not valid JSON: {e}.")))
 }
 
 /// Parses a body that must be a JSON object.
@@ -69,9 +70,10 @@ pub(crate) fn parse_object(
     }
 }
 
-/// The text of a member name given as its JSON text (quotes and escapes included).
-pub(crate) fn key_text(raw: &str) -> Cow<'_, str> {
-    if raw.as_bytes().contains(&b'\\') {
+/// The text of a string given as its JSON text (quotes and escapes included);
+/// `escaped` says whether it has escapes to decode.
+pub(crate) fn string_text(raw: &str, escaped: bool) -> Cow<'_, str> {
+    if escaped {
         // Validated by the scanner, so decoding cannot fail.
         Cow::Owned(serde_json::from_str(raw).unwrap_or_default())
     } else {
@@ -181,7 +183,10 @@ mod tests {
         assert!(matches!(out[1].0, Cow::Owned(_)));
         let mut buf = Vec::new();
         write_object(&mut buf, out.iter().map(|(k, v)| (k.as_ref(), *v)));
-        assert_eq!(String::from_utf8(buf).unwrap(), r#"{"b":[1, 2],"a\n":"x","c":null}"#);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            r#"{"b":[1, 2],"a\n":"x","c":null}"#
+        );
         assert!(members_into("[1]", &mut Members::new()).is_err());
         assert!(members_into("{} x", &mut Members::new()).is_err());
     }

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod openapi;
 pub mod output;
 mod ping;
+mod scan;
 pub mod server;
 pub mod storage;
 pub mod summary;

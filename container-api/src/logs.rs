@@ -37,6 +37,8 @@ pub enum LogSource {
     Api,
     Stdout,
     Stderr,
+    /// Lines the orchestrator adds about the run, e.g. warnings.
+    Cde,
 }
 
 impl LogSource {
@@ -45,6 +47,7 @@ impl LogSource {
             LogSource::Api => "api",
             LogSource::Stdout => "stdout",
             LogSource::Stderr => "stderr",
+            LogSource::Cde => "cde",
         }
     }
 }
@@ -56,6 +59,7 @@ impl std::str::FromStr for LogSource {
             "api" => Ok(LogSource::Api),
             "stdout" => Ok(LogSource::Stdout),
             "stderr" => Ok(LogSource::Stderr),
+            "cde" => Ok(LogSource::Cde),
             other => Err(format!("unknown log source {other:?}")),
         }
     }
@@ -212,7 +216,7 @@ pub(crate) async fn write_log(
         )
     })?;
     let JsonBody(body) = body?;
-    let (message, context) = parse_body(json::parse_value(&body)?)?;
+    let (message, context) = parse_body(json::parse_value(&body, state.config().max_depth)?)?;
     let line = LogLine::now(LogSource::Api, level, message, context);
     let logs = state.logs();
     // A single small append; not worth a trip to the blocking pool.

@@ -5,20 +5,20 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::extract::ApiPath;
 use crate::flatten::{FlattenError, Flattener};
-use crate::json::{self, syntax, ArrayField, JsonBody, Members};
+use crate::json::{self, JsonBody, Members};
 use crate::openapi::{Message, ValidationError};
+use crate::scan::{ScanError, Scanner, Token};
 use crate::summary::FileSummary;
 use crate::{written, ApiError, AppState, Written};
 
@@ -159,8 +159,8 @@ impl OutputFiles {
     }
 
     /// Parses, flattens and appends one request body (blocking).
-    fn ingest(&self, kind: OutputType, body: &str) -> Result<(), ApiError> {
-        let batch = Batch::parse(body)?;
+    fn ingest(&self, kind: OutputType, body: &str, max_depth: usize) -> Result<(), ApiError> {
+        let batch = Batch::parse(body, max_depth)?;
         self.lock(kind).append(&batch)
     }
 
@@ -198,14 +198,6 @@ pub(crate) struct Meta {
     separator: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RawBody<'a> {
-    #[serde(borrow, default)]
-    meta: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    data: Option<ArrayField<'a>>,
-}
-
 /// The serialised lines of one request, ready to be appended with a single write.
 struct Batch<'a> {
     buf: Vec<u8>,
@@ -213,89 +205,257 @@ struct Batch<'a> {
     columns: HashSet<Cow<'a, str>>,
 }
 
-impl<'a> Batch<'a> {
-    fn parse(body: &'a str) -> Result<Self, ApiError> {
-        let not_items = || ApiError::validation("data", "This value should be an array of items.");
-        if !body.trim_start().starts_with('{') {
-            // Serde would read a struct from an array too; the contract wants `data`.
-            return match serde_json::from_str::<serde::de::IgnoredAny>(body) {
-                Ok(_) => Err(not_items()),
-                Err(e) => Err(syntax(e)),
-            };
-        }
-        let raw: RawBody = serde_json::from_str(body).map_err(syntax)?;
-        let separator = separator(raw.meta)?;
-        let items = match raw.data {
-            Some(ArrayField::Items(items)) if !items.is_empty() => items,
-            _ => return Err(not_items()),
-        };
+/// A record as the scanner found it.
+struct RawRecord<'a> {
+    /// Its JSON text, `{` to `}`.
+    text: &'a str,
+    /// Its member names, a range of [`Layout::keys`].
+    keys: Range<usize>,
+    /// No member value is an object or array.
+    flat: bool,
+    /// Whitespace inside it breaks lines, so it cannot be copied as one line.
+    multiline: bool,
+}
 
+/// What one pass of the scanner over a write body finds.
+#[derive(Default)]
+struct Layout<'a> {
+    separator: Option<Cow<'a, str>>,
+    records: Vec<RawRecord<'a>>,
+    keys: Vec<Cow<'a, str>>,
+    /// The first validation problem; reported once the whole body is known to be JSON.
+    problem: Option<ApiError>,
+}
+
+impl<'a> Layout<'a> {
+    fn scan(body: &'a str, max_depth: usize) -> Result<Self, ApiError> {
+        let mut scanner = Scanner::new(body, max_depth);
+        let mut layout = Layout::default();
+        layout
+            .read(&mut scanner)
+            .map_err(|e| ApiError::body(e.describe(body)))?;
+        match layout.problem.take() {
+            Some(problem) => Err(problem),
+            None => Ok(layout),
+        }
+    }
+
+    fn flag(&mut self, problem: ApiError) {
+        self.problem.get_or_insert(problem);
+    }
+
+    fn read(&mut self, scanner: &mut Scanner<'a>) -> Result<(), ScanError> {
+        let mut data_seen = false;
+        if scanner.next()? != Some(Token::BeginObject) {
+            // Serde would read a struct from an array; the contract wants `data`.
+            self.flag(not_items());
+            if scanner.depth() > 0 {
+                scanner.skip_container()?;
+            }
+            return scanner.finish();
+        }
+        while let Some(Token::Key(key)) = scanner.next()? {
+            match json::string_text(key, scanner.escaped()).as_ref() {
+                "meta" => self.meta(scanner)?,
+                "data" if data_seen => {
+                    self.flag(ApiError::body("The member \"data\" occurs more than once."));
+                    scanner.skip_value()?;
+                }
+                "data" => {
+                    data_seen = true;
+                    self.data(scanner)?;
+                }
+                _ => scanner.skip_value()?,
+            }
+        }
+        if !data_seen {
+            self.flag(not_items());
+        }
+        scanner.finish()
+    }
+
+    fn meta(&mut self, scanner: &mut Scanner<'a>) -> Result<(), ScanError> {
+        match scanner.next()? {
+            Some(Token::BeginObject) => {}
+            Some(Token::Scalar("null")) => return Ok(()),
+            Some(token) => {
+                self.flag(ApiError::validation(
+                    "meta",
+                    "This value should be of type object.",
+                ));
+                if matches!(token, Token::BeginArray) {
+                    scanner.skip_container()?;
+                }
+                return Ok(());
+            }
+            None => return Ok(()),
+        }
+        while let Some(Token::Key(key)) = scanner.next()? {
+            if json::string_text(key, scanner.escaped()) != "separator" {
+                scanner.skip_value()?;
+                continue;
+            }
+            match scanner.next()? {
+                Some(Token::Scalar("null")) => self.separator = None,
+                Some(Token::Scalar(text)) if text.starts_with('"') => {
+                    self.separator = Some(json::string_text(text, scanner.escaped()));
+                }
+                token => {
+                    self.flag(ApiError::validation(
+                        "meta.separator",
+                        "This value should be of type string.",
+                    ));
+                    if matches!(token, Some(Token::BeginObject | Token::BeginArray)) {
+                        scanner.skip_container()?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn data(&mut self, scanner: &mut Scanner<'a>) -> Result<(), ScanError> {
+        match scanner.next()? {
+            Some(Token::BeginArray) => {}
+            token => {
+                self.flag(not_items());
+                if matches!(token, Some(Token::BeginObject)) {
+                    scanner.skip_container()?;
+                }
+                return Ok(());
+            }
+        }
+        let body = scanner.text();
+        let mut index = 0;
+        loop {
+            match scanner.next()? {
+                Some(Token::EndArray) | None => break,
+                Some(Token::BeginObject) => {
+                    let start = scanner.token_start();
+                    let breaks = scanner.line_breaks();
+                    let keys = self.keys.len();
+                    let mut flat = true;
+                    while let Some(Token::Key(key)) = scanner.next()? {
+                        self.keys.push(json::string_text(key, scanner.escaped()));
+                        if let Some(Token::BeginObject | Token::BeginArray) = scanner.next()? {
+                            flat = false;
+                            scanner.skip_container()?;
+                        }
+                    }
+                    self.records.push(RawRecord {
+                        text: &body[start..scanner.position()],
+                        keys: keys..self.keys.len(),
+                        flat,
+                        multiline: scanner.line_breaks() != breaks,
+                    });
+                }
+                Some(token) => {
+                    self.flag(ApiError::validation(
+                        format!("data[{index}]"),
+                        "This value should be of type object.",
+                    ));
+                    if matches!(token, Token::BeginArray) {
+                        scanner.skip_container()?;
+                    }
+                }
+            }
+            index += 1;
+        }
+        if index == 0 {
+            self.flag(not_items());
+        }
+        Ok(())
+    }
+}
+
+fn not_items() -> ApiError {
+    ApiError::validation("data", "This value should be an array of items.")
+}
+
+impl<'a> Batch<'a> {
+    /// Scans the body once; flat records are then copied as they came, nested ones
+    /// flattened. Nothing is returned unless every record is fine.
+    fn parse(body: &'a str, max_depth: usize) -> Result<Self, ApiError> {
+        let layout = Layout::scan(body, max_depth)?;
         let mut batch = Batch {
             buf: Vec::with_capacity(body.len() + body.len() / 8),
             rows: 0,
             columns: HashSet::new(),
         };
-        let mut members = Members::new();
+        let separator = layout
+            .separator
+            .clone()
+            .unwrap_or(Cow::Borrowed(DEFAULT_SEPARATOR));
         let mut flattener = Flattener::new(separator);
-        for (i, item) in items.into_iter().enumerate() {
-            let text = item.get();
+        let mut members = Members::new();
+        let mut order = Vec::new();
+        let mut previous: &[Cow<str>] = &[];
+        for (i, record) in layout.records.iter().enumerate() {
             let invalid = |problem: String| ApiError::validation(format!("data[{i}]"), problem);
-            if !text.starts_with('{') {
-                return Err(invalid("This value should be of type object.".into()));
-            }
-            members.clear();
-            json::members_into(text, &mut members)
-                .map_err(|e| ApiError::Internal(format!("re-parsing a record: {e}")))?;
-            flattener
-                .flatten(members.drain(..))
-                .map_err(|e| invalid(flatten_problem(e)))?;
-            for (column, _) in &flattener.columns {
-                if !batch.columns.contains(column.as_ref()) {
-                    batch.columns.insert(column.clone());
+            let keys = &layout.keys[record.keys.clone()];
+            if record.flat && keys == previous {
+                // Same columns as the record before: checked and collected already.
+            } else if record.flat {
+                if let Some(column) = first_duplicate(keys, &mut order) {
+                    return Err(invalid(duplicate(column)));
                 }
+                batch.add_columns(keys.iter());
+                previous = keys;
             }
-            json::write_object(
-                &mut batch.buf,
-                flattener.columns.iter().map(|(k, v)| (k.as_ref(), *v)),
-            );
+            if record.flat && !record.multiline {
+                batch.buf.extend_from_slice(record.text.as_bytes());
+            } else {
+                members.clear();
+                json::members_into(record.text, &mut members)
+                    .map_err(|e| ApiError::Internal(format!("re-parsing a record: {e}")))?;
+                flattener
+                    .flatten(members.drain(..))
+                    .map_err(|e| invalid(flatten_problem(e)))?;
+                if !record.flat {
+                    batch.add_columns(flattener.columns.iter().map(|(k, _)| k));
+                }
+                json::write_object(
+                    &mut batch.buf,
+                    flattener.columns.iter().map(|(k, v)| (k.as_ref(), *v)),
+                );
+            }
             batch.buf.push(b'\n');
             batch.rows += 1;
         }
         Ok(batch)
     }
+
+    fn add_columns<'k>(&mut self, columns: impl Iterator<Item = &'k Cow<'a, str>>)
+    where
+        'a: 'k,
+    {
+        for column in columns {
+            if !self.columns.contains(column.as_ref()) {
+                self.columns.insert(column.clone());
+            }
+        }
+    }
+}
+
+/// The first name occurring twice in `keys`; `order` is scratch space.
+fn first_duplicate<'k>(keys: &'k [Cow<str>], order: &mut Vec<usize>) -> Option<&'k str> {
+    order.clear();
+    order.extend(0..keys.len());
+    order.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]));
+    order
+        .windows(2)
+        .find(|w| keys[w[0]] == keys[w[1]])
+        .map(|w| keys[w[0]].as_ref())
+}
+
+fn duplicate(column: &str) -> String {
+    format!("Column \"{column}\" occurs more than once after flattening.")
 }
 
 fn flatten_problem(e: FlattenError) -> String {
     match e {
-        FlattenError::Duplicate(column) => {
-            format!("Column \"{column}\" occurs more than once after flattening.")
-        }
-        FlattenError::NumberOutOfRange(column) => {
-            format!("The number in column \"{column}\" is out of range.")
-        }
+        FlattenError::Duplicate(column) => duplicate(&column),
         FlattenError::Malformed(column) => format!("Column \"{column}\" is not valid JSON."),
-    }
-}
-
-fn separator(meta: Option<&RawValue>) -> Result<Cow<'_, str>, ApiError> {
-    let Some(meta) = meta else {
-        return Ok(Cow::Borrowed(DEFAULT_SEPARATOR));
-    };
-    let not_object = || ApiError::validation("meta", "This value should be of type object.");
-    let not_string =
-        || ApiError::validation("meta.separator", "This value should be of type string.");
-    if !meta.get().starts_with('{') {
-        return Err(not_object());
-    }
-    let mut members = Members::new();
-    json::members_into(meta.get(), &mut members).map_err(|_| not_object())?;
-    match members.into_iter().rev().find(|(k, _)| k == "separator") {
-        None => Ok(Cow::Borrowed(DEFAULT_SEPARATOR)),
-        Some((_, value)) if value.get() == "null" => Ok(Cow::Borrowed(DEFAULT_SEPARATOR)),
-        Some((_, value)) if value.get().starts_with('"') => serde_json::from_str::<String>(value.get())
-            .map(Cow::Owned)
-            .map_err(|_| not_string()),
-        Some(_) => Err(not_string()),
     }
 }
 
@@ -328,8 +488,12 @@ pub(crate) async fn write_output(
 ) -> Result<Written, ApiError> {
     let kind: OutputType = kind.parse()?;
     let JsonBody(body) = body?;
-    let outputs = state.clone();
-    tokio::task::spawn_blocking(move || outputs.outputs().ingest(kind, &body)).await??;
+    tokio::task::spawn_blocking(move || {
+        state
+            .outputs()
+            .ingest(kind, &body, state.config().max_depth)
+    })
+    .await??;
     Ok(written())
 }
 
@@ -355,36 +519,4 @@ pub(crate) async fn close_output(
     let kind: OutputType = kind.parse()?;
     tokio::task::spawn_blocking(move || state.outputs().lock(kind).close()).await??;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod perf_probe {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn probe() {
-        let rec = |i: usize| {
-            let head = format!(r#"{{"id":"{i:08}","title":"Product {i} in blue","brand":"Brand {}","price":"{}.99","availability":"in stock","link":"https://shop.example.com/p/{i:08}","pad":""#, i % 97, i % 500);
-            let pad = 200 - head.len() - 2;
-            format!("{head}{}\"}}", "x".repeat(pad))
-        };
-        let body = format!(r#"{{"data":[{}]}}"#, (0..1000).map(rec).collect::<Vec<_>>().join(","));
-        let n = 2000;
-        let t = std::time::Instant::now();
-        for _ in 0..n { std::hint::black_box(std::str::from_utf8(body.as_bytes()).unwrap()); }
-        let utf8 = t.elapsed() / n;
-        let t = std::time::Instant::now();
-        for _ in 0..n { json::check(body.as_bytes(), 64).unwrap(); }
-        let check = t.elapsed() / n;
-        let t = std::time::Instant::now();
-        for _ in 0..n { std::hint::black_box(serde_json::from_str::<RawBody>(&body).unwrap()); }
-        let top = t.elapsed() / n;
-        let t = std::time::Instant::now();
-        for _ in 0..n { std::hint::black_box(Batch::parse(&body).unwrap()); }
-        let parse = t.elapsed() / n;
-        let mb = body.len() as f64 / 1e6;
-        for (name, d) in [("utf8", utf8), ("check", check), ("top-level", top), ("Batch::parse", parse)] {
-            println!("{name}: {d:?} = {:.0} MB/s", mb / d.as_secs_f64());
-        }
-    }
 }

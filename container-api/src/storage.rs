@@ -199,8 +199,8 @@ impl Storage {
         Ok(self.storage_dir.join(to.dir()).join(path))
     }
 
-    fn start(&self, to: Destination, body: &str) -> Result<Uuid, ApiError> {
-        let mut body = json::parse_object(body)?;
+    fn start(&self, to: Destination, body: &str, max_depth: usize) -> Result<Uuid, ApiError> {
+        let mut body = json::parse_object(body, max_depth)?;
         let source = string_field(&mut body, "source_file");
         let remote = string_field(&mut body, "remote_file");
         let (source, remote) = match (source, remote) {
@@ -264,7 +264,9 @@ fn string_field(
 }
 
 fn copy(source: &Path, destination: &Path, process: &Process) -> io::Result<()> {
-    let dir = destination.parent().ok_or_else(|| io::Error::other("no parent"))?;
+    let dir = destination
+        .parent()
+        .ok_or_else(|| io::Error::other("no parent"))?;
     std::fs::create_dir_all(dir)?;
     let name = destination
         .file_name()
@@ -335,7 +337,10 @@ async fn start_copy(
     body: Result<JsonBody, ApiError>,
 ) -> Result<(StatusCode, Json<ProcessStarted>), ApiError> {
     let JsonBody(body) = body?;
-    let id = tokio::task::spawn_blocking(move || state.storage().start(to, &body)).await??;
+    let id = tokio::task::spawn_blocking(move || {
+        state.storage().start(to, &body, state.config().max_depth)
+    })
+    .await??;
     Ok((
         StatusCode::ACCEPTED,
         Json(ProcessStarted {

@@ -45,6 +45,50 @@ async fn records_from_two_requests_are_flattened_and_appended() {
 }
 
 #[tokio::test]
+async fn flat_records_are_kept_as_sent_and_the_rest_as_one_compact_line() {
+    let s = start().await;
+    let body = "{\"data\": [\n  {\"id\": \"1\", \"t\": \"a \\\"b\\\"\", \"n\": 1.50},\n  {\n    \"id\": \"2\",\n    \"n\": 2\n  },\n  {\"id\": \"3\", \"tags\": [\"x\"]}\n]}";
+    let (status, _) = s
+        .post_raw("/output/output", Some("application/json"), body)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        std::fs::read_to_string(output_path(&s.run_dir(), "output")).unwrap(),
+        "{\"id\": \"1\", \"t\": \"a \\\"b\\\"\", \"n\": 1.50}\n{\"id\":\"2\",\"n\":2}\n{\"id\":\"3\",\"tags-0\":\"x\"}\n"
+    );
+}
+
+#[tokio::test]
+async fn meta_after_data_still_sets_the_separator() {
+    let s = start().await;
+    let body = r#"{"data": [{"a": {"b": 1}}, {"a": {"b": 2}}], "meta": {"separator": "."}}"#;
+    let (status, _) = s
+        .post_raw("/output/output", Some("application/json"), body)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        read_lines(&output_path(&s.run_dir(), "output")),
+        vec![json!({"a.b": 1}), json!({"a.b": 2})]
+    );
+}
+
+#[tokio::test]
+async fn columns_are_the_union_of_all_rows() {
+    let s = start().await;
+    let body =
+        json!({"data": [{"id": 1, "a": 1}, {"id": 2, "a": 2}, {"b": 3, "id": 3}, {"c": {"d": 4}}]});
+    assert_eq!(s.post("/output/output", body).await, written());
+    let body = r#"{"data": [{"\u0069d": 5, "e": 5}]}"#;
+    let (status, _) = s
+        .post_raw("/output/output", Some("application/json"), body)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (summary, _dir) = s.shutdown().await;
+    assert_eq!(summary.files["output"].rows, 5);
+    assert_eq!(summary.columns, ["a", "b", "c-d", "e", "id"]);
+}
+
+#[tokio::test]
 async fn feedback_goes_to_its_own_file() {
     let s = start().await;
     let body = json!({"data": [{"id": "a", "status": "ok"}]});

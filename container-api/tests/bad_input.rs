@@ -15,7 +15,10 @@ async fn with_baseline(s: TestServer) -> TestServer {
             .await,
         written()
     );
-    assert_eq!(s.post("/logs/info", json!({"message": "kept"})).await, written());
+    assert_eq!(
+        s.post("/logs/info", json!({"message": "kept"})).await,
+        written()
+    );
     s
 }
 
@@ -105,7 +108,10 @@ async fn wrong_or_missing_content_type() {
     }
     assert_unharmed(&s).await;
     // Parameters and +json suffixes are JSON.
-    for content_type in ["application/json; charset=utf-8", "application/vnd.cde+json"] {
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/vnd.cde+json",
+    ] {
         let (status, _) = s
             .post_raw("/logs/info", Some(content_type), r#"{"message": "x"}"#)
             .await;
@@ -122,7 +128,11 @@ async fn body_over_the_configured_limit() {
     );
     let big = json!({"message": "x", "data": [{"long": "x".repeat(2048)}]}).to_string();
     for path in POSTS {
-        assert_eq!(s.post_raw(path, JSON, big.clone()).await, too_large, "{path}");
+        assert_eq!(
+            s.post_raw(path, JSON, big.clone()).await,
+            too_large,
+            "{path}"
+        );
     }
     // Without a Content-Length: the limit applies to the bytes as they arrive.
     let addr = s.base.trim_start_matches("http://");
@@ -155,7 +165,10 @@ async fn invalid_utf8_and_unpaired_surrogates() {
         body.extend_from_slice(br#""}]}"#);
         let (status, response) = s.post_raw(path, JSON, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
-        assert_eq!(error_of("body", &response), "The request body is not valid UTF-8.");
+        assert_eq!(
+            error_of("body", &response),
+            "The request body is not valid UTF-8."
+        );
 
         let body = r#"{"message": "x\ud800", "data": [{"id": "\udc00"}]}"#;
         let (status, response) = s.post_raw(path, JSON, body).await;
@@ -166,14 +179,18 @@ async fn invalid_utf8_and_unpaired_surrogates() {
         );
     }
     assert_unharmed(&s).await;
-    // A proper pair is fine and kept as written.
+    // A proper pair is fine; the record is kept as it was written.
     let (status, _) = s
-        .post_raw("/output/feedback", JSON, r#"{"data": [{"e": "\ud83d\ude00"}]}"#)
+        .post_raw(
+            "/output/feedback",
+            JSON,
+            r#"{"data": [{"e": "\ud83d\ude00"}]}"#,
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(
         std::fs::read_to_string(output_path(&s.run_dir(), "feedback")).unwrap(),
-        "{\"e\":\"\\ud83d\\ude00\"}\n"
+        "{\"e\": \"\\ud83d\\ude00\"}\n"
     );
 }
 
@@ -188,7 +205,10 @@ async fn nesting_deeper_than_the_configured_limit() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_of("body", &response), problem);
     let (status, response) = s
-        .post("/logs/info", json!({"message": "x", "context": {"a": [[[[[1]]]]]}}))
+        .post(
+            "/logs/info",
+            json!({"message": "x", "context": {"a": [[[[[1]]]]]}}),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_of("body", &response), problem);
@@ -218,7 +238,9 @@ async fn non_object_items() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{data}");
         assert_eq!(
             response,
-            validation_failed(json!({format!("data[{index}]"): "This value should be of type object."}))
+            validation_failed(
+                json!({format!("data[{index}]"): "This value should be of type object."})
+            )
         );
     }
     assert_unharmed(&s).await;
@@ -283,8 +305,8 @@ async fn bad_meta_colliding_columns_and_numbers_out_of_range() {
         ),
         (
             r#"{"data": [{"id": 1}, {"price": {"eur": 1e999}}]}"#,
-            "data[1]",
-            "The number in column \"price-eur\" is out of range.",
+            "body",
+            "The request body contains a number beyond the range of a double.",
         ),
     ] {
         let (status, response) = s.post_raw("/output/output", JSON, body).await;
@@ -298,14 +320,24 @@ async fn bad_meta_colliding_columns_and_numbers_out_of_range() {
 async fn unknown_input_or_output_type() {
     let s = start_with(|c| write_inputs(&c.run_dir, &[("input", "{\"id\":\"first\"}\n")])).await;
     let s = with_baseline(s).await;
-    let output_types = validation_failed(
-        json!({"type": "This value should be one of: output, feedback."}),
-    );
-    for path in ["/output/input", "/output/Output", "/output/%20", "/output/input/close"] {
+    let output_types =
+        validation_failed(json!({"type": "This value should be one of: output, feedback."}));
+    for path in [
+        "/output/input",
+        "/output/Output",
+        "/output/%20",
+        "/output/input/close",
+    ] {
         let (status, response) = s.post(path, json!({"data": [{"id": 1}]})).await;
-        assert_eq!((status, response), (StatusCode::BAD_REQUEST, output_types.clone()), "{path}");
+        assert_eq!(
+            (status, response),
+            (StatusCode::BAD_REQUEST, output_types.clone()),
+            "{path}"
+        );
     }
-    let input_types = validation_failed(json!({"type": "This value should be one of: input, full, new, modified, unchanged, deleted."}));
+    let input_types = validation_failed(
+        json!({"type": "This value should be one of: input, full, new, modified, unchanged, deleted."}),
+    );
     for path in [
         "/input/output/next",
         "/input/INPUT/next_batch?size=2",
@@ -345,9 +377,14 @@ async fn size_out_of_range_or_not_a_number() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error_of("query", &response).contains("duplicate field"));
     for value in ["maybe", "", "yes", "2"] {
-        let (status, response) = s.get(&format!("/input/input/next?show-hidden={value}")).await;
+        let (status, response) = s
+            .get(&format!("/input/input/next?show-hidden={value}"))
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{value}");
-        assert_eq!(error_of("show-hidden", &response), "This value should be of type bool.");
+        assert_eq!(
+            error_of("show-hidden", &response),
+            "This value should be of type bool."
+        );
     }
     // None of it moved the cursor.
     assert_eq!(
@@ -377,20 +414,31 @@ async fn blank_log_message() {
     }
     let (status, response) = s.post("/logs/info", json!({"message": 42})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(error_of("message", &response), "This value should be of type string.");
-    let (status, response) = s.post("/logs/info", json!({"message": "x", "context": "c"})).await;
+    assert_eq!(
+        error_of("message", &response),
+        "This value should be of type string."
+    );
+    let (status, response) = s
+        .post("/logs/info", json!({"message": "x", "context": "c"}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(error_of("context", &response), "This value should be of type array.");
+    assert_eq!(
+        error_of("context", &response),
+        "This value should be of type array."
+    );
     assert_unharmed(&s).await;
 }
 
 #[tokio::test]
 async fn unknown_log_level() {
     let s = baseline().await;
-    let levels = validation_failed(json!({"level": "This value should be one of: success, debug, info, notice, warning, error, critical, alert, emergency, report."}));
+    let levels = validation_failed(
+        json!({"level": "This value should be one of: success, debug, info, notice, warning, error, critical, alert, emergency, report."}),
+    );
     for level in ["verbose", "INFO", "trace", "info%00"] {
         assert_eq!(
-            s.post(&format!("/logs/{level}"), json!({"message": "x"})).await,
+            s.post(&format!("/logs/{level}"), json!({"message": "x"}))
+                .await,
             (StatusCode::BAD_REQUEST, levels.clone()),
             "{level}"
         );
@@ -416,7 +464,8 @@ async fn requests_after_close() {
     );
     for _ in 0..2 {
         assert_eq!(
-            s.post("/output/output", json!({"data": [{"id": "late"}]})).await,
+            s.post("/output/output", json!({"data": [{"id": "late"}]}))
+                .await,
             closed
         );
         // Closing again is harmless.
@@ -425,7 +474,8 @@ async fn requests_after_close() {
     assert_unharmed(&s).await;
     // Other files stay open.
     assert_eq!(
-        s.post("/output/feedback", json!({"data": [{"id": "f"}]})).await,
+        s.post("/output/feedback", json!({"data": [{"id": "f"}]}))
+            .await,
         written()
     );
     let (summary, _dir) = s.shutdown().await;

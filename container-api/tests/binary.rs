@@ -52,3 +52,38 @@ async fn prints_ready_line_and_shuts_down_on_sigterm() {
         json!({"rows": 2, "columns": ["id"]})
     );
 }
+
+#[test]
+fn openapi_subcommand_prints_the_committed_spec() {
+    let output = Command::new(env!("CARGO_BIN_EXE_container-api"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/container-api.json"),
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), committed);
+}
+
+#[test]
+fn refuses_to_start_without_a_run_dir_or_with_broken_classifications() {
+    let output = Command::new(env!("CARGO_BIN_EXE_container-api"))
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--run-dir"));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("classifications.json"), "{not json").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_container-api"))
+        .args(["--listen", "127.0.0.1:0", "--run-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "no ready line");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("classifications.json"));
+}

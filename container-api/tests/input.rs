@@ -29,7 +29,10 @@ async fn next_and_next_batch_share_one_cursor_per_stream() {
 
     assert_eq!(
         s.get("/input/input/next").await,
-        (StatusCode::OK, json!({"message": "", "data": visible(&all[0])}))
+        (
+            StatusCode::OK,
+            json!({"message": "", "data": visible(&all[0])})
+        )
     );
     assert_eq!(
         s.get("/input/input/next_batch?size=3").await,
@@ -41,12 +44,18 @@ async fn next_and_next_batch_share_one_cursor_per_stream() {
     // Another stream has its own cursor.
     assert_eq!(
         s.get("/input/new/next").await,
-        (StatusCode::OK, json!({"message": "", "data": visible(&all[0])}))
+        (
+            StatusCode::OK,
+            json!({"message": "", "data": visible(&all[0])})
+        )
     );
     // `full` is the same stream as `input`, so it continues after record 3.
     assert_eq!(
         s.get("/input/full/next").await,
-        (StatusCode::OK, json!({"message": "", "data": visible(&all[4])}))
+        (
+            StatusCode::OK,
+            json!({"message": "", "data": visible(&all[4])})
+        )
     );
     // Default size is 1.
     assert_eq!(
@@ -100,14 +109,18 @@ async fn hidden_columns_only_with_show_hidden() {
     for value in ["true", "True", "1"] {
         s.get("/input/input/restart").await;
         assert_eq!(
-            s.get(&format!("/input/input/next?show-hidden={value}")).await.1["data"],
+            s.get(&format!("/input/input/next?show-hidden={value}"))
+                .await
+                .1["data"],
             record,
             "{value}"
         );
     }
     s.get("/input/input/restart").await;
     assert_eq!(
-        s.get("/input/input/next_batch?size=2&show-hidden=false").await.1["data"],
+        s.get("/input/input/next_batch?size=2&show-hidden=false")
+            .await
+            .1["data"],
         json!([{"id": "1", "__two": 1, "title": "t"}, {"id": "1", "__two": 1, "title": "t"}])
     );
 }
@@ -189,16 +202,20 @@ async fn a_stream_the_run_does_not_have_is_404() {
 #[tokio::test]
 async fn classification_id_changes_nothing_without_classifications() {
     let record = json!({"id": "1", "size": "42", "diagonal": "55"});
-    let s = start_with_inputs(&[("input", &lines(&[record.clone()]))]).await;
+    let s = start_with_inputs(&[("input", &lines(std::slice::from_ref(&record)))]).await;
     assert_eq!(
         s.get("/input/input/next?classification-id=12").await.1["data"],
         record
     );
     assert_eq!(
-        s.get("/csa-classifications?classification-path=Shoes").await,
+        s.get("/csa-classifications?classification-path=Shoes")
+            .await,
         (StatusCode::OK, json!([]))
     );
-    assert_eq!(s.get("/csa-classifications").await, (StatusCode::OK, json!([])));
+    assert_eq!(
+        s.get("/csa-classifications").await,
+        (StatusCode::OK, json!([]))
+    );
 }
 
 #[tokio::test]
@@ -241,7 +258,15 @@ async fn classification_id_leaves_out_other_classifications_columns() {
             json!([{"classification-id": 12, "classification-path": "Apparel > Shoes"}])
         )
     );
-    assert_eq!(s.get("/csa-classifications").await.1.as_array().unwrap().len(), 2);
+    assert_eq!(
+        s.get("/csa-classifications")
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]

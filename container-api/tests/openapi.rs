@@ -31,13 +31,10 @@ fn every_route_of_the_contract_is_documented() {
         .paths
         .iter()
         .flat_map(|(path, item)| {
-            [
-                ("get", item.get.is_some()),
-                ("post", item.post.is_some()),
-            ]
-            .into_iter()
-            .filter(|(_, present)| *present)
-            .map(move |(method, _)| format!("{method} {path}"))
+            [("get", item.get.is_some()), ("post", item.post.is_some())]
+                .into_iter()
+                .filter(|(_, present)| *present)
+                .map(move |(method, _)| format!("{method} {path}"))
         })
         .collect();
     operations.sort();

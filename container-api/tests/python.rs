@@ -84,7 +84,13 @@ fn python() -> &'static Path {
         let name: String = REQUIREMENTS
             .join("-")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
         let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{name}"));
         let python = venv.join("bin/python");
@@ -103,7 +109,13 @@ fn python() -> &'static Path {
         check(
             &run_bounded(
                 Command::new(building.join("bin/python"))
-                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                    ])
                     .args(["--timeout", "60", "--retries", "3"])
                     .args(REQUIREMENTS),
                 INSTALL_LIMIT,
@@ -149,10 +161,11 @@ fn generated_python_client_writes_reads_and_logs() {
     std::fs::create_dir_all(&run_dir).unwrap();
     write_inputs(
         &run_dir,
-        &[("input", "{\"id\":\"a\",\"___h\":1}\n{\"id\":\"b\",\"___h\":2}\n{\"id\":\"c\",\"___h\":3}\n")],
+        &[(
+            "input",
+            "{\"id\":\"a\",\"___h\":1}\n{\"id\":\"b\",\"___h\":2}\n{\"id\":\"c\",\"___h\":3}\n",
+        )],
     );
-    std::fs::create_dir_all(run_dir.join("work")).unwrap();
-    std::fs::write(run_dir.join("work/export.csv"), "x\n").unwrap();
 
     let config = dir.path().join("config.yaml");
     std::fs::write(
@@ -163,7 +176,14 @@ fn generated_python_client_writes_reads_and_logs() {
     check(
         &run_bounded(
             Command::new(python)
-                .args(["-m", "openapi_python_client", "generate", "--meta", "none", "--path"])
+                .args([
+                    "-m",
+                    "openapi_python_client",
+                    "generate",
+                    "--meta",
+                    "none",
+                    "--path",
+                ])
                 .arg(spec_path())
                 .arg("--config")
                 .arg(&config)
@@ -178,7 +198,8 @@ fn generated_python_client_writes_reads_and_logs() {
     let output = run_bounded(
         Command::new(python)
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/roundtrip.py"))
-            .arg(sidecar.url())
+            .env("CONTAINER_API_URL", sidecar.url())
+            .env("CDE_WORK_DIR", run_dir.join("work"))
             .env("PYTHONPATH", dir.path())
             .env("PYTHONDONTWRITEBYTECODE", "1"),
         Duration::from_secs(60),
@@ -227,7 +248,13 @@ fn generated_python_client_writes_reads_and_logs() {
     );
     let logs: Vec<(Value, Value, Value)> = read_lines(&run_dir.join("logs.jsonl"))
         .into_iter()
-        .map(|l| (l["level"].clone(), l["message"].clone(), l["context"].clone()))
+        .map(|l| {
+            (
+                l["level"].clone(),
+                l["message"].clone(),
+                l["context"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         logs,
@@ -241,7 +268,7 @@ fn generated_python_client_writes_reads_and_logs() {
     assert_eq!(summary.files["feedback"].rows, 1);
     assert_eq!(
         std::fs::read(run_dir.join("storage/internal/kept/export.csv")).unwrap(),
-        b"x\n"
+        b"id;title\n1;shoe\n"
     );
 }
 

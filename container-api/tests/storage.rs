@@ -41,9 +41,16 @@ async fn copies_land_in_internal_and_transport_storage() {
     let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(work.join("out/export.csv"), &content).unwrap();
 
-    let internal = started_id(copy(&s, "/storage/internal", "out/export.csv", "state/last.csv").await);
+    let internal =
+        started_id(copy(&s, "/storage/internal", "out/export.csv", "state/last.csv").await);
     let transport = started_id(
-        copy(&s, "/store/to-transport", "/cde/work/out/export.csv", "feed.csv").await,
+        copy(
+            &s,
+            "/store/to-transport",
+            "/cde/work/out/export.csv",
+            "feed.csv",
+        )
+        .await,
     );
     assert_ne!(internal, transport);
     for id in [&internal, &transport] {
@@ -53,10 +60,21 @@ async fn copies_land_in_internal_and_transport_storage() {
         );
     }
     let storage = s.run_dir().join("storage");
-    assert_eq!(std::fs::read(storage.join("internal/state/last.csv")).unwrap(), content);
-    assert_eq!(std::fs::read(storage.join("transport/feed.csv")).unwrap(), content);
+    assert_eq!(
+        std::fs::read(storage.join("internal/state/last.csv")).unwrap(),
+        content
+    );
+    assert_eq!(
+        std::fs::read(storage.join("transport/feed.csv")).unwrap(),
+        content
+    );
     // No temporary files are left behind.
-    assert_eq!(std::fs::read_dir(storage.join("transport")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(storage.join("transport"))
+            .unwrap()
+            .count(),
+        1
+    );
     assert_eq!(
         s.get("/processes/pending").await,
         (StatusCode::OK, json!({"message": "", "data": []}))
@@ -134,7 +152,10 @@ async fn bad_copy_requests_are_400_naming_the_field() {
     );
     let (status, body) = s.post("/store/to-transport", json!(["ok.csv"])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body, validation_failed(json!({"body": "This value should be a JSON object."})));
+    assert_eq!(
+        body,
+        validation_failed(json!({"body": "This value should be a JSON object."}))
+    );
     assert!(!s.run_dir().join("storage").exists());
     s.assert_still_serving().await;
 }
@@ -142,7 +163,10 @@ async fn bad_copy_requests_are_400_naming_the_field() {
 #[tokio::test]
 async fn unknown_processes_are_404() {
     let s = start().await;
-    let not_found = (StatusCode::NOT_FOUND, json!({"message": "Process not found."}));
+    let not_found = (
+        StatusCode::NOT_FOUND,
+        json!({"message": "Process not found."}),
+    );
     for id in ["0190b6a4-8c2e-7c1a-9d51-3f1e2a4b5c6d", "nope", "%00"] {
         assert_eq!(s.get(&format!("/processes/{id}")).await, not_found, "{id}");
     }

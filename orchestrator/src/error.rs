@@ -10,6 +10,8 @@ pub enum Error {
     Manifest { path: String, message: String },
     #[error("connector not found: {0}")]
     ConnectorNotFound(String),
+    #[error("pipeline not found: {0}")]
+    PipelineNotFound(String),
     #[error("run not found: {0}")]
     RunNotFound(String),
     #[error("invalid run configuration: {0}")]

@@ -4,10 +4,13 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod dataset;
+pub mod delta;
 pub mod demo;
 pub mod error;
 pub mod limits;
 pub mod manifest;
+pub mod pipeline;
 pub mod pod;
 pub mod registry;
 pub mod run;

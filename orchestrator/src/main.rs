@@ -10,7 +10,9 @@ use tokio::task::JoinHandle;
 
 use cde::api::connectors::Connector;
 use cde::client::Client;
+use cde::dataset::RunInputs;
 use cde::limits::LimitsOverride;
+use cde::pipeline::{Pipeline, PipelineRun, PipelineStatus};
 use cde::registry::Registration;
 use cde::run::{Run, RunRequest, RunStatus};
 use cde::settings::Settings;
@@ -59,7 +61,16 @@ enum Command {
         /// Process limit.
         #[arg(long)]
         pids: Option<i64>,
+        /// The feed a data service or export reads (JSONL, one object per line).
+        #[arg(long, value_name = "FILE.jsonl")]
+        input: Option<PathBuf>,
+        /// For an export delta: the previous snapshot to compute new/modified/unchanged/deleted against.
+        #[arg(long, value_name = "FILE.jsonl")]
+        previous: Option<PathBuf>,
     },
+    /// Create, inspect and run pipelines.
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
     /// List recent runs.
     Runs {
         #[arg(long)]
@@ -88,6 +99,24 @@ enum ConnectorCommand {
     List,
     /// Show a connector's latest manifest.
     Show { code: String },
+}
+
+#[derive(Subcommand)]
+enum PipelineCommand {
+    /// Create or replace a pipeline from a file (JSON or YAML).
+    Create { path: PathBuf },
+    /// List pipelines.
+    List,
+    /// Show a pipeline's definition.
+    Show { name: String },
+    /// Run a pipeline to its end and show each step (exit status 0 exactly when it succeeded).
+    Run { name: String },
+    /// List a pipeline's recent runs.
+    Runs {
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -228,10 +257,14 @@ impl Backend {
     }
 
     /// Starts a run: executed by this process when local, queued on the server otherwise.
-    async fn start(&self, request: RunRequest) -> Result<(Run, Option<JoinHandle<Result<Run>>>)> {
+    async fn start(
+        &self,
+        request: RunRequest,
+        inputs: &RunInputs,
+    ) -> Result<(Run, Option<JoinHandle<Result<Run>>>)> {
         match self {
             Backend::Local(cde) => {
-                let run = cde.submit(request).await?;
+                let run = cde.submit_with(request, inputs).await?;
                 let Some(claimed) = cde.claim(run.clone()).await? else {
                     return Err(Error::RunNotFound(format!(
                         "{} was taken by another process",
@@ -274,7 +307,7 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
                 options: [("NAME".to_owned(), "demo".to_owned())].into(),
                 ..Default::default()
             };
-            run_and_watch(&backend, request, json).await
+            run_and_watch(&backend, request, &RunInputs::default(), json).await
         }
         Command::Connector(ConnectorCommand::Register { path }) => {
             let registration = backend.register(&path).await?;
@@ -332,6 +365,8 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             memory,
             cpus,
             pids,
+            input,
+            previous,
         } => {
             let request = RunRequest {
                 connector: code,
@@ -343,7 +378,14 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
                     pids,
                 },
             };
-            run_and_watch(&backend, request, json).await
+            let inputs = RunInputs { input, previous };
+            if inputs.input.is_some() || inputs.previous.is_some() {
+                backend.local("run --input/--previous")?;
+            }
+            run_and_watch(&backend, request, &inputs, json).await
+        }
+        Command::Pipeline(command) => {
+            pipeline_command(backend.local("pipeline")?, command, json).await
         }
         Command::Runs {
             status,
@@ -401,10 +443,128 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+async fn pipeline_command(
+    cde: &Arc<Cde>,
+    command: PipelineCommand,
+    json: bool,
+) -> Result<ExitCode> {
+    match command {
+        PipelineCommand::Create { path } => {
+            let pipeline = Pipeline::load(&path)?;
+            cde.save_pipeline(&pipeline).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pipeline)?);
+            } else {
+                println!("saved pipeline {}", pipeline.name);
+            }
+        }
+        PipelineCommand::List => {
+            let pipelines = cde.store.pipelines().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pipelines)?);
+            } else {
+                println!(
+                    "{:<32} {:>7} {:>8} {:>7}  SCHEDULE",
+                    "PIPELINE", "SOURCES", "SERVICES", "EXPORTS"
+                );
+                for p in pipelines {
+                    println!(
+                        "{:<32} {:>7} {:>8} {:>7}  {}",
+                        p.name,
+                        p.sources.len(),
+                        p.services.len(),
+                        p.exports.len(),
+                        p.schedule.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        PipelineCommand::Show { name } => {
+            let pipeline = cde.store.pipeline(&name).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pipeline)?);
+            } else {
+                print!(
+                    "{}",
+                    serde_yaml_ng::to_string(&pipeline)
+                        .map_err(|e| Error::Config(e.to_string()))?
+                );
+            }
+        }
+        PipelineCommand::Run { name } => {
+            let run = cde.begin_pipeline_run(&name, "manual").await?;
+            if !json {
+                eprintln!("pipeline run {} of {name}", run.id);
+            }
+            let run = cde.execute_pipeline_run(run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&run)?);
+            } else {
+                print_pipeline_run(&run);
+            }
+            return Ok(if run.status == PipelineStatus::Succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        PipelineCommand::Runs { name, limit } => {
+            let runs = cde.store.pipeline_runs(&name, limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+            } else {
+                for run in runs {
+                    print_pipeline_run(&run);
+                    println!();
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_pipeline_run(run: &PipelineRun) {
+    println!(
+        "pipeline run {} of {}: {}{}",
+        run.id,
+        run.pipeline,
+        run.status.as_str(),
+        run.reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+    if let Some(version) = run.dataset_version {
+        println!("dataset pipeline/{} version {version}", run.pipeline);
+    }
+    println!(
+        "{:>4}  {:<8} {:<30} {:<10} {:>8} {:>8}  RUN",
+        "STEP", "KIND", "CONNECTOR", "STATUS", "ROWS IN", "ROWS OUT"
+    );
+    let count = |rows: Option<i64>| rows.map_or("-".to_owned(), |r| r.to_string());
+    for step in &run.steps {
+        println!(
+            "{:>4}  {:<8} {:<30} {:<10} {:>8} {:>8}  {}",
+            step.position,
+            step.kind.as_str(),
+            step.connector,
+            step.status,
+            count(step.rows_in),
+            count(step.rows_out),
+            step.run_id.as_deref().unwrap_or("-")
+        );
+    }
+}
+
 /// Starts a run and prints its log lines as they arrive under a progress line until it
 /// ends. Ctrl-C cancels the run (and waits for its outcome).
-async fn run_and_watch(backend: &Backend, request: RunRequest, json: bool) -> Result<ExitCode> {
-    let (run, executor) = backend.start(request).await?;
+async fn run_and_watch(
+    backend: &Backend,
+    request: RunRequest,
+    inputs: &RunInputs,
+    json: bool,
+) -> Result<ExitCode> {
+    let (run, executor) = backend.start(request, inputs).await?;
     let progress = (!json && console::Term::stderr().is_term()).then(|| {
         let bar = ProgressBar::new_spinner()
             .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
@@ -545,6 +705,7 @@ async fn serve(cde: Arc<Cde>) -> Result<ExitCode> {
     }
     tokio::spawn(cde.clone().schedule());
     tokio::spawn(cde.clone().sweep_periodically());
+    tokio::spawn(cde.clone().run_schedules());
     let listener = tokio::net::TcpListener::bind(&cde.config.listen).await?;
     eprintln!("cde server listening on http://{}", listener.local_addr()?);
     axum::serve(listener, cde::api::router(cde.clone(), token))

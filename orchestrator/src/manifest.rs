@@ -36,6 +36,23 @@ pub struct Manifest {
     /// Data services: how many times one pipeline may use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_usage: Option<u32>,
+    /// Exports: columns the channel needs; a run whose input lacks one fails before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_columns: Vec<String>,
+    /// Export deltas: the column that identifies a product across runs (default `id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_key: Option<String>,
+}
+
+impl Manifest {
+    /// The column an export delta compares on.
+    pub fn delta_key(&self) -> &str {
+        self.delta_key.as_deref().unwrap_or("id")
+    }
+
+    pub fn reads_input(&self) -> bool {
+        self.kind != ConnectorType::DataSource
+    }
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -292,7 +309,7 @@ impl Manifest {
     }
 }
 
-fn is_kebab_case(code: &str) -> bool {
+pub fn is_kebab_case(code: &str) -> bool {
     !code.is_empty()
         && code.split('-').all(|part| {
             !part.is_empty()

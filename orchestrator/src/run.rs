@@ -12,9 +12,11 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::dataset::{self, RunInputs};
+use crate::delta;
 use crate::error::{Error, Result};
 use crate::limits::{Limits, LimitsOverride};
-use crate::manifest::Manifest;
+use crate::manifest::{ConnectorType, Manifest};
 use crate::pod::{self, ConnectorSpec, LineSplitter};
 use crate::runtime::{Output, Runtime};
 use crate::settings::Settings;
@@ -153,6 +155,11 @@ impl Run {
 impl Cde {
     /// Checks the request and records the run as `queued`. Nothing starts yet.
     pub async fn submit(&self, request: RunRequest) -> Result<Run> {
+        self.submit_with(request, &RunInputs::default()).await
+    }
+
+    /// [`submit`](Self::submit) with the feeds a data service or export reads.
+    pub async fn submit_with(&self, request: RunRequest, inputs: &RunInputs) -> Result<Run> {
         let connector = self.store.connector(&request.connector).await?;
         let manifest = &connector.manifest;
         let settings = Settings::resolve(manifest, request.options)?;
@@ -172,6 +179,10 @@ impl Cde {
             run_dir.join("work"),
             std::os::unix::fs::PermissionsExt::from_mode(0o777),
         )?;
+        if let Err(e) = prepare_inputs(manifest, &run_dir.join("input"), inputs) {
+            std::fs::remove_dir_all(&run_dir)?;
+            return Err(e);
+        }
         let run = Run {
             id,
             connector_code: manifest.code.clone(),
@@ -412,12 +423,83 @@ impl Cde {
             Err(_) => None,
         };
         run.end(ending);
+        if run.status == RunStatus::Succeeded && run.output_rows.unwrap_or(0) == 0 {
+            let manifest = self
+                .store
+                .connector_version(&run.connector_code, run.connector_version)
+                .await?
+                .manifest;
+            if manifest.kind == ConnectorType::DataService {
+                let warning = "the data service wrote no rows: the feed it returns is empty, and every product is gone from it";
+                let file = container_api::logs::open_log_file(&run.logs_path())?;
+                container_api::append_log_line(
+                    &file,
+                    &LogLine::now(LogSource::Cde, "warning", warning, None),
+                )?;
+            }
+        }
         logs.stop().await?;
         if !self.store.update_run(&run).await? {
             return self.store.run(&run.id).await;
         }
+        if run.status == RunStatus::Succeeded {
+            // Only a recorded success makes a dataset; a failed commit fails nothing already done.
+            let name = Cde::dataset_name_of_connector(&run.connector_code);
+            if let Err(e) = self
+                .commit_dataset(&name, Some(&run.id), &run.output_path())
+                .await
+            {
+                tracing::error!(run = %run.id, "recording the output as a dataset: {e}");
+            }
+        }
         Ok(run)
     }
+}
+
+/// Puts the feeds a connector reads into its run's `input/` directory: `input.jsonl` for a
+/// data service or export, plus `new`, `modified`, `unchanged` and `deleted` for an export
+/// delta. Everything is checked before the run is recorded.
+fn prepare_inputs(manifest: &Manifest, input_dir: &Path, inputs: &RunInputs) -> Result<()> {
+    let code = &manifest.code;
+    let kind = serde_json::to_value(manifest.kind)?;
+    let kind = kind.as_str().unwrap_or_default();
+    let input = match (&inputs.input, manifest.reads_input()) {
+        (Some(_), false) => return Err(Error::InvalidConfig(format!("{code} is a {kind}: it reads no input"))),
+        (None, true) => {
+            return Err(Error::InvalidConfig(format!(
+                "{code} is a {kind} and reads an input feed: give one (cde run --input FILE.jsonl) or run it in a pipeline"
+            )))
+        }
+        (None, false) => return Ok(()),
+        (Some(input), true) => input,
+    };
+    if inputs.previous.is_some() && manifest.kind != ConnectorType::ExportDelta {
+        return Err(Error::InvalidConfig(format!(
+            "{code} is a {kind}: only an export-delta takes a previous snapshot"
+        )));
+    }
+    let (_, columns) = dataset::scan(input)?;
+    if let Some(missing) = manifest
+        .required_columns
+        .iter()
+        .find(|c| !columns.contains(c))
+    {
+        return Err(Error::InvalidConfig(format!(
+            "the input has no column {missing:?}, which {code} requires"
+        )));
+    }
+    let feed = input_dir.join("input.jsonl");
+    std::fs::copy(input, &feed)?;
+    if manifest.kind == ConnectorType::ExportDelta {
+        delta::compute(
+            inputs.previous.as_deref(),
+            &feed,
+            manifest.delta_key(),
+            input_dir,
+        )
+        .map_err(|e| Error::InvalidConfig(format!("computing the delta: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Appends the connector's STDOUT (`info`) and STDERR (`error`) lines to the run's log

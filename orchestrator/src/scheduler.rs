@@ -59,6 +59,10 @@ impl Cde {
     /// Adopts the runs that were starting or running when the last process stopped: each
     /// is followed to its end in the background. Returns how many.
     pub async fn recover(self: &Arc<Self>) -> Result<usize> {
+        let interrupted = self.store.fail_interrupted_pipeline_runs().await?;
+        if interrupted > 0 {
+            tracing::warn!("{interrupted} pipeline run(s) were interrupted by the last stop");
+        }
         let runs = self.store.runs_in(&RunStatus::ACTIVE).await?;
         let count = runs.len();
         for run in runs {

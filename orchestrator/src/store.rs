@@ -9,8 +9,10 @@ use sha2::{Digest, Sha256};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Executor, Row};
 
+use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
+use crate::pipeline::{Pipeline, PipelineRun, StepRun};
 use crate::run::{Run, RunStatus};
 
 #[derive(Clone)]
@@ -390,6 +392,298 @@ impl Store {
         })
         .collect()
     }
+}
+
+impl Store {
+    pub async fn insert_dataset(&self, dataset: &Dataset) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO datasets (name, version, run_id, path, rows_count, columns, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&dataset.name)
+        .bind(dataset.version)
+        .bind(&dataset.run_id)
+        .bind(&dataset.path)
+        .bind(dataset.rows)
+        .bind(serde_json::to_string(&dataset.columns)?)
+        .bind(timestamp(dataset.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn latest_dataset(&self, name: &str) -> Result<Option<Dataset>> {
+        sqlx::query(&format!(
+            "{DATASET_COLUMNS} WHERE name = $1 ORDER BY version DESC LIMIT 1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| dataset_from_row(&row))
+        .transpose()
+    }
+
+    /// Every version of a dataset, newest first.
+    pub async fn datasets(&self, name: &str) -> Result<Vec<Dataset>> {
+        sqlx::query(&format!(
+            "{DATASET_COLUMNS} WHERE name = $1 ORDER BY version DESC"
+        ))
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(dataset_from_row)
+        .collect()
+    }
+
+    pub async fn dataset_of_run(&self, run_id: &str) -> Result<Option<Dataset>> {
+        sqlx::query(&format!("{DATASET_COLUMNS} WHERE run_id = $1"))
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| dataset_from_row(&row))
+            .transpose()
+    }
+}
+
+impl Store {
+    pub async fn save_pipeline(&self, pipeline: &Pipeline) -> Result<()> {
+        let now = timestamp(Utc::now());
+        let definition = serde_json::to_string(pipeline)?;
+        let updated =
+            sqlx::query("UPDATE pipelines SET definition = $2, updated_at = $3 WHERE name = $1")
+                .bind(&pipeline.name)
+                .bind(&definition)
+                .bind(&now)
+                .execute(&self.pool)
+                .await?;
+        if updated.rows_affected() == 0 {
+            sqlx::query("INSERT INTO pipelines (name, definition, created_at, updated_at) VALUES ($1, $2, $3, $3)")
+                .bind(&pipeline.name)
+                .bind(&definition)
+                .bind(&now)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn pipeline(&self, name: &str) -> Result<Pipeline> {
+        let definition: String =
+            sqlx::query_scalar("SELECT definition FROM pipelines WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| Error::PipelineNotFound(name.to_owned()))?;
+        Ok(serde_json::from_str(&definition)?)
+    }
+
+    pub async fn pipelines(&self) -> Result<Vec<Pipeline>> {
+        let definitions: Vec<String> =
+            sqlx::query_scalar("SELECT definition FROM pipelines ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        definitions
+            .iter()
+            .map(|d| Ok(serde_json::from_str(d)?))
+            .collect()
+    }
+
+    /// Fails with a clear error when a run of the same pipeline is still going.
+    pub async fn insert_pipeline_run(&self, run: &PipelineRun) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pipeline_runs (id, pipeline, status, trigger_kind, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&run.id)
+        .bind(&run.pipeline)
+        .bind(run.status.as_str())
+        .bind(&run.trigger)
+        .bind(timestamp(run.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Error::InvalidConfig(format!("pipeline {} is already running", run.pipeline))
+            }
+            e => e.into(),
+        })?;
+        Ok(())
+    }
+
+    pub async fn finish_pipeline_run(&self, run: &PipelineRun) -> Result<()> {
+        sqlx::query(
+            "UPDATE pipeline_runs SET status = $2, reason = $3, dataset_version = $4, finished_at = $5 WHERE id = $1",
+        )
+        .bind(&run.id)
+        .bind(run.status.as_str())
+        .bind(&run.reason)
+        .bind(run.dataset_version)
+        .bind(run.finished_at.map(timestamp))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Pipeline runs a dead process left `running` end as failed, so the pipeline can run again.
+    pub async fn fail_interrupted_pipeline_runs(&self) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE pipeline_runs SET status = 'failed', reason = 'interrupted: the orchestrator stopped', finished_at = $1
+             WHERE status = 'running'",
+        )
+        .bind(timestamp(Utc::now()))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    pub async fn save_pipeline_step(&self, pipeline_run: &str, step: &StepRun) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM pipeline_steps WHERE pipeline_run_id = $1 AND position = $2")
+            .bind(pipeline_run)
+            .bind(step.position)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO pipeline_steps (pipeline_run_id, position, kind, connector, run_id, status, reason, rows_in, rows_out)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(pipeline_run)
+        .bind(step.position)
+        .bind(step.kind.as_str())
+        .bind(&step.connector)
+        .bind(&step.run_id)
+        .bind(&step.status)
+        .bind(&step.reason)
+        .bind(step.rows_in)
+        .bind(step.rows_out)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn pipeline_run(&self, id: &str) -> Result<PipelineRun> {
+        let row = sqlx::query(&format!("{PIPELINE_RUN_COLUMNS} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::RunNotFound(format!("pipeline run {id}")))?;
+        self.pipeline_run_from_row(&row).await
+    }
+
+    /// Most recent first.
+    pub async fn pipeline_runs(&self, pipeline: &str, limit: i64) -> Result<Vec<PipelineRun>> {
+        let rows = sqlx::query(&format!(
+            "{PIPELINE_RUN_COLUMNS} WHERE pipeline = $1 ORDER BY created_at DESC LIMIT $2"
+        ))
+        .bind(pipeline)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut runs = Vec::new();
+        for row in &rows {
+            runs.push(self.pipeline_run_from_row(row).await?);
+        }
+        Ok(runs)
+    }
+
+    async fn pipeline_run_from_row(&self, row: &AnyRow) -> Result<PipelineRun> {
+        let id: String = row.try_get("id")?;
+        let steps = sqlx::query(
+            "SELECT position, kind, connector, run_id, status, reason, rows_in, rows_out FROM pipeline_steps
+             WHERE pipeline_run_id = $1 ORDER BY position",
+        )
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|step| {
+            Ok(StepRun {
+                position: step.try_get("position")?,
+                kind: step.try_get::<String, _>("kind")?.parse().map_err(decode_error)?,
+                connector: step.try_get("connector")?,
+                run_id: step.try_get("run_id")?,
+                status: step.try_get("status")?,
+                reason: step.try_get("reason")?,
+                rows_in: step.try_get("rows_in")?,
+                rows_out: step.try_get("rows_out")?,
+            })
+        })
+        .collect::<Result<_>>()?;
+        Ok(PipelineRun {
+            id,
+            pipeline: row.try_get("pipeline")?,
+            status: row
+                .try_get::<String, _>("status")?
+                .parse()
+                .map_err(decode_error)?,
+            reason: row.try_get("reason")?,
+            trigger: row.try_get("trigger_kind")?,
+            dataset_version: row.try_get("dataset_version")?,
+            created_at: parse_timestamp(&row.try_get::<String, _>("created_at")?)?,
+            finished_at: optional_timestamp(row, "finished_at")?,
+            steps,
+        })
+    }
+
+    pub async fn export_snapshot(
+        &self,
+        pipeline: &str,
+        export_key: &str,
+    ) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT path FROM export_snapshots WHERE pipeline = $1 AND export_key = $2",
+        )
+        .bind(pipeline)
+        .bind(export_key)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn save_export_snapshot(
+        &self,
+        pipeline: &str,
+        export_key: &str,
+        path: &str,
+        run_id: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM export_snapshots WHERE pipeline = $1 AND export_key = $2")
+            .bind(pipeline)
+            .bind(export_key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO export_snapshots (pipeline, export_key, path, run_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(pipeline)
+        .bind(export_key)
+        .bind(path)
+        .bind(run_id)
+        .bind(timestamp(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+const PIPELINE_RUN_COLUMNS: &str =
+    "SELECT id, pipeline, status, reason, trigger_kind, dataset_version, created_at, finished_at FROM pipeline_runs";
+
+const DATASET_COLUMNS: &str =
+    "SELECT name, version, run_id, path, rows_count, columns, created_at FROM datasets";
+
+fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
+    Ok(Dataset {
+        name: row.try_get("name")?,
+        version: row.try_get("version")?,
+        run_id: row.try_get("run_id")?,
+        path: row.try_get("path")?,
+        rows: row.try_get("rows_count")?,
+        columns: serde_json::from_str(&row.try_get::<String, _>("columns")?)?,
+        created_at: parse_timestamp(&row.try_get::<String, _>("created_at")?)?,
+    })
 }
 
 const RUN_COLUMNS: &str = "SELECT id, connector_code, connector_version, status, reason, exit_code,

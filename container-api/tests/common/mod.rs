@@ -71,7 +71,13 @@ impl TestServer {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self.client.post(self.url(path)).json(&body).send().await.unwrap();
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         into_parts(response).await
     }
 
@@ -95,7 +101,8 @@ impl TestServer {
             (StatusCode::OK, json!({"message": "pong"}))
         );
         assert_eq!(
-            self.post("/logs/debug", json!({"message": "still here"})).await,
+            self.post("/logs/debug", json!({"message": "still here"}))
+                .await,
             written()
         );
     }

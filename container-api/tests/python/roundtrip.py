@@ -1,10 +1,10 @@
-"""Drives a running Container API through the client generated from
-openapi/container-api.json; prints what it saw as one JSON object.
-
-Usage: roundtrip.py BASE_URL (the generated package `cde_client` on sys.path)."""
+"""A connector run as a plain process against the development-mode server: drives
+the Container API at $CONTAINER_API_URL through the client generated from
+openapi/container-api.json and prints what it saw as one JSON object. Files for
+storage go to $CDE_WORK_DIR. (The generated package `cde_client` is on sys.path.)"""
 
 import json
-import sys
+import os
 
 from cde_client import Client
 from cde_client.api.classifications import csa_classifications
@@ -29,7 +29,8 @@ from cde_client.models import (
 )
 from cde_client.models.log_context_type_0 import LogContextType0
 
-client = Client(base_url=sys.argv[1], raise_on_unexpected_status=True, timeout=5.0)
+base_url = os.environ.get("CONTAINER_API_URL", "http://cde-container-api")
+client = Client(base_url=base_url, raise_on_unexpected_status=True, timeout=5.0)
 seen = {}
 
 seen["ping"] = ping.sync(client=client).message
@@ -84,7 +85,10 @@ blank = write_log.sync(WriteLogLevel.ERROR, client=client, body=LogRequest(messa
 seen["log_blank"] = blank.errors.additional_properties
 
 # Storage and classifications.
-started = store_internal.sync(client=client, body=CopyRequest(source_file="export.csv", remote_file="kept/export.csv"))
+export = os.path.join(os.environ["CDE_WORK_DIR"], "export.csv")
+with open(export, "w") as f:
+    f.write("id;title\n1;shoe\n")
+started = store_internal.sync(client=client, body=CopyRequest(source_file=export, remote_file="kept/export.csv"))
 process = get_process.sync(str(started.data.id), client=client).data
 seen["process"] = [str(process.id) == str(started.data.id), process.status.value]
 seen["classifications"] = [c.to_dict() for c in csa_classifications.sync(client=client)]

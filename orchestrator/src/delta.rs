@@ -1,0 +1,876 @@
+//! Export delta: the rows of a dataset split into `new`, `modified`, `unchanged` and
+//! `deleted` against the snapshot of the last successful export, on a key column.
+//!
+//! Semantics:
+//! - A row is identified by the string form of its key value: a string's decoded text or
+//!   a number's literal text (`5` and `"5"` are the same key, `5.0` is another). A row
+//!   whose key is missing or `null` is an error, and so is a key seen twice in one file.
+//! - Two rows with the same key are unchanged when they hold the same columns with the
+//!   same values, whatever the order of the columns and the JSON whitespace. A column that
+//!   is `null` counts as missing. Strings, numbers and booleans compare by their string
+//!   form, like keys (`"5"` equals `5`; `"\u00e9"` equals `"é"`); nested objects and arrays
+//!   compare as parsed JSON with their object keys sorted.
+//! - Lines that are empty or only whitespace are skipped; line numbers in errors count
+//!   every line of the file, from 1.
+//! - `new`, `modified` and `unchanged` hold the rows of the current file as they are there,
+//!   in its order; `deleted` the rows of the previous file, in its order.
+//!
+//! Memory stays bounded by the number of keys, not the size of the rows: a 128-bit hash of
+//! every key maps to a 128-bit hash of its row and the line numbers where the key was seen.
+//! The previous file is read twice (hashing, then copying the deleted lines), the current
+//! one once.
+
+use std::borrow::Cow;
+use std::collections::hash_map::{Entry, HashMap};
+use std::fmt;
+use std::fs::File;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use xxhash_rust::xxh3::xxh3_128;
+
+/// How many rows fell in each category.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeltaCounts {
+    pub new: u64,
+    pub modified: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("{path} line {line}: {reason}")]
+    InvalidRow {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    #[error("{path} line {line}: the row has no key column `{key}`")]
+    MissingKey {
+        path: PathBuf,
+        line: u64,
+        key: String,
+    },
+    #[error("{path} line {line}: duplicate key {value:?} (first on line {first})")]
+    DuplicateKey {
+        path: PathBuf,
+        line: u64,
+        first: u64,
+        value: String,
+    },
+    #[error("{path}: more than {} lines", u32::MAX)]
+    TooManyLines { path: PathBuf },
+}
+
+/// The output files, in the order of [`Category`].
+pub const OUTPUT_FILES: [&str; 4] = [
+    "new.jsonl",
+    "modified.jsonl",
+    "unchanged.jsonl",
+    "deleted.jsonl",
+];
+
+#[derive(Clone, Copy)]
+enum Category {
+    New = 0,
+    Modified = 1,
+    Unchanged = 2,
+    Deleted = 3,
+}
+
+/// Compares `current` (JSONL, one flat JSON object per line) with `previous` (`None`: no
+/// snapshot yet, every row is new) on the `key` column and writes new.jsonl,
+/// modified.jsonl, unchanged.jsonl and deleted.jsonl into `out_dir` (created if needed).
+/// The four files appear only once all of them are complete; on an error none of them is
+/// written (files of the same names from before are left as they were).
+pub fn compute(
+    previous: Option<&Path>,
+    current: &Path,
+    key: &str,
+    out_dir: &Path,
+) -> Result<DeltaCounts, DeltaError> {
+    std::fs::create_dir_all(out_dir).map_err(|source| DeltaError::Write {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
+    let mut outputs = Outputs::create(out_dir)?;
+    let mut counts = DeltaCounts::default();
+    let mut parser = RowParser::new(key);
+    let mut seen = KeyMap::default();
+
+    if let Some(previous) = previous {
+        let mut lines = Lines::open(previous)?;
+        while let Some((number, line)) = lines.next_row()? {
+            let row = parser.parse(line, previous, number)?;
+            match seen.entry(row.key) {
+                Entry::Occupied(entry) => {
+                    return Err(parser.duplicate(previous, number, entry.get().previous))
+                }
+                Entry::Vacant(entry) => {
+                    entry.insert(Seen {
+                        hash: row.hash,
+                        previous: line_u32(previous, number)?,
+                        current: 0,
+                    });
+                }
+            }
+        }
+    }
+
+    let mut lines = Lines::open(current)?;
+    while let Some((number, line)) = lines.next_row()? {
+        let row = parser.parse(line, current, number)?;
+        let category = match seen.entry(row.key) {
+            Entry::Vacant(entry) => {
+                entry.insert(Seen {
+                    hash: [0, 0],
+                    previous: 0,
+                    current: line_u32(current, number)?,
+                });
+                Category::New
+            }
+            Entry::Occupied(entry) => {
+                let seen = entry.into_mut();
+                if seen.current != 0 {
+                    return Err(parser.duplicate(current, number, seen.current));
+                }
+                seen.current = line_u32(current, number)?;
+                if seen.hash == row.hash {
+                    Category::Unchanged
+                } else {
+                    Category::Modified
+                }
+            }
+        };
+        match category {
+            Category::New => counts.new += 1,
+            Category::Modified => counts.modified += 1,
+            _ => counts.unchanged += 1,
+        }
+        outputs.write(category, line)?;
+    }
+
+    if let Some(previous) = previous {
+        let mut deleted: Vec<u32> = seen
+            .values()
+            .filter(|seen| seen.current == 0)
+            .map(|seen| seen.previous)
+            .collect();
+        drop(seen);
+        deleted.sort_unstable();
+        counts.deleted = deleted.len() as u64;
+        // Copies the deleted lines without parsing them again.
+        let mut wanted = deleted.into_iter().peekable();
+        let mut lines = Lines::open(previous)?;
+        while let Some(&next) = wanted.peek() {
+            let Some((number, line)) = lines.next_row()? else {
+                return Err(DeltaError::Read {
+                    path: previous.to_path_buf(),
+                    source: io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank"),
+                });
+            };
+            if number == u64::from(next) {
+                outputs.write(Category::Deleted, line)?;
+                wanted.next();
+            }
+        }
+    }
+
+    outputs.commit()?;
+    Ok(counts)
+}
+
+fn line_u32(path: &Path, line: u64) -> Result<u32, DeltaError> {
+    u32::try_from(line).map_err(|_| DeltaError::TooManyLines {
+        path: path.to_path_buf(),
+    })
+}
+
+/// What is known of a key: the hash of its row in the previous file, and the lines where
+/// it was seen in each file (0: not seen there).
+struct Seen {
+    hash: [u64; 2],
+    previous: u32,
+    current: u32,
+}
+
+type KeyMap = HashMap<KeyHash, Seen, BuildHasherDefault<KeyHasher>>;
+
+/// The xxh3-128 hash of a key's string form, standing for the key itself: with 128 bits a
+/// collision among even billions of keys is far less likely than a hardware fault.
+#[derive(PartialEq, Eq, Clone, Copy)]
+struct KeyHash([u64; 2]);
+
+impl Hash for KeyHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0[0]);
+    }
+}
+
+/// The map's hasher: the key is already a good hash, so it is used as it is.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+fn split(hash: u128) -> [u64; 2] {
+    [hash as u64, (hash >> 64) as u64]
+}
+
+/// The lines of a file, read through one reused buffer.
+struct Lines<'p> {
+    path: &'p Path,
+    reader: BufReader<File>,
+    buffer: Vec<u8>,
+    /// The number of the line last read, from 1.
+    number: u64,
+}
+
+impl<'p> Lines<'p> {
+    fn open(path: &'p Path) -> Result<Self, DeltaError> {
+        let file = File::open(path).map_err(|source| DeltaError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            path,
+            reader: BufReader::with_capacity(1 << 20, file),
+            buffer: Vec::with_capacity(4096),
+            number: 0,
+        })
+    }
+
+    /// The next line that is not blank, with its number and without its line ending;
+    /// `None` at the end.
+    fn next_row(&mut self) -> Result<Option<(u64, &[u8])>, DeltaError> {
+        loop {
+            self.buffer.clear();
+            let read = self
+                .reader
+                .read_until(b'\n', &mut self.buffer)
+                .map_err(|source| DeltaError::Read {
+                    path: self.path.to_path_buf(),
+                    source,
+                })?;
+            if read == 0 {
+                return Ok(None);
+            }
+            self.number += 1;
+            let mut line = self.buffer.as_slice();
+            line = line.strip_suffix(b"\n").unwrap_or(line);
+            line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                // Re-borrowed here so that the loop does not hold the borrow.
+                let len = line.len();
+                return Ok(Some((self.number, &self.buffer[..len])));
+            }
+        }
+    }
+}
+
+/// The four output files, written under temporary names and renamed by [`Self::commit`];
+/// dropped without a commit, it removes them.
+struct Outputs {
+    files: Vec<(PathBuf, PathBuf, Option<BufWriter<File>>)>,
+}
+
+impl Outputs {
+    fn create(dir: &Path) -> Result<Self, DeltaError> {
+        let mut outputs = Self { files: Vec::new() };
+        for name in OUTPUT_FILES {
+            let temp = dir.join(format!(".{name}.partial"));
+            let file = File::create(&temp).map_err(|source| DeltaError::Write {
+                path: temp.clone(),
+                source,
+            })?;
+            let writer = BufWriter::with_capacity(1 << 18, file);
+            outputs.files.push((temp, dir.join(name), Some(writer)));
+        }
+        Ok(outputs)
+    }
+
+    fn write(&mut self, category: Category, line: &[u8]) -> Result<(), DeltaError> {
+        let (temp, _, writer) = &mut self.files[category as usize];
+        let writer = writer.as_mut().expect("open until committed");
+        writer
+            .write_all(line)
+            .and_then(|()| writer.write_all(b"\n"))
+            .map_err(|source| DeltaError::Write {
+                path: temp.clone(),
+                source,
+            })
+    }
+
+    fn commit(mut self) -> Result<(), DeltaError> {
+        for (temp, _, writer) in &mut self.files {
+            let writer = writer.take().expect("open until committed");
+            writer
+                .into_inner()
+                .map_err(io::IntoInnerError::into_error)
+                .map_err(|source| DeltaError::Write {
+                    path: temp.clone(),
+                    source,
+                })?;
+        }
+        for (temp, path, _) in &self.files {
+            std::fs::rename(temp, path).map_err(|source| DeltaError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        self.files.clear();
+        Ok(())
+    }
+}
+
+impl Drop for Outputs {
+    fn drop(&mut self) {
+        for (temp, _, writer) in self.files.drain(..) {
+            drop(writer);
+            let _ = std::fs::remove_file(temp);
+        }
+    }
+}
+
+/// A parsed row: the hash of its key and the hash of its content.
+struct Row {
+    key: KeyHash,
+    hash: [u64; 2],
+}
+
+/// Parses rows with reused buffers; `key_text` keeps the key of the last row for errors.
+struct RowParser<'k> {
+    key_column: &'k str,
+    key_text: String,
+    scratch: Vec<u8>,
+}
+
+impl<'k> RowParser<'k> {
+    fn new(key_column: &'k str) -> Self {
+        Self {
+            key_column,
+            key_text: String::new(),
+            scratch: Vec::with_capacity(1024),
+        }
+    }
+
+    fn parse(&mut self, line: &[u8], path: &Path, number: u64) -> Result<Row, DeltaError> {
+        let invalid = |reason: String| DeltaError::InvalidRow {
+            path: path.to_path_buf(),
+            line: number,
+            reason,
+        };
+        let mut members = MemberHasher {
+            key_column: self.key_column,
+            scratch: &mut self.scratch,
+            hash: 0,
+            key: None,
+        };
+        let mut deserializer = serde_json::Deserializer::from_slice(line);
+        deserializer
+            .deserialize_map(&mut members)
+            .and_then(|()| deserializer.end())
+            .map_err(|e| invalid(format!("not a JSON object: {}", without_position(&e))))?;
+        let hash = members.hash;
+        let key = match members.key {
+            None => false,
+            Some(KeyValue::Repeated) => {
+                return Err(invalid(format!(
+                    "the key column `{}` appears twice",
+                    self.key_column
+                )))
+            }
+            Some(KeyValue::Raw(raw)) => string_form(raw, &mut self.key_text).map_err(|kind| {
+                invalid(format!(
+                    "the key column `{}` is {kind}; expected a string or a number",
+                    self.key_column
+                ))
+            })?,
+        };
+        if !key {
+            return Err(DeltaError::MissingKey {
+                path: path.to_path_buf(),
+                line: number,
+                key: self.key_column.to_owned(),
+            });
+        }
+        Ok(Row {
+            key: KeyHash(split(xxh3_128(self.key_text.as_bytes()))),
+            hash: split(hash),
+        })
+    }
+
+    /// The error for the key of the row just parsed, seen before on line `first`.
+    fn duplicate(&self, path: &Path, line: u64, first: u32) -> DeltaError {
+        DeltaError::DuplicateKey {
+            path: path.to_path_buf(),
+            line,
+            first: first.into(),
+            value: self.key_text.clone(),
+        }
+    }
+}
+
+/// serde_json's message with "at column N" for its " at line 1 column N" (the line is
+/// always 1 here), and no position where it has none (column 0).
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let message = text
+        .rfind(" at line ")
+        .map_or(text.as_str(), |at| &text[..at]);
+    match error.column() {
+        0 => message.to_owned(),
+        column => format!("{message} at column {column}"),
+    }
+}
+
+/// Puts the string form of a key value into `out`: `Ok(false)` for `null`, `Err` with
+/// what it is for a boolean, an object or an array.
+fn string_form(raw: &RawValue, out: &mut String) -> Result<bool, &'static str> {
+    out.clear();
+    let text = raw.get();
+    match text.as_bytes()[0] {
+        b'"' if !text.contains('\\') => out.push_str(&text[1..text.len() - 1]),
+        b'"' => out.push_str(&serde_json::from_str::<String>(text).expect("a parsed string")),
+        b'-' | b'0'..=b'9' => out.push_str(text),
+        b'n' => return Ok(false),
+        b't' | b'f' => return Err("a boolean"),
+        b'{' => return Err("an object"),
+        _ => return Err("an array"),
+    }
+    Ok(true)
+}
+
+enum KeyValue<'de> {
+    Raw(&'de RawValue),
+    Repeated,
+}
+
+/// Visits the members of one object: sums a hash of every (column, value) pair, so that
+/// the order of the columns does not matter, and takes out the key column's raw value.
+struct MemberHasher<'s, 'de> {
+    key_column: &'s str,
+    scratch: &'s mut Vec<u8>,
+    hash: u128,
+    key: Option<KeyValue<'de>>,
+}
+
+impl<'s, 'de> MemberHasher<'s, 'de> {
+    fn add(&mut self, column: &str, value: &RawValue) {
+        let text = value.get();
+        let scratch = &mut *self.scratch;
+        scratch.clear();
+        // The length first, so that ("ab", "c") and ("a", "bc") differ.
+        scratch.extend_from_slice(&(column.len() as u64).to_le_bytes());
+        scratch.extend_from_slice(column.as_bytes());
+        match text.as_bytes()[0] {
+            b'n' => return,
+            b'"' if !text.contains('\\') => {
+                scratch.push(b's');
+                scratch.extend_from_slice(&text.as_bytes()[1..text.len() - 1]);
+            }
+            b'"' => {
+                scratch.push(b's');
+                let decoded: String = serde_json::from_str(text).expect("a parsed string");
+                scratch.extend_from_slice(decoded.as_bytes());
+            }
+            b'{' | b'[' => {
+                scratch.push(b'j');
+                let value: Value = serde_json::from_str(text).expect("a parsed value");
+                write_canonical(&value, scratch);
+            }
+            _ => {
+                scratch.push(b's');
+                scratch.extend_from_slice(text.as_bytes());
+            }
+        }
+        self.hash = self.hash.wrapping_add(xxh3_128(scratch));
+    }
+}
+
+impl<'de> Visitor<'de> for &mut MemberHasher<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Column(column)) = map.next_key()? {
+            let value: &'de RawValue = map.next_value()?;
+            if column == self.key_column {
+                self.key = Some(match self.key {
+                    None => KeyValue::Raw(value),
+                    Some(_) => KeyValue::Repeated,
+                });
+            }
+            self.add(&column, value);
+        }
+        Ok(())
+    }
+}
+
+/// A column name, borrowed from the line unless it has escapes.
+struct Column<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Column<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ColumnVisitor;
+
+        impl<'de> Visitor<'de> for ColumnVisitor {
+            type Value = Column<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a column name")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Column(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Column(Cow::Owned(v.to_owned())))
+            }
+        }
+
+        deserializer.deserialize_str(ColumnVisitor)
+    }
+}
+
+/// Compact JSON with the keys of every object sorted.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut members: Vec<_> = map.iter().collect();
+            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, value)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key).expect("writing to a Vec");
+                out.push(b':');
+                write_canonical(value, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(out, scalar).expect("writing to a Vec"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Case {
+        dir: tempfile::TempDir,
+    }
+
+    impl Case {
+        fn new() -> Self {
+            Self {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn file(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+
+        fn out(&self) -> PathBuf {
+            self.dir.path().join("out")
+        }
+
+        fn run(&self, previous: Option<&str>, current: &str) -> Result<DeltaCounts, DeltaError> {
+            let previous = previous.map(|text| self.file("previous.jsonl", text));
+            let current = self.file("current.jsonl", current);
+            compute(previous.as_deref(), &current, "id", &self.out())
+        }
+
+        fn output(&self, name: &str) -> String {
+            std::fs::read_to_string(self.out().join(name)).unwrap()
+        }
+
+        /// The names in the output directory, temporary ones included.
+        fn listing(&self) -> Vec<String> {
+            let Ok(entries) = std::fs::read_dir(self.out()) else {
+                return Vec::new();
+            };
+            let mut names: Vec<String> = entries
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    fn counts(new: u64, modified: u64, unchanged: u64, deleted: u64) -> DeltaCounts {
+        DeltaCounts {
+            new,
+            modified,
+            unchanged,
+            deleted,
+        }
+    }
+
+    #[test]
+    fn every_category() {
+        let case = Case::new();
+        let previous = concat!(
+            r#"{"id":"1","title":"same"}"#,
+            "\n",
+            r#"{"id":"2","title":"old"}"#,
+            "\n",
+            r#"{"id":"3","title":"gone"}"#,
+            "\n",
+            r#"{"id":"4","title":"gone too"}"#,
+            "\n",
+        );
+        let current = concat!(
+            r#"{"id":"5","title":"added"}"#,
+            "\n",
+            r#"{"id":"2","title":"new"}"#,
+            "\n",
+            r#"{"id":"1","title":"same"}"#,
+            "\n",
+        );
+        assert_eq!(
+            case.run(Some(previous), current).unwrap(),
+            counts(1, 1, 1, 2)
+        );
+        assert_eq!(
+            case.output("new.jsonl"),
+            "{\"id\":\"5\",\"title\":\"added\"}\n"
+        );
+        assert_eq!(
+            case.output("modified.jsonl"),
+            "{\"id\":\"2\",\"title\":\"new\"}\n"
+        );
+        assert_eq!(
+            case.output("unchanged.jsonl"),
+            "{\"id\":\"1\",\"title\":\"same\"}\n"
+        );
+        assert_eq!(
+            case.output("deleted.jsonl"),
+            "{\"id\":\"3\",\"title\":\"gone\"}\n{\"id\":\"4\",\"title\":\"gone too\"}\n"
+        );
+        assert_eq!(
+            case.listing(),
+            [
+                "deleted.jsonl",
+                "modified.jsonl",
+                "new.jsonl",
+                "unchanged.jsonl"
+            ]
+        );
+    }
+
+    #[test]
+    fn column_order_and_whitespace_do_not_matter() {
+        let case = Case::new();
+        let previous = "{\"id\":1,\"a\":\"x\",\"b\":[1,{\"c\":2,\"d\":3}]}\n";
+        let current =
+            "  { \"b\" : [ 1 , { \"d\" : 3, \"c\" : 2 } ] ,\t\"a\":\"x\", \"id\": 1 }\r\n";
+        assert_eq!(
+            case.run(Some(previous), current).unwrap(),
+            counts(0, 0, 1, 0)
+        );
+        // The row is written as it is in the current file, without its line ending.
+        assert_eq!(
+            case.output("unchanged.jsonl"),
+            current.trim_end().to_owned() + "\n"
+        );
+    }
+
+    #[test]
+    fn values_compare_by_their_string_form_and_null_is_missing() {
+        let case = Case::new();
+        let previous = r#"{"id":1,"a":"5","b":"é","c":"x","d":null}"#;
+        let current = r#"{"id":1,"a":5,"b":"\u00e9","c":"x","e":null}"#;
+        assert_eq!(
+            case.run(Some(previous), current).unwrap(),
+            counts(0, 0, 1, 0)
+        );
+
+        for changed in [
+            r#"{"id":1,"a":"5","b":"é","c":"y"}"#,
+            r#"{"id":1,"a":"5","b":"é","c":"x","d":""}"#,
+            r#"{"id":1,"a":"5","b":"é"}"#,
+            r#"{"id":1,"a":"5.0","b":"é","c":"x"}"#,
+            r#"{"id":1,"a":"5","b":"é","cx":""}"#,
+        ] {
+            assert_eq!(
+                case.run(Some(previous), changed).unwrap(),
+                counts(0, 1, 0, 0),
+                "{changed}"
+            );
+        }
+    }
+
+    #[test]
+    fn numeric_and_string_keys_are_the_same_key() {
+        let case = Case::new();
+        let previous = "{\"id\":5,\"a\":1}\n{\"id\":\"6\",\"a\":1}\n{\"id\":7.0,\"a\":1}\n";
+        let current = "{\"id\":\"5\",\"a\":1}\n{\"id\":6,\"a\":2}\n{\"id\":7,\"a\":1}\n";
+        assert_eq!(
+            case.run(Some(previous), current).unwrap(),
+            counts(1, 1, 1, 1)
+        );
+        assert_eq!(case.output("new.jsonl"), "{\"id\":7,\"a\":1}\n");
+        assert_eq!(case.output("deleted.jsonl"), "{\"id\":7.0,\"a\":1}\n");
+        // An escaped key is the same key as its decoded text.
+        let current = "{\"id\":\"\\u0035\",\"a\":1}\n";
+        assert_eq!(
+            case.run(Some("{\"id\":5,\"a\":1}"), current).unwrap(),
+            counts(0, 0, 1, 0)
+        );
+    }
+
+    #[test]
+    fn no_snapshot_makes_every_row_new() {
+        let case = Case::new();
+        let current = "{\"id\":1}\n\n{\"id\":2}";
+        assert_eq!(case.run(None, current).unwrap(), counts(2, 0, 0, 0));
+        assert_eq!(case.output("new.jsonl"), "{\"id\":1}\n{\"id\":2}\n");
+        assert_eq!(case.output("deleted.jsonl"), "");
+    }
+
+    #[test]
+    fn empty_files() {
+        let case = Case::new();
+        assert_eq!(case.run(Some(""), "").unwrap(), counts(0, 0, 0, 0));
+        assert_eq!(case.run(None, "\n \n").unwrap(), counts(0, 0, 0, 0));
+        assert_eq!(
+            case.run(Some("{\"id\":1}\n"), "").unwrap(),
+            counts(0, 0, 0, 1)
+        );
+        assert_eq!(case.output("deleted.jsonl"), "{\"id\":1}\n");
+        assert_eq!(
+            case.run(Some(""), "{\"id\":1}").unwrap(),
+            counts(1, 0, 0, 0)
+        );
+        for name in OUTPUT_FILES {
+            assert!(case.out().join(name).exists(), "{name}");
+        }
+    }
+
+    #[test]
+    fn another_key_column() {
+        let case = Case::new();
+        let previous = case.file("p.jsonl", "{\"sku\":\"a\",\"id\":1}\n");
+        let current = case.file("c.jsonl", "{\"sku\":\"a\",\"id\":2}\n");
+        let got = compute(Some(&previous), &current, "sku", &case.out()).unwrap();
+        assert_eq!(got, counts(0, 1, 0, 0));
+    }
+
+    fn error(previous: Option<&str>, current: &str) -> String {
+        let case = Case::new();
+        let message = case.run(previous, current).unwrap_err().to_string();
+        assert_eq!(case.listing(), Vec::<String>::new(), "after: {message}");
+        let dir = case.dir.path().display().to_string();
+        message.replace(&dir, "DIR")
+    }
+
+    #[test]
+    fn errors_name_what_is_wrong_and_leave_no_output() {
+        assert_eq!(
+            error(Some("{\"id\":1}\n[1,2]\n"), "{\"id\":1}"),
+            "DIR/previous.jsonl line 2: not a JSON object: invalid type: sequence, \
+             expected a JSON object"
+        );
+        assert_eq!(
+            error(None, "{\"id\":1}\n\n{\"id\":2,\"a\":}\n"),
+            "DIR/current.jsonl line 3: not a JSON object: expected value at column 13"
+        );
+        assert_eq!(
+            error(None, "{\"id\":1} {}"),
+            "DIR/current.jsonl line 1: not a JSON object: trailing characters at column 10"
+        );
+        assert_eq!(
+            error(None, "{\"id\":1}\n{\"name\":\"x\"}\n"),
+            "DIR/current.jsonl line 2: the row has no key column `id`"
+        );
+        assert_eq!(
+            error(None, "{\"id\":null}"),
+            "DIR/current.jsonl line 1: the row has no key column `id`"
+        );
+        assert_eq!(
+            error(None, "{\"id\":[1]}"),
+            "DIR/current.jsonl line 1: the key column `id` is an array; \
+             expected a string or a number"
+        );
+        assert_eq!(
+            error(None, "{\"id\":1,\"id\":2}"),
+            "DIR/current.jsonl line 1: the key column `id` appears twice"
+        );
+        assert_eq!(
+            error(Some("{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"a\"}\n"), ""),
+            "DIR/previous.jsonl line 3: duplicate key \"a\" (first on line 1)"
+        );
+        // A duplicate in the current file, whether or not the key was in the previous one.
+        assert_eq!(
+            error(Some("{\"id\":1}"), "{\"id\":1}\n{\"id\":\"1\"}\n"),
+            "DIR/current.jsonl line 2: duplicate key \"1\" (first on line 1)"
+        );
+        assert_eq!(
+            error(Some("{\"id\":1}"), "{\"id\":2}\n{\"id\":2}\n"),
+            "DIR/current.jsonl line 2: duplicate key \"2\" (first on line 1)"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let case = Case::new();
+        let current = case.file("current.jsonl", "");
+        let missing = case.dir.path().join("nope.jsonl");
+        let message = compute(Some(&missing), &current, "id", &case.out())
+            .unwrap_err()
+            .to_string();
+        assert!(message.starts_with(&format!("cannot read {}: ", missing.display())));
+        assert_eq!(case.listing(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_error_keeps_the_outputs_of_before() {
+        let case = Case::new();
+        case.run(None, "{\"id\":1}").unwrap();
+        case.run(None, "{\"id\":1}\n{\"id\":1}").unwrap_err();
+        assert_eq!(case.output("new.jsonl"), "{\"id\":1}\n");
+        assert_eq!(case.listing().len(), 4);
+    }
+}

@@ -1,0 +1,662 @@
+//! Pipelines (a Productsup "site"): data sources joined into a feed, data services that
+//! rewrite it in stage order, and exports that deliver it. Each successful pipeline run
+//! adds a version of the `pipeline/<name>` dataset; feedback from exports comes back on the
+//! next run as an additional source.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::dataset::{self, RunInputs};
+use crate::error::{Error, Result};
+use crate::limits::LimitsOverride;
+use crate::manifest::{ConnectorType, Manifest, Stage};
+use crate::run::{Run, RunRequest, RunStatus};
+use crate::settings::Settings;
+use crate::Cde;
+
+/// The column additional sources and feedback are joined on.
+pub const PRODUCT_ID: &str = "id";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// kebab-case, unique.
+    pub name: String,
+    /// A cron expression (`min hour day month weekday`, or with seconds first); `cde server`
+    /// starts a run at each occurrence unless one is still going.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Data sources: the first is the main one; the others are joined to it on `id`.
+    pub sources: Vec<Step>,
+    /// Data services, run one after another in stage order (import, intermediate, export).
+    #[serde(default)]
+    pub services: Vec<Step>,
+    /// Exports and export deltas, run side by side on the final feed.
+    #[serde(default)]
+    pub exports: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub connector: String,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: LimitsOverride,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Source,
+    Service,
+    Export,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PipelineStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// One step of a pipeline run: its connector run and the rows it got and gave.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StepRun {
+    pub position: i64,
+    pub kind: StepKind,
+    pub connector: String,
+    pub run_id: Option<String>,
+    /// The connector run's status; `skipped` when an earlier step failed.
+    pub status: String,
+    pub reason: Option<String>,
+    pub rows_in: Option<i64>,
+    pub rows_out: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PipelineRun {
+    pub id: String,
+    pub pipeline: String,
+    pub status: PipelineStatus,
+    pub reason: Option<String>,
+    /// `manual` or `schedule`.
+    pub trigger: String,
+    /// The version of `pipeline/<name>` this run produced.
+    pub dataset_version: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub steps: Vec<StepRun>,
+}
+
+impl PipelineStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipelineStatus::Running => "running",
+            PipelineStatus::Succeeded => "succeeded",
+            PipelineStatus::Failed => "failed",
+        }
+    }
+}
+
+impl FromStr for PipelineStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "running" => Ok(PipelineStatus::Running),
+            "succeeded" => Ok(PipelineStatus::Succeeded),
+            "failed" => Ok(PipelineStatus::Failed),
+            other => Err(format!("unknown pipeline status {other:?}")),
+        }
+    }
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Source => "source",
+            StepKind::Service => "service",
+            StepKind::Export => "export",
+        }
+    }
+}
+
+impl FromStr for StepKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "source" => Ok(StepKind::Source),
+            "service" => Ok(StepKind::Service),
+            "export" => Ok(StepKind::Export),
+            other => Err(format!("unknown step kind {other:?}")),
+        }
+    }
+}
+
+/// A cron expression with or without its seconds field.
+pub fn parse_schedule(expression: &str) -> Result<cron::Schedule, String> {
+    let fields = expression.split_whitespace().count();
+    let full = if fields == 5 {
+        format!("0 {expression}")
+    } else {
+        expression.to_owned()
+    };
+    cron::Schedule::from_str(&full)
+        .map_err(|e| format!("schedule: {expression:?} is not a cron expression: {e}"))
+}
+
+impl Pipeline {
+    pub fn load(path: &Path) -> Result<Self> {
+        let invalid = |message: String| Error::Manifest {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+        Self::parse(&text, path.extension().is_some_and(|ext| ext == "json")).map_err(invalid)
+    }
+
+    /// Parses and checks the shape; [`Cde::save_pipeline`] checks it against the registry.
+    pub fn parse(text: &str, json: bool) -> Result<Self, String> {
+        let named =
+            |path: serde_path_to_error::Path, message: String| match path.to_string().as_str() {
+                "." => message,
+                path => format!("{path}: {message}"),
+            };
+        let pipeline: Pipeline = if json {
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| named(e.path().clone(), e.into_inner().to_string()))?
+        } else {
+            let de = serde_yaml_ng::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de)
+                .map_err(|e| named(e.path().clone(), e.into_inner().to_string()))?
+        };
+        if !crate::manifest::is_kebab_case(&pipeline.name) {
+            return Err(format!("name: {:?} must be kebab-case", pipeline.name));
+        }
+        if pipeline.sources.is_empty() {
+            return Err("sources: a pipeline has at least its main data source".into());
+        }
+        if let Some(schedule) = &pipeline.schedule {
+            parse_schedule(schedule)?;
+        }
+        Ok(pipeline)
+    }
+
+    /// Every step with the list it is in and its index there, for messages.
+    fn steps(&self) -> Vec<(&'static str, usize, &Step)> {
+        let mut steps = Vec::new();
+        for (group, list) in [
+            ("sources", &self.sources),
+            ("services", &self.services),
+            ("exports", &self.exports),
+        ] {
+            steps.extend(list.iter().enumerate().map(|(i, step)| (group, i, step)));
+        }
+        steps
+    }
+}
+
+fn dataset_name(pipeline: &str) -> String {
+    format!("pipeline/{pipeline}")
+}
+
+fn feedback_name(pipeline: &str) -> String {
+    format!("pipeline/{pipeline}/feedback")
+}
+
+fn stage_order(stage: Option<Stage>) -> u8 {
+    match stage {
+        Some(Stage::Import) | None => 0,
+        Some(Stage::Intermediate) => 1,
+        Some(Stage::Export) => 2,
+    }
+}
+
+impl Cde {
+    /// Checks a pipeline against the registry (connector types, options, `max_usage`) and
+    /// stores it, replacing an earlier definition of the same name.
+    pub async fn save_pipeline(&self, pipeline: &Pipeline) -> Result<()> {
+        let mut uses: HashMap<&str, u32> = HashMap::new();
+        for (group, index, step) in pipeline.steps() {
+            let at = |message: String| {
+                Error::InvalidConfig(format!("{group}[{index}] ({}): {message}", step.connector))
+            };
+            let manifest = self
+                .store
+                .connector(&step.connector)
+                .await
+                .map_err(|e| at(e.to_string()))?
+                .manifest;
+            let expected: &[ConnectorType] = match group {
+                "sources" => &[ConnectorType::DataSource],
+                "services" => &[ConnectorType::DataService],
+                _ => &[ConnectorType::Export, ConnectorType::ExportDelta],
+            };
+            if !expected.contains(&manifest.kind) {
+                let kind = serde_json::to_value(manifest.kind)?;
+                return Err(at(format!(
+                    "a {} does not belong in {group}",
+                    kind.as_str().unwrap_or_default()
+                )));
+            }
+            Settings::resolve(&manifest, step.options.clone()).map_err(|e| at(e.to_string()))?;
+            self.config
+                .default_limits()
+                .with(&manifest.limits)
+                .with(&step.limits)
+                .validate()
+                .map_err(at)?;
+            let used = uses.entry(step.connector.as_str()).or_default();
+            *used += 1;
+            if let Some(max) = manifest.max_usage.filter(|max| *used > *max) {
+                return Err(at(format!(
+                    "may be used at most {max} time(s) in a pipeline"
+                )));
+            }
+        }
+        self.store.save_pipeline(pipeline).await
+    }
+
+    /// Records a new run of the pipeline; an error when one is still going.
+    pub async fn begin_pipeline_run(&self, name: &str, trigger: &str) -> Result<PipelineRun> {
+        self.store.pipeline(name).await?;
+        let run = PipelineRun {
+            id: uuid::Uuid::now_v7().to_string(),
+            pipeline: name.to_owned(),
+            status: PipelineStatus::Running,
+            reason: None,
+            trigger: trigger.to_owned(),
+            dataset_version: None,
+            created_at: Utc::now(),
+            finished_at: None,
+            steps: vec![],
+        };
+        self.store.insert_pipeline_run(&run).await?;
+        Ok(run)
+    }
+
+    /// Runs a pipeline to its end in this process.
+    pub async fn run_pipeline(&self, name: &str, trigger: &str) -> Result<PipelineRun> {
+        let run = self.begin_pipeline_run(name, trigger).await?;
+        self.execute_pipeline_run(run).await
+    }
+
+    /// Executes a begun pipeline run: sources, join, services, dataset version, exports.
+    pub async fn execute_pipeline_run(&self, mut run: PipelineRun) -> Result<PipelineRun> {
+        let outcome = self.drive_pipeline(&mut run).await;
+        run.status = match &outcome {
+            Ok(None) => PipelineStatus::Succeeded,
+            Ok(Some(_)) | Err(_) => PipelineStatus::Failed,
+        };
+        run.reason = match outcome {
+            Ok(reason) => reason,
+            Err(e) => Some(e.to_string()),
+        };
+        run.finished_at = Some(Utc::now());
+        self.store.finish_pipeline_run(&run).await?;
+        self.store.pipeline_run(&run.id).await
+    }
+
+    /// `Ok(Some(reason))` when a step failed.
+    async fn drive_pipeline(&self, run: &mut PipelineRun) -> Result<Option<String>> {
+        let pipeline = self.store.pipeline(&run.pipeline).await?;
+        let work = self.config.data_dir.join("pipeline-runs").join(&run.id);
+        std::fs::create_dir_all(&work)?;
+        let mut position = 0;
+        let mut next_step = |kind: StepKind, step: &Step| {
+            position += 1;
+            (position - 1, kind, step.clone())
+        };
+
+        // Sources side by side; the main one first in the join.
+        let sources: Vec<_> = pipeline
+            .sources
+            .iter()
+            .map(|s| next_step(StepKind::Source, s))
+            .collect();
+        let results = futures_util::future::join_all(
+            sources
+                .iter()
+                .map(|(position, kind, step)| self.step(run, *position, *kind, step, None, None)),
+        )
+        .await;
+        let mut outputs = Vec::new();
+        for result in results {
+            match result? {
+                Ok(source) => outputs.push(source.output_path()),
+                Err(reason) => return Ok(Some(reason)),
+            }
+        }
+        if let Some(feedback) = self
+            .store
+            .latest_dataset(&feedback_name(&pipeline.name))
+            .await?
+        {
+            outputs.push(feedback.path().to_path_buf());
+        }
+        let mut feed = work.join("feed-0.jsonl");
+        join_on_id(&outputs[0], &outputs[1..], &feed)?;
+
+        let mut services: Vec<(Step, Manifest)> = Vec::new();
+        for step in &pipeline.services {
+            services.push((
+                step.clone(),
+                self.store.connector(&step.connector).await?.manifest,
+            ));
+        }
+        services.sort_by_key(|(_, manifest)| stage_order(manifest.stage));
+        for (step, _) in &services {
+            let (position, kind, step) = next_step(StepKind::Service, step);
+            match self
+                .step(run, position, kind, &step, Some(&feed), None)
+                .await?
+            {
+                Ok(service) => {
+                    feed = service.output_path();
+                    if service.output_rows.unwrap_or(0) == 0 {
+                        tracing::warn!(pipeline = %pipeline.name, "data service {} wrote no rows: the feed is now empty", step.connector);
+                    }
+                }
+                Err(reason) => return Ok(Some(reason)),
+            }
+        }
+        let dataset = self
+            .commit_dataset(&dataset_name(&pipeline.name), None, &feed)
+            .await?;
+        run.dataset_version = Some(dataset.version);
+        self.store.finish_pipeline_run(run).await?;
+
+        let exports: Vec<_> = pipeline
+            .exports
+            .iter()
+            .map(|s| next_step(StepKind::Export, s))
+            .collect();
+        let mut snapshots = Vec::new();
+        for (position, _, step) in &exports {
+            let key = format!("{position}:{}", step.connector);
+            snapshots.push(
+                self.store
+                    .export_snapshot(&pipeline.name, &key)
+                    .await?
+                    .map(PathBuf::from),
+            );
+        }
+        let results = futures_util::future::join_all(exports.iter().zip(&snapshots).map(
+            |((position, kind, step), snapshot)| {
+                self.step(
+                    run,
+                    *position,
+                    *kind,
+                    step,
+                    Some(dataset.path()),
+                    snapshot.as_deref(),
+                )
+            },
+        ))
+        .await;
+        let mut failure = None;
+        let feedback = work.join("feedback.jsonl");
+        let mut feedback_out = BufWriter::new(std::fs::File::create(&feedback)?);
+        for ((position, _, step), result) in exports.iter().zip(results) {
+            match result? {
+                Ok(export) => {
+                    // Only a successful export moves its delta baseline.
+                    let key = format!("{position}:{}", step.connector);
+                    self.store
+                        .save_export_snapshot(&pipeline.name, &key, &dataset.path, &export.id)
+                        .await?;
+                    match std::fs::read(Path::new(&export.run_dir).join("output/feedback.jsonl")) {
+                        Ok(rows) => feedback_out.write_all(&rows)?,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(reason) => failure = failure.or(Some(reason)),
+            }
+        }
+        feedback_out.flush()?;
+        drop(feedback_out);
+        if !exports.is_empty() {
+            self.commit_dataset(&feedback_name(&pipeline.name), None, &feedback)
+                .await?;
+        }
+        Ok(failure)
+    }
+
+    /// Runs one step; `Ok(Err(reason))` when the connector run did not succeed.
+    async fn step(
+        &self,
+        run: &PipelineRun,
+        position: i64,
+        kind: StepKind,
+        step: &Step,
+        input: Option<&Path>,
+        previous: Option<&Path>,
+    ) -> Result<Result<Run, String>> {
+        let mut record = StepRun {
+            position,
+            kind,
+            connector: step.connector.clone(),
+            run_id: None,
+            status: "starting".into(),
+            reason: None,
+            rows_in: input
+                .map(|path| dataset::scan(path).map(|(rows, _)| rows))
+                .transpose()?,
+            rows_out: None,
+        };
+        let request = RunRequest {
+            connector: step.connector.clone(),
+            options: step.options.clone(),
+            limits: step.limits,
+        };
+        let inputs = RunInputs {
+            input: input.map(Path::to_path_buf),
+            previous: previous.map(Path::to_path_buf),
+        };
+        let outcome: Result<Run> = async {
+            let submitted = self.submit_with(request, &inputs).await?;
+            record.run_id = Some(submitted.id.clone());
+            record.status = submitted.status.to_string();
+            self.store.save_pipeline_step(&run.id, &record).await?;
+            let claimed = self
+                .claim(submitted)
+                .await?
+                .ok_or_else(|| Error::RunNotFound("taken by another process".into()))?;
+            self.execute(claimed).await
+        }
+        .await;
+        let result = match outcome {
+            Ok(finished) => {
+                record.status = finished.status.to_string();
+                record.reason = finished.reason.clone();
+                record.rows_out = finished.output_rows;
+                if finished.status == RunStatus::Succeeded {
+                    Ok(finished)
+                } else {
+                    Err(format!(
+                        "step {position} ({}) {}: {}",
+                        record.connector,
+                        finished.status,
+                        finished.reason.unwrap_or_default()
+                    ))
+                }
+            }
+            Err(e) => {
+                record.status = "failed".into();
+                record.reason = Some(e.to_string());
+                Err(format!(
+                    "step {position} ({}) failed: {e}",
+                    record.connector
+                ))
+            }
+        };
+        self.store.save_pipeline_step(&run.id, &record).await?;
+        Ok(result)
+    }
+
+    /// Starts due pipeline schedules, never two runs of one pipeline at once. Runs forever.
+    pub async fn run_schedules(self: std::sync::Arc<Self>) {
+        let mut checked = Utc::now();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let now = Utc::now();
+            let pipelines = match self.store.pipelines().await {
+                Ok(pipelines) => pipelines,
+                Err(e) => {
+                    tracing::warn!("reading pipelines: {e}");
+                    continue;
+                }
+            };
+            for pipeline in pipelines {
+                let Some(schedule) = pipeline
+                    .schedule
+                    .as_deref()
+                    .and_then(|s| parse_schedule(s).ok())
+                else {
+                    continue;
+                };
+                if schedule.after(&checked).next().is_none_or(|due| due > now) {
+                    continue;
+                }
+                match self.begin_pipeline_run(&pipeline.name, "schedule").await {
+                    Ok(run) => {
+                        let cde = self.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = cde.execute_pipeline_run(run).await {
+                                tracing::error!(pipeline = %pipeline.name, "scheduled run: {e}");
+                            }
+                        });
+                    }
+                    Err(e) => tracing::info!(pipeline = %pipeline.name, "schedule skipped: {e}"),
+                }
+            }
+            checked = now;
+        }
+    }
+}
+
+/// Writes the main source's rows, each completed with the columns of the additional
+/// sources' rows of the same `id`; a column the row already has is kept. Returns the rows.
+fn join_on_id(main: &Path, additional: &[PathBuf], out: &Path) -> Result<i64> {
+    let mut extra: HashMap<String, Map<String, Value>> = HashMap::new();
+    for path in additional {
+        for row in read_rows(path)? {
+            let Some(id) = row.get(PRODUCT_ID).map(key_text) else {
+                continue;
+            };
+            let columns = extra.entry(id).or_default();
+            for (column, value) in row {
+                columns.entry(column).or_insert(value);
+            }
+        }
+    }
+    let mut writer = BufWriter::new(std::fs::File::create(out)?);
+    let mut rows = 0;
+    for mut row in read_rows(main)? {
+        if let Some(columns) = row
+            .get(PRODUCT_ID)
+            .map(key_text)
+            .and_then(|id| extra.get(&id))
+        {
+            for (column, value) in columns {
+                row.entry(column.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        serde_json::to_writer(&mut writer, &row)?;
+        writer.write_all(b"\n")?;
+        rows += 1;
+    }
+    writer.flush()?;
+    Ok(rows)
+}
+
+fn key_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn read_rows(path: &Path) -> Result<Vec<Map<String, Value>>> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e.into()),
+    };
+    let mut rows = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let line = line?;
+        if !line.trim().is_empty() {
+            rows.push(serde_json::from_str(&line)?);
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn additional_sources_fill_in_columns_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let main = write(
+            "main",
+            "{\"id\":1,\"title\":\"a\"}\n{\"id\":\"2\",\"title\":\"b\"}\n{\"title\":\"no id\"}\n",
+        );
+        let prices = write("prices", "{\"id\":\"1\",\"price\":3,\"title\":\"ignored\"}\n{\"id\":2,\"price\":4}\n{\"id\":9,\"price\":5}\n");
+        let out = dir.path().join("out");
+        assert_eq!(join_on_id(&main, &[prices], &out).unwrap(), 3);
+        let rows = read_rows(&out).unwrap();
+        assert_eq!(
+            Value::Object(rows[0].clone()),
+            serde_json::json!({"id": 1, "title": "a", "price": 3})
+        );
+        assert_eq!(rows[1]["price"], 4);
+        assert_eq!(
+            Value::Object(rows[2].clone()),
+            serde_json::json!({"title": "no id"})
+        );
+    }
+
+    #[test]
+    fn schedules_take_five_or_six_fields() {
+        assert!(parse_schedule("*/5 * * * *").is_ok());
+        assert!(parse_schedule("* * * * * *").is_ok());
+        assert!(parse_schedule("every minute")
+            .unwrap_err()
+            .starts_with("schedule:"));
+    }
+
+    #[test]
+    fn pipelines_are_checked_on_parse() {
+        let ok = "name: shop\nsources: [{connector: a}]\nservices: [{connector: b, options: {X: '1'}}]\n";
+        let pipeline = Pipeline::parse(ok, false).unwrap();
+        assert_eq!(pipeline.services[0].options["X"], "1");
+        let err = Pipeline::parse("name: Shop\nsources: [{connector: a}]\n", false).unwrap_err();
+        assert!(err.starts_with("name:"), "{err}");
+        let err = Pipeline::parse("name: shop\nsources: []\n", false).unwrap_err();
+        assert!(err.starts_with("sources:"), "{err}");
+        let err = Pipeline::parse("name: shop\nsources: [{connector: a, option: {}}]\n", false)
+            .unwrap_err();
+        assert!(
+            err.starts_with("sources[0]: unknown field `option`"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,434 @@
+//! Pipelines end to end on the real engine, with the `feed` test connector (all four types).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cde::pipeline::{Pipeline, PipelineRun, PipelineStatus, Step, StepKind};
+use cde::Cde;
+use common::*;
+use serde_json::{json, Value};
+
+async fn feed() -> (tempfile::TempDir, Arc<Cde>) {
+    image("tests/connectors/feed");
+    let data = tempfile::tempdir().unwrap();
+    let cde = Arc::new(open(config(data.path())).await);
+    for manifest in ["manifest.yaml", "service.yaml", "export.yaml", "delta.yaml"] {
+        cde.register_file(&root().join("tests/connectors/feed").join(manifest))
+            .await
+            .unwrap();
+    }
+    (data, cde)
+}
+
+fn step(connector: &str, options: &[(&str, &str)]) -> Step {
+    Step {
+        connector: connector.into(),
+        options: options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        limits: Default::default(),
+    }
+}
+
+fn source(rows: Value) -> Step {
+    step("feed-source", &[("ROWS", &rows.to_string())])
+}
+
+fn pipeline(rows: Value, services: Vec<Step>, exports: Vec<Step>) -> Pipeline {
+    Pipeline {
+        name: "shop".into(),
+        schedule: None,
+        sources: vec![source(rows)],
+        services,
+        exports,
+    }
+}
+
+/// The ids in one of the export step's delta streams.
+async fn stream(cde: &Cde, run: &PipelineRun, name: &str) -> BTreeSet<String> {
+    let export = run
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::Export)
+        .expect("an export step");
+    let connector_run = cde
+        .store
+        .run(export.run_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    let path = std::path::Path::new(&connector_run.run_dir)
+        .join("input")
+        .join(format!("{name}.jsonl"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn ids(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+async fn run_with(cde: &Cde, pipeline: &Pipeline) -> PipelineRun {
+    cde.save_pipeline(pipeline).await.unwrap();
+    cde.run_pipeline(&pipeline.name, "manual").await.unwrap()
+}
+
+#[tokio::test]
+async fn export_deltas_follow_the_feed_across_runs() {
+    let (_data, cde) = feed().await;
+    let services = vec![step("feed-service", &[])];
+    let delta = |fail: &str| vec![step("feed-delta", &[("FAIL", fail)])];
+    let streams = |new: &[&str], modified: &[&str], unchanged: &[&str], deleted: &[&str]| {
+        [ids(new), ids(modified), ids(unchanged), ids(deleted)]
+    };
+    let check = |expected: [BTreeSet<String>; 4]| {
+        let cde = cde.clone();
+        move |run: PipelineRun| async move {
+            assert_eq!(run.status, PipelineStatus::Succeeded, "{run:?}");
+            let seen = [
+                stream(&cde, &run, "new").await,
+                stream(&cde, &run, "modified").await,
+                stream(&cde, &run, "unchanged").await,
+                stream(&cde, &run, "deleted").await,
+            ];
+            assert_eq!(seen, expected, "new, modified, unchanged, deleted");
+            run
+        }
+    };
+
+    let first =
+        json!([{"id": "p1", "price": 1}, {"id": "p2", "price": 2}, {"id": "p3", "price": 3}]);
+    let run = run_with(&cde, &pipeline(first, services.clone(), delta("0"))).await;
+    let run = check(streams(&["p1", "p2", "p3"], &[], &[], &[]))(run).await;
+    assert_eq!(run.dataset_version, Some(1));
+    let kinds: Vec<_> = run
+        .steps
+        .iter()
+        .map(|s| (s.kind, s.rows_in, s.rows_out))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (StepKind::Source, None, Some(3)),
+            (StepKind::Service, Some(3), Some(3)),
+            (StepKind::Export, Some(3), Some(0))
+        ]
+    );
+
+    let second =
+        json!([{"id": "p1", "price": 1}, {"id": "p2", "price": 20}, {"id": "p4", "price": 4}]);
+    let run = run_with(&cde, &pipeline(second, services.clone(), delta("0"))).await;
+    check(streams(&["p4"], &["p2"], &["p1"], &["p3"]))(run).await;
+
+    let third =
+        json!([{"id": "p1", "price": 10}, {"id": "p4", "price": 4}, {"id": "p5", "price": 5}]);
+    let run = run_with(&cde, &pipeline(third.clone(), services.clone(), delta("0"))).await;
+    check(streams(&["p5"], &["p1"], &["p4"], &["p2"]))(run).await;
+
+    // A failed export does not move its baseline: the next delta is against the third run.
+    let fourth = json!([{"id": "p1", "price": 10}, {"id": "p6", "price": 6}]);
+    let failed = run_with(
+        &cde,
+        &pipeline(fourth.clone(), services.clone(), delta("1")),
+    )
+    .await;
+    assert_eq!(failed.status, PipelineStatus::Failed, "{failed:?}");
+    assert!(
+        failed.reason.as_deref().unwrap().contains("feed-delta"),
+        "{failed:?}"
+    );
+    assert_eq!(failed.dataset_version, Some(4), "the feed itself was fine");
+    let run = run_with(&cde, &pipeline(fourth, services, delta("0"))).await;
+    check(streams(&["p6"], &[], &["p1"], &["p4", "p5"]))(run).await;
+}
+
+#[tokio::test]
+async fn a_failing_data_service_leaves_the_dataset_untouched() {
+    let (_data, cde) = feed().await;
+    let rows = json!([{"id": "a", "price": 1}]);
+    let ok = run_with(
+        &cde,
+        &pipeline(
+            rows.clone(),
+            vec![step("feed-service", &[])],
+            vec![step("feed-export", &[])],
+        ),
+    )
+    .await;
+    assert_eq!(ok.status, PipelineStatus::Succeeded, "{ok:?}");
+    let failing = pipeline(
+        json!([{"id": "b"}]),
+        vec![step("feed-service", &[("MODE", "fail")])],
+        vec![step("feed-export", &[])],
+    );
+    let run = run_with(&cde, &failing).await;
+    assert_eq!(run.status, PipelineStatus::Failed);
+    assert_eq!(run.dataset_version, None);
+    assert!(
+        run.reason.as_deref().unwrap().contains("feed-service"),
+        "{run:?}"
+    );
+    assert_eq!(
+        run.steps.len(),
+        2,
+        "the export after the failed step never ran: {run:?}"
+    );
+    assert_eq!(run.steps[1].status, "failed");
+    let latest = cde
+        .store
+        .latest_dataset("pipeline/shop")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.version, 1);
+    let ids: Vec<Value> = std::fs::read_to_string(latest.path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("a")]);
+}
+
+#[tokio::test]
+async fn feedback_comes_back_on_the_next_run() {
+    let (_data, cde) = feed().await;
+    let rows = json!([{"id": "good", "price": 5}, {"id": "bad"}]);
+    let shop = pipeline(rows, vec![], vec![step("feed-export", &[])]);
+    let first = run_with(&cde, &shop).await;
+    assert_eq!(first.status, PipelineStatus::Succeeded, "{first:?}");
+    let feedback = cde
+        .store
+        .latest_dataset("pipeline/shop/feedback")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(feedback.rows, 1);
+    let second = run_with(&cde, &shop).await;
+    let dataset = cde
+        .store
+        .latest_dataset("pipeline/shop")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(dataset.version), second.dataset_version);
+    let rows: Vec<Value> = std::fs::read_to_string(dataset.path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let bad = rows.iter().find(|r| r["id"] == "bad").unwrap();
+    assert_eq!(
+        (bad["status"].as_str(), bad["message"].as_str()),
+        (Some("error"), Some("no price"))
+    );
+    let good = rows.iter().find(|r| r["id"] == "good").unwrap();
+    assert!(good.get("status").is_none(), "{good}");
+}
+
+#[tokio::test]
+async fn a_data_service_that_writes_nothing_empties_the_feed_with_a_warning() {
+    let (_data, cde) = feed().await;
+    let rows = json!([{"id": "a", "price": 1}, {"id": "b", "price": 2}]);
+    let run = run_with(
+        &cde,
+        &pipeline(
+            rows,
+            vec![step("feed-service", &[("MODE", "nothing")])],
+            vec![],
+        ),
+    )
+    .await;
+    assert_eq!(run.status, PipelineStatus::Succeeded, "{run:?}");
+    let dataset = cde
+        .store
+        .latest_dataset("pipeline/shop")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dataset.rows, 0);
+    let service = &run.steps[1];
+    assert_eq!((service.rows_in, service.rows_out), (Some(2), Some(0)));
+    let logs = cde
+        .store
+        .logs(service.run_id.as_deref().unwrap(), 0)
+        .await
+        .unwrap();
+    let warning = logs
+        .iter()
+        .find(|(_, l)| l.level == "warning")
+        .expect("a warning in the run log");
+    assert!(
+        warning.1.message.contains("feed it returns is empty"),
+        "{warning:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_schedule_fires_and_never_overlaps() {
+    let (_data, cde) = feed().await;
+    let mut scheduled = pipeline(json!([{"id": "a"}]), vec![], vec![]);
+    scheduled.schedule = Some("* * * * * *".into());
+    cde.save_pipeline(&scheduled).await.unwrap();
+    let scheduler = tokio::spawn(cde.clone().run_schedules());
+    let mut fired = None;
+    for _ in 0..300 {
+        let runs = cde.store.pipeline_runs("shop", 10).await.unwrap();
+        if let Some(run) = runs
+            .into_iter()
+            .find(|r| r.status == PipelineStatus::Succeeded)
+        {
+            fired = Some(run);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    scheduler.abort();
+    let fired = fired.expect("the schedule started a run within 30 s");
+    assert_eq!(fired.trigger, "schedule");
+    let running = cde.begin_pipeline_run("shop", "manual").await.unwrap();
+    let err = cde.begin_pipeline_run("shop", "manual").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid run configuration: pipeline shop is already running"
+    );
+    cde.execute_pipeline_run(running).await.unwrap();
+}
+
+#[tokio::test]
+async fn pipelines_are_checked_against_the_registry() {
+    let (_data, cde) = feed().await;
+    let wrong_place = pipeline(json!([]), vec![step("feed-export", &[])], vec![]);
+    let err = cde
+        .save_pipeline(&wrong_place)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("services[0] (feed-export): a export does not belong in services"),
+        "{err}"
+    );
+    let twice = pipeline(
+        json!([]),
+        vec![step("feed-service", &[]), step("feed-service", &[])],
+        vec![],
+    );
+    let err = cde.save_pipeline(&twice).await.unwrap_err().to_string();
+    assert!(err.contains("at most 1 time"), "{err}");
+    let bad_option = pipeline(
+        json!([]),
+        vec![step("feed-service", &[("MODE", "odd")])],
+        vec![],
+    );
+    let err = cde
+        .save_pipeline(&bad_option)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("services[0] (feed-service)") && err.contains("\"odd\""),
+        "{err}"
+    );
+    assert!(cde.store.pipelines().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn standalone_runs_take_an_input_and_a_previous_snapshot() {
+    let (data, cde) = feed().await;
+    let write = |name: &str, rows: &[Value]| {
+        let path = data.path().join(name);
+        std::fs::write(
+            &path,
+            rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
+        )
+        .unwrap();
+        path
+    };
+    let previous = write(
+        "previous.jsonl",
+        &[json!({"id": 1, "t": "a"}), json!({"id": 2, "t": "b"})],
+    );
+    let current = write(
+        "current.jsonl",
+        &[json!({"t": "a", "id": 1}), json!({"id": 3, "t": "c"})],
+    );
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cde"))
+            .args(args)
+            .env("CDE_DATA_DIR", data.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = cli(&[
+        "run",
+        "feed-delta",
+        "--input",
+        current.to_str().unwrap(),
+        "--previous",
+        previous.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("export-delta new=1 modified=0 unchanged=1 deleted=1"),
+        "{text}"
+    );
+
+    let (code, text) = cli(&["run", "feed-source", "--input", current.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(
+        text.contains("feed-source is a data-source: it reads no input"),
+        "{text}"
+    );
+    let (code, text) = cli(&["run", "feed-service"]);
+    assert_eq!(code, Some(2));
+    assert!(text.contains("reads an input feed"), "{text}");
+    let no_id = write("no-id.jsonl", &[json!({"t": "x"})]);
+    let (code, text) = cli(&["run", "feed-export", "--input", no_id.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(
+        text.contains("the input has no column \"id\", which feed-export requires"),
+        "{text}"
+    );
+    let broken = data.path().join("broken.jsonl");
+    std::fs::write(&broken, "{\"id\": 1}\nnot json\n").unwrap();
+    let (code, text) = cli(&["run", "feed-service", "--input", broken.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(
+        text.contains("broken.jsonl line 2: not a JSON object"),
+        "{text}"
+    );
+
+    let (code, text) = cli(&["run", "feed-service", "--input", current.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    let dataset = cde
+        .store
+        .latest_dataset("connector/feed-service")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((dataset.version, dataset.rows), (1, 2));
+    assert!(
+        dataset.columns.contains(&"___feed_seen".to_owned()),
+        "{dataset:?}"
+    );
+    let runs = cde.store.runs(&Default::default()).await.unwrap();
+    assert_eq!(runs.len(), 2, "rejected runs were never recorded");
+}
