@@ -258,11 +258,11 @@ fn row(i: u64, version: u64, shuffled: bool) -> String {
     let link = format!("https://shop.example.com/p/{id}");
     if shuffled {
         format!(
-            r#"{{"link": "{link}", "stock": {stock}, "price": "{price}", "id": "{id}", "availability": "in stock", "brand": "{brand}", "title": "{title}"}}"#
+            r#"{{"link": "{link}", "stock": {stock}, "price": "{price}", "id": "{id}", "availability": "in stock", "condition": "new", "brand": "{brand}", "title": "{title}"}}"#
         )
     } else {
         format!(
-            r#"{{"id":"{id}","title":"{title}","brand":"{brand}","price":"{price}","availability":"in stock","stock":{stock},"link":"{link}"}}"#
+            r#"{{"id":"{id}","title":"{title}","brand":"{brand}","price":"{price}","availability":"in stock","condition":"new","stock":{stock},"link":"{link}"}}"#
         )
     }
 }

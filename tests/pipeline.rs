@@ -298,10 +298,7 @@ async fn a_schedule_fires_and_never_overlaps() {
     assert_eq!(fired.trigger, "schedule");
     let running = cde.begin_pipeline_run("shop", "manual").await.unwrap();
     let err = cde.begin_pipeline_run("shop", "manual").await.unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "invalid run configuration: pipeline shop is already running"
-    );
+    assert_eq!(err.to_string(), "pipeline shop is already running");
     cde.execute_pipeline_run(running).await.unwrap();
 }
 
@@ -431,4 +428,92 @@ async fn standalone_runs_take_an_input_and_a_previous_snapshot() {
     );
     let runs = cde.store.runs(&Default::default()).await.unwrap();
     assert_eq!(runs.len(), 2, "rejected runs were never recorded");
+}
+
+#[tokio::test]
+async fn pipelines_through_the_management_api() {
+    let (_data, cde) = feed().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = cde::api::router(cde.clone(), "t".to_owned());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{base}{path}"))
+            .bearer_auth("t")
+    };
+
+    let yaml = "name: shop\nsources:\n  - connector: feed-source\n    options: {ROWS: '[{\"id\": \"x\", \"price\": 1}]'}\nexports:\n  - connector: feed-export\n";
+    let saved = call(reqwest::Method::POST, "/pipelines")
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 200, "{}", saved.text().await.unwrap());
+    let bad = call(reqwest::Method::POST, "/pipelines")
+        .json(&json!({"name": "shop", "sources": [{"connector": "nope"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sources[0] (nope)"),
+        "{body}"
+    );
+
+    let started = call(reqwest::Method::POST, "/pipelines/shop/runs")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let run: Value = started.json().await.unwrap();
+    let busy = call(reqwest::Method::POST, "/pipelines/shop/runs")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(busy.status(), 409, "never two runs of one pipeline at once");
+    let id = run["id"].as_str().unwrap();
+    let mut finished = Value::Null;
+    for _ in 0..300 {
+        finished = call(reqwest::Method::GET, &format!("/pipeline-runs/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if finished["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    assert_eq!(finished["steps"].as_array().unwrap().len(), 2);
+    let versions: Value = call(reqwest::Method::GET, "/datasets?name=pipeline/shop")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(versions[0]["version"], 1);
+    assert_eq!(versions[0]["rows"], 1);
+    let runs: Value = call(reqwest::Method::GET, "/pipelines/shop/runs")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    let missing = call(reqwest::Method::GET, "/pipelines/nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
 }

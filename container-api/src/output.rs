@@ -332,7 +332,6 @@ impl<'a> Layout<'a> {
                 Some(Token::EndArray) | None => break,
                 Some(Token::BeginObject) => {
                     let start = scanner.token_start();
-                    let breaks = scanner.line_breaks();
                     let keys = self.keys.len();
                     let mut flat = true;
                     while let Some(Token::Key(key)) = scanner.next()? {
@@ -342,11 +341,13 @@ impl<'a> Layout<'a> {
                             scanner.skip_container()?;
                         }
                     }
+                    let text = &body[start..scanner.token_end()];
                     self.records.push(RawRecord {
-                        text: &body[start..scanner.position()],
+                        text,
                         keys: keys..self.keys.len(),
                         flat,
-                        multiline: scanner.line_breaks() != breaks,
+                        // Strings cannot hold line breaks, so any is whitespace.
+                        multiline: memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some(),
                     });
                 }
                 Some(token) => {

@@ -21,10 +21,8 @@
 //! one once.
 
 use std::borrow::Cow;
-use std::collections::hash_map::{Entry, HashMap};
 use std::fmt;
 use std::fs::File;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -80,6 +78,7 @@ pub const OUTPUT_FILES: [&str; 4] = [
 ];
 
 #[derive(Clone, Copy)]
+#[repr(u8)]
 enum Category {
     New = 0,
     Modified = 1,
@@ -103,139 +102,134 @@ pub fn compute(
         source,
     })?;
     let mut outputs = Outputs::create(out_dir)?;
-    let mut counts = DeltaCounts::default();
-    let mut parser = RowParser::new(key);
-    let mut seen = KeyMap::default();
 
-    if let Some(previous) = previous {
-        let mut lines = Lines::open(previous)?;
-        while let Some((number, line)) = lines.next_row()? {
-            let row = parser.parse(line, previous, number)?;
-            match seen.entry(row.key) {
-                Entry::Occupied(entry) => {
-                    return Err(parser.duplicate(previous, number, entry.get().previous))
-                }
-                Entry::Vacant(entry) => {
-                    entry.insert(Seen {
-                        hash: row.hash,
-                        previous: line_u32(previous, number)?,
-                        current: 0,
-                    });
-                }
+    // Both files are parsed and sorted at the same time, one of them in another thread.
+    let (previous_rows, current_rows) = std::thread::scope(|scope| {
+        let previous_rows = previous.map(|path| scope.spawn(move || sorted_rows(path, key)));
+        let current_rows = sorted_rows(current, key);
+        let previous_rows = previous_rows
+            .map(|thread| thread.join().expect("the parsing thread does not panic"))
+            .transpose();
+        (previous_rows, current_rows)
+    });
+    let (previous_rows, _) = previous_rows?.unwrap_or_default();
+    let (current_rows, current_lines) = current_rows?;
+
+    // A merge join on the key: the category of every line of the current file (by line
+    // number), and the line numbers of the deleted rows in the previous one.
+    let mut categories = vec![Category::New; current_lines as usize + 1];
+    let mut deleted = Vec::new();
+    let mut current_iter = current_rows.iter().peekable();
+    for old in &previous_rows {
+        while current_iter.next_if(|row| row.key < old.key).is_some() {}
+        match current_iter.next_if(|row| row.key == old.key) {
+            Some(row) if row.hash == old.hash => {
+                categories[row.line as usize] = Category::Unchanged
             }
+            Some(row) => categories[row.line as usize] = Category::Modified,
+            None => deleted.push(old.line),
         }
     }
+    drop((previous_rows, current_rows));
+    deleted.sort_unstable();
 
+    let mut counts = [0u64; 4];
     let mut lines = Lines::open(current)?;
     while let Some((number, line)) = lines.next_row()? {
-        let row = parser.parse(line, current, number)?;
-        let category = match seen.entry(row.key) {
-            Entry::Vacant(entry) => {
-                entry.insert(Seen {
-                    hash: [0, 0],
-                    previous: 0,
-                    current: line_u32(current, number)?,
-                });
-                Category::New
-            }
-            Entry::Occupied(entry) => {
-                let seen = entry.into_mut();
-                if seen.current != 0 {
-                    return Err(parser.duplicate(current, number, seen.current));
-                }
-                seen.current = line_u32(current, number)?;
-                if seen.hash == row.hash {
-                    Category::Unchanged
-                } else {
-                    Category::Modified
-                }
-            }
-        };
-        match category {
-            Category::New => counts.new += 1,
-            Category::Modified => counts.modified += 1,
-            _ => counts.unchanged += 1,
-        }
+        let category = categories[number as usize];
         outputs.write(category, line)?;
+        counts[category as usize] += 1;
     }
-
     if let Some(previous) = previous {
-        let mut deleted: Vec<u32> = seen
-            .values()
-            .filter(|seen| seen.current == 0)
-            .map(|seen| seen.previous)
-            .collect();
-        drop(seen);
-        deleted.sort_unstable();
-        counts.deleted = deleted.len() as u64;
-        // Copies the deleted lines without parsing them again.
-        let mut wanted = deleted.into_iter().peekable();
         let mut lines = Lines::open(previous)?;
-        while let Some(&next) = wanted.peek() {
-            let Some((number, line)) = lines.next_row()? else {
-                return Err(DeltaError::Read {
-                    path: previous.to_path_buf(),
-                    source: io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank"),
-                });
-            };
-            if number == u64::from(next) {
-                outputs.write(Category::Deleted, line)?;
-                wanted.next();
+        for wanted in deleted {
+            loop {
+                let Some((number, line)) = lines.next_row()? else {
+                    return Err(shrank(previous));
+                };
+                if number == u64::from(wanted) {
+                    outputs.write(Category::Deleted, line)?;
+                    counts[Category::Deleted as usize] += 1;
+                    break;
+                }
             }
         }
     }
 
     outputs.commit()?;
-    Ok(counts)
-}
-
-fn line_u32(path: &Path, line: u64) -> Result<u32, DeltaError> {
-    u32::try_from(line).map_err(|_| DeltaError::TooManyLines {
-        path: path.to_path_buf(),
+    let [new, modified, unchanged, deleted] = counts;
+    Ok(DeltaCounts {
+        new,
+        modified,
+        unchanged,
+        deleted,
     })
 }
 
-/// What is known of a key: the hash of its row in the previous file, and the lines where
-/// it was seen in each file (0: not seen there).
-struct Seen {
+/// A row of a file reduced to hashes, and its line number.
+struct HashedRow {
+    key: [u64; 2],
     hash: [u64; 2],
-    previous: u32,
-    current: u32,
+    line: u32,
 }
 
-type KeyMap = HashMap<KeyHash, Seen, BuildHasherDefault<KeyHasher>>;
-
-/// The xxh3-128 hash of a key's string form, standing for the key itself: with 128 bits a
-/// collision among even billions of keys is far less likely than a hardware fault.
-#[derive(PartialEq, Eq, Clone, Copy)]
-struct KeyHash([u64; 2]);
-
-impl Hash for KeyHash {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0[0]);
+/// The rows of a file sorted by key, and the number of its lines; an error for a key
+/// that repeats (the first such line in the file).
+fn sorted_rows(path: &Path, key: &str) -> Result<(Vec<HashedRow>, u64), DeltaError> {
+    let mut parser = RowParser::new(key);
+    let mut rows = Vec::new();
+    let mut lines = Lines::open(path)?;
+    while let Some((number, line)) = lines.next_row()? {
+        let row = parser.parse(line, path, number)?;
+        let line = u32::try_from(number).map_err(|_| DeltaError::TooManyLines {
+            path: path.to_path_buf(),
+        })?;
+        rows.push(HashedRow {
+            key: row.key,
+            hash: row.hash,
+            line,
+        });
     }
+    rows.sort_unstable_by_key(|row| (row.key, row.line));
+    let repeated = rows
+        .windows(2)
+        .filter(|pair| pair[0].key == pair[1].key)
+        .map(|pair| (pair[0].line, pair[1].line))
+        .min_by_key(|&(_, again)| again);
+    if let Some((first, again)) = repeated {
+        return Err(DeltaError::DuplicateKey {
+            path: path.to_path_buf(),
+            line: again.into(),
+            first: first.into(),
+            value: key_at(path, again.into(), key)?,
+        });
+    }
+    Ok((rows, lines.number))
 }
 
-/// The map's hasher: the key is already a good hash, so it is used as it is.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+/// The string form of the key on a line known to have one.
+fn key_at(path: &Path, wanted: u64, key: &str) -> Result<String, DeltaError> {
+    let mut parser = RowParser::new(key);
+    let mut lines = Lines::open(path)?;
+    while let Some((number, line)) = lines.next_row()? {
+        if number == wanted {
+            parser.parse(line, path, number)?;
+            return Ok(parser.key_text);
         }
     }
+    Err(shrank(path))
+}
 
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+/// For a file read a second time that ends before the line read the first time.
+fn shrank(path: &Path) -> DeltaError {
+    DeltaError::Read {
+        path: path.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while read"),
     }
 }
 
+/// The xxh3-128 hash of a key's string form stands for the key itself: with 128 bits, a
+/// collision among even billions of keys is far less likely than a hardware fault.
 fn split(hash: u128) -> [u64; 2] {
     [hash as u64, (hash >> 64) as u64]
 }
@@ -357,7 +351,7 @@ impl Drop for Outputs {
 
 /// A parsed row: the hash of its key and the hash of its content.
 struct Row {
-    key: KeyHash,
+    key: [u64; 2],
     hash: [u64; 2],
 }
 
@@ -389,7 +383,10 @@ impl<'k> RowParser<'k> {
             hash: 0,
             key: None,
         };
-        let mut deserializer = serde_json::Deserializer::from_slice(line);
+        // Checked once here, so that the parser need not check every string.
+        let line = std::str::from_utf8(line)
+            .map_err(|e| invalid(format!("not valid UTF-8 at column {}", e.valid_up_to() + 1)))?;
+        let mut deserializer = serde_json::Deserializer::from_str(line);
         deserializer
             .deserialize_map(&mut members)
             .and_then(|()| deserializer.end())
@@ -418,19 +415,9 @@ impl<'k> RowParser<'k> {
             });
         }
         Ok(Row {
-            key: KeyHash(split(xxh3_128(self.key_text.as_bytes()))),
+            key: split(xxh3_128(self.key_text.as_bytes())),
             hash: split(hash),
         })
-    }
-
-    /// The error for the key of the row just parsed, seen before on line `first`.
-    fn duplicate(&self, path: &Path, line: u64, first: u32) -> DeltaError {
-        DeltaError::DuplicateKey {
-            path: path.to_path_buf(),
-            line,
-            first: first.into(),
-            value: self.key_text.clone(),
-        }
     }
 }
 
@@ -842,6 +829,14 @@ mod tests {
             error(Some("{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"a\"}\n"), ""),
             "DIR/previous.jsonl line 3: duplicate key \"a\" (first on line 1)"
         );
+        // The first repeated line in the file is named, with the line before it.
+        assert_eq!(
+            error(
+                None,
+                "{\"id\":3}\n{\"id\":2}\n{\"id\":3}\n{\"id\":2}\n{\"id\":3}\n"
+            ),
+            "DIR/current.jsonl line 3: duplicate key \"3\" (first on line 1)"
+        );
         // A duplicate in the current file, whether or not the key was in the previous one.
         assert_eq!(
             error(Some("{\"id\":1}"), "{\"id\":1}\n{\"id\":\"1\"}\n"),
@@ -851,6 +846,19 @@ mod tests {
             error(Some("{\"id\":1}"), "{\"id\":2}\n{\"id\":2}\n"),
             "DIR/current.jsonl line 2: duplicate key \"2\" (first on line 1)"
         );
+    }
+
+    #[test]
+    fn invalid_utf8_is_named() {
+        let case = Case::new();
+        let current = case.dir.path().join("current.jsonl");
+        std::fs::write(&current, b"{\"id\":1}\n{\"id\":\"\xff\"}\n").unwrap();
+        let message = compute(None, &current, "id", &case.out())
+            .unwrap_err()
+            .to_string();
+        let expected = format!("{} line 2: not valid UTF-8 at column 8", current.display());
+        assert_eq!(message, expected);
+        assert_eq!(case.listing(), Vec::<String>::new());
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub enum Error {
     Manifest { path: String, message: String },
     #[error("connector not found: {0}")]
     ConnectorNotFound(String),
+    #[error("pipeline {0} is already running")]
+    PipelineBusy(String),
     #[error("pipeline not found: {0}")]
     PipelineNotFound(String),
     #[error("run not found: {0}")]

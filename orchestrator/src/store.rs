@@ -503,7 +503,7 @@ impl Store {
         .await
         .map_err(|e| match e {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
-                Error::InvalidConfig(format!("pipeline {} is already running", run.pipeline))
+                Error::PipelineBusy(run.pipeline.clone())
             }
             e => e.into(),
         })?;

@@ -18,6 +18,7 @@ Exit codes: 0 success, 1 failed on purpose, 2 the Container API answered with an
 could not be reached, 64 bad usage or a bad option value.
 """
 
+import json
 import math
 import os
 import sys
@@ -235,11 +236,11 @@ def price_problem(record: dict):
             raise TypeError
         value = float(price.strip() if isinstance(price, str) else price)
     except (TypeError, ValueError):
-        return f"price {price!r} is not a number"
+        return f"price {json.dumps(price)} is not a number"
     if not math.isfinite(value):
-        return f"price {price!r} is not a number"
+        return f"price {json.dumps(price)} is not a number"
     if value <= 0:
-        return f"price {price!r} is not positive"
+        return f"price {json.dumps(price)} is not positive"
     return None
 
 
@@ -332,7 +333,6 @@ def main(argv: list) -> int:
             return TYPES[argv[0]](api)
         except UsageError as error:
             api.log("error", str(error))
-            print(f"bad option: {error}", file=sys.stderr, flush=True)
             return EX_USAGE
     except (httpx.HTTPError, ApiError, UnexpectedStatus) as error:
         print(f"container API error ({API_URL}): {error}", file=sys.stderr, flush=True)

@@ -93,7 +93,7 @@ async fn register_connector(
 }
 
 /// Whether the body is JSON (true) or YAML (false), from its content type; JSON when unset.
-fn is_json(headers: &HeaderMap) -> Result<bool, ApiError> {
+pub(super) fn is_json(headers: &HeaderMap) -> Result<bool, ApiError> {
     let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
         return Ok(true);
     };

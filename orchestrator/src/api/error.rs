@@ -92,8 +92,11 @@ impl IntoResponse for ApiError {
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         match &error {
-            Error::ConnectorNotFound(_) | Error::RunNotFound(_) => {
+            Error::ConnectorNotFound(_) | Error::RunNotFound(_) | Error::PipelineNotFound(_) => {
                 Self::not_found(error.to_string())
+            }
+            Error::PipelineBusy(_) => {
+                Self::new(StatusCode::CONFLICT, "conflict", error.to_string())
             }
             Error::Manifest { message, .. } => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_manifest", message)

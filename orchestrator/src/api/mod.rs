@@ -9,6 +9,7 @@ pub mod connectors;
 pub mod error;
 mod extract;
 mod logs;
+mod pipelines;
 mod runs;
 mod system;
 
@@ -40,6 +41,7 @@ pub use runs::OutputPage;
     tags(
         (name = "connectors", description = "Registered connector images and their manifests"),
         (name = "runs", description = "Runs of connectors, their logs and output"),
+        (name = "pipelines", description = "Pipelines of sources, data services and exports, their runs and datasets"),
         (name = "system", description = "Health and metrics, open without a token"),
     ),
 )]
@@ -63,6 +65,7 @@ fn routes(token: Arc<str>) -> OpenApiRouter<Arc<Cde>> {
     let protected = connectors::routes()
         .merge(runs::routes())
         .merge(logs::routes())
+        .merge(pipelines::routes())
         .route_layer(middleware::from_fn_with_state(token, auth::require_token));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(protected)
