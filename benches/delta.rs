@@ -24,10 +24,11 @@ const CHILD_LIMIT: Duration = Duration::from_secs(300);
 const TARGET_RATIO: f64 = 1.0;
 const TARGET_RSS_MB: f64 = 256.0;
 
-/// Per side: the four counts, the seconds taken and the peak RSS in MB.
+/// Per side: the four counts, the seconds taken (wall and CPU) and the peak RSS in MB.
 struct Measured {
     counts: DeltaCounts,
     seconds: f64,
+    cpu_seconds: f64,
     rss_mb: f64,
 }
 
@@ -90,8 +91,11 @@ fn main() {
     let duckdb_rss_mb = median(&duckdb_runs, |m| m.rss_mb);
     let ratio = cde_s / duckdb_s;
     let all = |runs: &[Measured]| {
-        let seconds: Vec<String> = runs.iter().map(|m| format!("{:.2}", m.seconds)).collect();
-        seconds.join(" ")
+        let seconds: Vec<String> = runs
+            .iter()
+            .map(|m| format!("{:.2} (cpu {:.2})", m.seconds, m.cpu_seconds))
+            .collect();
+        seconds.join(", ")
     };
     println!(
         "seconds per run: cde {}; duckdb {}",
@@ -111,11 +115,12 @@ fn main() {
 }
 
 /// The cde side, in the child: `<previous> <current> <out dir>`; prints
-/// `new modified unchanged deleted seconds rss_kb`.
+/// `new modified unchanged deleted seconds cpu_seconds rss_kb`.
 fn child(args: &[String]) {
     let [previous, current, out] = args else {
         panic!("usage: --delta-child <previous> <current> <out dir>");
     };
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let counts = cde::delta::compute(
         Some(Path::new(previous)),
@@ -125,6 +130,7 @@ fn child(args: &[String]) {
     )
     .expect("the delta is computed");
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     let hwm_kb = status
         .lines()
@@ -138,9 +144,24 @@ fn child(args: &[String]) {
         })
         .expect("VmHWM");
     println!(
-        "{} {} {} {} {seconds} {hwm_kb}",
+        "{} {} {} {} {seconds} {cpu} {hwm_kb}",
         counts.new, counts.modified, counts.unchanged, counts.deleted
     );
+}
+
+/// utime + stime of this process, in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The fields after the command name, which is in parentheses: utime and stime are the
+    // 12th and 13th of them.
+    let rest = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|field| field.parse::<f64>().expect("a number"))
+        .sum();
+    ticks / 100.0 // USER_HZ
 }
 
 /// The DuckDB side: `<previous> <current> <out dir>`, the same output line as the child.
@@ -150,6 +171,10 @@ import resource, sys, time
 import duckdb
 
 previous, current, out = sys.argv[1:4]
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+cpu_before = cpu()
 started = time.perf_counter()
 con = duckdb.connect()
 con.execute(f"""
@@ -170,8 +195,9 @@ for kind in ["new", "modified", "unchanged", "deleted"]:
     """)
 counts = dict(con.execute("SELECT kind, count(*) FROM delta GROUP BY kind").fetchall())
 seconds = time.perf_counter() - started
+cpu_seconds = cpu() - cpu_before
 rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(*(counts.get(k, 0) for k in ["new", "modified", "unchanged", "deleted"]), seconds, rss_kb)
+print(*(counts.get(k, 0) for k in ["new", "modified", "unchanged", "deleted"]), seconds, cpu_seconds, rss_kb)
 "#;
 
 /// Runs a child within [`CHILD_LIMIT`] and reads its output line.
@@ -181,7 +207,7 @@ fn measure(mut command: Command) -> Measured {
         .split_whitespace()
         .map(|field| field.parse().expect("a number"))
         .collect();
-    let [new, modified, unchanged, deleted, seconds, rss_kb] = fields[..] else {
+    let [new, modified, unchanged, deleted, seconds, cpu_seconds, rss_kb] = fields[..] else {
         panic!("unexpected child output: {output}");
     };
     Measured {
@@ -192,6 +218,7 @@ fn measure(mut command: Command) -> Measured {
             deleted: deleted as u64,
         },
         seconds,
+        cpu_seconds,
         rss_mb: rss_kb / 1024.0,
     }
 }

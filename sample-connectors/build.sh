@@ -114,6 +114,8 @@ make_client() {
     tools="$dir/requirements-build.txt"
     [ -f "$OPENAPI_SPEC" ] || die "$name: no OpenAPI spec at $OPENAPI_SPEC"
     [ -f "$tools" ] || die "$name: openapi-client.yaml needs a requirements-build.txt pinning openapi-python-client"
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
+        die "$name: generating the client needs Python >= 3.11 on the host (set PYTHON=, e.g. PYTHON=python3.12)"
 
     # The generator's venv, remade when requirements-build.txt or the interpreter changes.
     want="$( (cat "$tools"; "$PYTHON" --version 2>&1) | sha)"

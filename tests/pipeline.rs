@@ -517,3 +517,68 @@ async fn pipelines_through_the_management_api() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn the_sample_connectors_run_as_a_pipeline() {
+    sample_image();
+    let data = tempfile::tempdir().unwrap();
+    let cde = open(config(data.path())).await;
+    let samples = root().join("sample-connectors/python");
+    for manifest in [
+        "manifest.yaml",
+        "manifest-data-service.yaml",
+        "manifest-export.yaml",
+        "manifest-export-delta.yaml",
+    ] {
+        cde.register_file(&samples.join(manifest)).await.unwrap();
+    }
+    cde.save_pipeline(&Pipeline::load(&samples.join("pipeline.yaml")).unwrap())
+        .await
+        .unwrap();
+    for round in 1..=2 {
+        let run = cde.run_pipeline("sample-shop", "manual").await.unwrap();
+        assert_eq!(run.status, PipelineStatus::Succeeded, "{run:?}");
+        let rows: Vec<_> = run
+            .steps
+            .iter()
+            .map(|s| (s.connector.as_str(), s.rows_in, s.rows_out))
+            .collect();
+        assert_eq!(
+            rows[..2],
+            [
+                ("sample-python-source", None, Some(3)),
+                ("sample-python-service", Some(3), Some(3))
+            ]
+        );
+        let delta = run
+            .steps
+            .iter()
+            .find(|s| s.connector == "sample-python-export-delta")
+            .unwrap();
+        let delta_run = cde
+            .store
+            .run(delta.run_id.as_deref().unwrap())
+            .await
+            .unwrap();
+        let feedback = std::fs::read_to_string(
+            std::path::Path::new(&delta_run.run_dir).join("output/feedback.jsonl"),
+        )
+        .unwrap_or_default();
+        let created = feedback.lines().filter(|l| l.contains("created")).count();
+        assert_eq!(
+            created,
+            if round == 1 { 3 } else { 0 },
+            "round {round}: {feedback}"
+        );
+        let dataset = cde
+            .store
+            .latest_dataset("pipeline/sample-shop")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            dataset.columns.contains(&"___sample_title_copy".to_owned()),
+            "{dataset:?}"
+        );
+    }
+}

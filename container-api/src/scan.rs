@@ -241,7 +241,11 @@ impl<'a> Scanner<'a> {
         self.skip_whitespace();
         if self.text.as_bytes().get(self.pos) == Some(&b',') {
             self.pos += 1;
-            self.expect = if in_object { Expect::Key } else { Expect::Value };
+            self.expect = if in_object {
+                Expect::Key
+            } else {
+                Expect::Value
+            };
         } else {
             self.expect = Expect::CommaOrEnd;
         }
@@ -357,6 +361,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string starting at the current position (a quote); returns its JSON text.
+    /// Inlined for the same reason as [`Self::value`].
+    #[inline(always)]
     fn string(&mut self) -> Result<&'a str, ScanError> {
         let bytes = self.text.as_bytes();
         let start = self.pos;
@@ -598,7 +604,9 @@ mod tests {
 
     #[test]
     fn skip_plain_stops_at_the_first_special_byte() {
-        let alphabet = [b'a', b' ', b'"', b'\\', 0x1f, 0x00, 0x7f, 0x80, 0xc3, 0xff, b'!', b']'];
+        let alphabet = [
+            b'a', b' ', b'"', b'\\', 0x1f, 0x00, 0x7f, 0x80, 0xc3, 0xff, b'!', b']',
+        ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..20_000 {
             seed ^= seed << 13;
@@ -609,7 +617,11 @@ mod tests {
                 .map(|i| {
                     let r = seed.rotate_left(i as u32 * 5);
                     // Mostly plain bytes, so runs longer than a word occur.
-                    if r % 7 == 0 { alphabet[(r >> 8) as usize % alphabet.len()] } else { b'x' }
+                    if r & 7 == 0 {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    } else {
+                        b'x'
+                    }
                 })
                 .collect();
             for start in 0..=len.min(3) {
@@ -617,7 +629,11 @@ mod tests {
                     .iter()
                     .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
                     .map_or(len, |p| p + start);
-                assert_eq!(skip_plain(&bytes, start), expected, "{bytes:?} from {start}");
+                assert_eq!(
+                    skip_plain(&bytes, start),
+                    expected,
+                    "{bytes:?} from {start}"
+                );
             }
         }
     }
@@ -664,26 +680,5 @@ mod tests {
             validate("", 8).unwrap_err().describe(""),
             "The request body is not valid JSON: unexpected end of input at line 1 column 1."
         );
-    }
-}
-
-#[cfg(test)]
-mod probe {
-    #[test]
-    #[ignore]
-    fn speed() {
-        let rec = |i: usize| {
-            let head = format!(r#"{{"id":"{i:08}","title":"Product {i} in blue","brand":"Brand {}","price":"{}.99","availability":"in stock","link":"https://shop.example.com/p/{i:08}","pad":""#, i % 97, i % 500);
-            let pad = 200 - head.len() - 2;
-            format!("{head}{}\"}}", "x".repeat(pad))
-        };
-        let body = format!(r#"{{"data":[{}]}}"#, (0..1000).map(rec).collect::<Vec<_>>().join(","));
-        for _ in 0..3 {
-            let n = 3000;
-            let t = std::time::Instant::now();
-            for _ in 0..n { super::validate(&body, 64).unwrap(); }
-            let d = t.elapsed() / n;
-            println!("validate: {d:?} = {:.0} MB/s", body.len() as f64 / 1e6 / d.as_secs_f64());
-        }
     }
 }

@@ -58,3 +58,26 @@ fn every_route_of_the_contract_is_documented() {
         ]
     );
 }
+
+#[test]
+fn documented_path_values_are_the_accepted_ones() {
+    let spec: serde_json::Value = serde_json::from_str(&container_api::openapi_json()).unwrap();
+    let values = |path: &str, method: &str| -> Vec<String> {
+        let parameter = &spec["paths"][path][method]["parameters"][0];
+        serde_json::from_value(parameter["schema"]["enum"].clone()).unwrap()
+    };
+    assert_eq!(values("/logs/{level}", "post"), container_api::LOG_LEVELS);
+    assert_eq!(values("/output/{type}", "post"), ["output", "feedback"]);
+    for path in [
+        "/input/{type}/next",
+        "/input/{type}/next_batch",
+        "/input/{type}/restart",
+        "/items/{type}/count",
+    ] {
+        assert_eq!(
+            values(path, "get"),
+            ["input", "full", "new", "modified", "unchanged", "deleted"],
+            "{path}"
+        );
+    }
+}

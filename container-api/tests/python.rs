@@ -17,9 +17,9 @@ use common::*;
 use serde_json::{json, Value};
 
 const REQUIREMENTS: &[&str] = &["openapi-python-client==0.29.1", "schemathesis==4.32.5"];
-const INSTALL_LIMIT: Duration = Duration::from_secs(600);
-const FUZZ_LIMIT: Duration = Duration::from_secs(150);
-const FUZZ_EXAMPLES: &str = "60";
+const INSTALL_LIMIT: Duration = Duration::from_secs(150);
+const FUZZ_LIMIT: Duration = Duration::from_secs(120);
+const FUZZ_EXAMPLES: &str = "100";
 const FUZZ_SEED: &str = "20251123";
 
 fn spec_path() -> PathBuf {

@@ -15,10 +15,11 @@
 //! - `new`, `modified` and `unchanged` hold the rows of the current file as they are there,
 //!   in its order; `deleted` the rows of the previous file, in its order.
 //!
-//! Memory stays bounded by the number of keys, not the size of the rows: a 128-bit hash of
-//! every key maps to a 128-bit hash of its row and the line numbers where the key was seen.
-//! The previous file is read twice (hashing, then copying the deleted lines), the current
-//! one once.
+//! Memory is bounded by the number of rows, not their size: each file is reduced to
+//! (128-bit key hash, 128-bit row hash, line number) per row (40 bytes), the two files in
+//! parallel, then sorted by key and merge-joined. The category of every current line (one
+//! byte) and the line numbers of the deleted rows come out of the join; the lines are then
+//! copied from the files as they are, without parsing them again.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -288,7 +289,13 @@ impl<'p> Lines<'p> {
 /// The four output files, written under temporary names and renamed by [`Self::commit`];
 /// dropped without a commit, it removes them.
 struct Outputs {
-    files: Vec<(PathBuf, PathBuf, Option<BufWriter<File>>)>,
+    files: Vec<Output>,
+}
+
+struct Output {
+    temp: PathBuf,
+    path: PathBuf,
+    writer: BufWriter<File>,
 }
 
 impl Outputs {
@@ -300,38 +307,37 @@ impl Outputs {
                 path: temp.clone(),
                 source,
             })?;
-            let writer = BufWriter::with_capacity(1 << 18, file);
-            outputs.files.push((temp, dir.join(name), Some(writer)));
+            outputs.files.push(Output {
+                temp,
+                path: dir.join(name),
+                writer: BufWriter::with_capacity(1 << 18, file),
+            });
         }
         Ok(outputs)
     }
 
     fn write(&mut self, category: Category, line: &[u8]) -> Result<(), DeltaError> {
-        let (temp, _, writer) = &mut self.files[category as usize];
-        let writer = writer.as_mut().expect("open until committed");
-        writer
+        let output = &mut self.files[category as usize];
+        output
+            .writer
             .write_all(line)
-            .and_then(|()| writer.write_all(b"\n"))
+            .and_then(|()| output.writer.write_all(b"\n"))
             .map_err(|source| DeltaError::Write {
-                path: temp.clone(),
+                path: output.temp.clone(),
                 source,
             })
     }
 
     fn commit(mut self) -> Result<(), DeltaError> {
-        for (temp, _, writer) in &mut self.files {
-            let writer = writer.take().expect("open until committed");
-            writer
-                .into_inner()
-                .map_err(io::IntoInnerError::into_error)
-                .map_err(|source| DeltaError::Write {
-                    path: temp.clone(),
-                    source,
-                })?;
+        for output in &mut self.files {
+            output.writer.flush().map_err(|source| DeltaError::Write {
+                path: output.temp.clone(),
+                source,
+            })?;
         }
-        for (temp, path, _) in &self.files {
-            std::fs::rename(temp, path).map_err(|source| DeltaError::Write {
-                path: path.clone(),
+        for output in &self.files {
+            std::fs::rename(&output.temp, &output.path).map_err(|source| DeltaError::Write {
+                path: output.path.clone(),
                 source,
             })?;
         }
@@ -342,9 +348,8 @@ impl Outputs {
 
 impl Drop for Outputs {
     fn drop(&mut self) {
-        for (temp, _, writer) in self.files.drain(..) {
-            drop(writer);
-            let _ = std::fs::remove_file(temp);
+        for output in self.files.drain(..) {
+            let _ = std::fs::remove_file(output.temp);
         }
     }
 }
@@ -773,6 +778,70 @@ mod tests {
         );
         for name in OUTPUT_FILES {
             assert!(case.out().join(name).exists(), "{name}");
+        }
+    }
+
+    /// Thousands of rows, the current file in another order: every row lands where it
+    /// should.
+    #[test]
+    fn many_rows_in_another_order() {
+        let row =
+            |id: u64, price: u64| format!(r#"{{"id":"{id}","title":"T {id}","price":{price}}}"#);
+        let rows = 3000;
+        let mut previous = String::new();
+        for i in 0..rows {
+            previous += &row(i, 1);
+            previous.push('\n');
+        }
+        let mut current = String::new();
+        let mut expected: [Vec<u64>; 4] = Default::default();
+        for n in 0..rows {
+            let i = n * 7 % rows;
+            let line = match i % 10 {
+                0 => {
+                    expected[Category::Deleted as usize].push(i);
+                    continue;
+                }
+                1 => {
+                    expected[Category::Modified as usize].push(i);
+                    row(i, 2)
+                }
+                2 => {
+                    expected[Category::New as usize].push(rows + i);
+                    expected[Category::Unchanged as usize].push(i);
+                    format!("{}\n{}", row(rows + i, 1), row(i, 1))
+                }
+                3 => {
+                    expected[Category::Unchanged as usize].push(i);
+                    format!(r#"{{ "price": 1, "title": "T {i}", "id": {i} }}"#)
+                }
+                _ => {
+                    expected[Category::Unchanged as usize].push(i);
+                    row(i, 1)
+                }
+            };
+            current += &line;
+            current.push('\n');
+        }
+        let case = Case::new();
+        let got = case.run(Some(&previous), &current).unwrap();
+        let lengths = expected.each_ref().map(|ids| ids.len() as u64);
+        assert_eq!(got, counts(lengths[0], lengths[1], lengths[2], lengths[3]));
+        for (name, mut ids) in OUTPUT_FILES.into_iter().zip(expected) {
+            let mut written: Vec<u64> = case
+                .output(name)
+                .lines()
+                .map(|line| {
+                    let value: Value = serde_json::from_str(line).unwrap();
+                    match &value["id"] {
+                        Value::String(id) => id.parse().unwrap(),
+                        id => id.as_u64().unwrap(),
+                    }
+                })
+                .collect();
+            written.sort_unstable();
+            ids.sort_unstable();
+            assert_eq!(written, ids, "{name}");
         }
     }
 

@@ -380,15 +380,20 @@ impl Cde {
             .iter()
             .map(|s| next_step(StepKind::Export, s))
             .collect();
+        // Only an export delta compares with a baseline.
         let mut snapshots = Vec::new();
         for (position, _, step) in &exports {
-            let key = format!("{position}:{}", step.connector);
-            snapshots.push(
+            let manifest = self.store.connector(&step.connector).await?.manifest;
+            let snapshot = if manifest.kind == ConnectorType::ExportDelta {
+                let key = format!("{position}:{}", step.connector);
                 self.store
                     .export_snapshot(&pipeline.name, &key)
                     .await?
-                    .map(PathBuf::from),
-            );
+                    .map(PathBuf::from)
+            } else {
+                None
+            };
+            snapshots.push(snapshot);
         }
         let results = futures_util::future::join_all(exports.iter().zip(&snapshots).map(
             |((position, kind, step), snapshot)| {
