@@ -47,8 +47,9 @@ fn main() {
     rt.block_on(cde_batch(&cde, PARALLEL));
     xargs_batch(&bench, PARALLEL);
 
+    let settled = support::settle(Duration::from_secs(45));
     let begun = Instant::now();
-    let load_before = support::machine_load();
+    let load_before = format!("{} {settled}", support::machine_load());
     let (mut cde_s, mut xargs_s) = (Vec::new(), Vec::new());
     let (mut cde_cpu, mut xargs_cpu) = (Vec::new(), Vec::new());
     let mut measure_cde = || {

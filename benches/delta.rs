@@ -6,7 +6,9 @@
 //! in its own child process (cde: this executable again, with `--delta-child`), so that
 //! its peak RSS (VmHWM, `ru_maxrss` for DuckDB) is its own; times are measured inside the
 //! children around the work, without process start-up or the import of DuckDB. The two
-//! sides alternate `REPEAT` times on the same files; the medians are reported.
+//! sides alternate `REPEAT` times on the same files; `ratio_vs_duckdb` is the median of the
+//! ratios of each cde run to the DuckDB run right after it (so that a change of the load on
+//! the shared machine weighs on both), the other figures are medians.
 //!
 //! DuckDB is installed once with pip into a venv at `target/bench-venv`.
 
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use cde::delta::{DeltaCounts, OUTPUT_FILES};
 
 const DUCKDB_VERSION: &str = "1.5.6";
-const REPEAT: usize = 3;
+const REPEAT: usize = 5;
 /// The limit of each child process (a run of either side, the pip install).
 const CHILD_LIMIT: Duration = Duration::from_secs(300);
 const TARGET_RATIO: f64 = 1.0;
@@ -80,16 +82,22 @@ fn main() {
         duckdb_runs.push(measured);
     }
 
-    let median = |runs: &[Measured], f: fn(&Measured) -> f64| {
-        let mut values: Vec<f64> = runs.iter().map(f).collect();
+    let median = |mut values: Vec<f64>| {
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
     };
-    let cde_s = median(&cde_runs, |m| m.seconds);
-    let duckdb_s = median(&duckdb_runs, |m| m.seconds);
-    let rss_mb = median(&cde_runs, |m| m.rss_mb);
-    let duckdb_rss_mb = median(&duckdb_runs, |m| m.rss_mb);
-    let ratio = cde_s / duckdb_s;
+    let of = |runs: &[Measured], f: fn(&Measured) -> f64| median(runs.iter().map(f).collect());
+    let cde_s = of(&cde_runs, |m| m.seconds);
+    let duckdb_s = of(&duckdb_runs, |m| m.seconds);
+    let rss_mb = of(&cde_runs, |m| m.rss_mb);
+    let duckdb_rss_mb = of(&duckdb_runs, |m| m.rss_mb);
+    let ratio = median(
+        cde_runs
+            .iter()
+            .zip(&duckdb_runs)
+            .map(|(cde, duckdb)| cde.seconds / duckdb.seconds)
+            .collect(),
+    );
     let all = |runs: &[Measured]| {
         let seconds: Vec<String> = runs
             .iter()

@@ -54,7 +54,8 @@ fn main() {
         run_cde();
         support::docker_run(&bench);
     }
-    let load_before = support::machine_load();
+    let settled = support::settle(Duration::from_secs(45));
+    let load_before = format!("{} {settled}", support::machine_load());
     let (mut cde_ms, mut docker_ms) = (Vec::new(), Vec::new());
     for i in 0..ITERATIONS {
         if i % 2 == 0 {

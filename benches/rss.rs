@@ -81,7 +81,10 @@ async fn measure(api: &Api, pid: u32) -> Result<String, String> {
         .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle = memory(pid)?;
-    let load_before = support::machine_load();
+    let settled = tokio::task::spawn_blocking(|| support::settle(Duration::from_secs(45)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let load_before = format!("{} {settled}", support::machine_load());
 
     let mut ids = Vec::new();
     for _ in 0..RUNS {

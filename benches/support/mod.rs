@@ -249,3 +249,24 @@ fn process_cpu(pid: &str) -> f64 {
         .get(10..14)
         .map_or(0.0, |times| times.iter().sum::<f64>() / 100.0)
 }
+
+/// Waits (at most `limit`) until the machine is quiet: less than a quarter of its CPU
+/// time busy over one second, e.g. after the engine's clean-up of an earlier bench's
+/// containers. Returns what it saw, for the report.
+pub fn settle(limit: Duration) -> String {
+    let begun = Instant::now();
+    loop {
+        let before = Cpu::now().machine;
+        let wall = Instant::now();
+        std::thread::sleep(Duration::from_secs(1));
+        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        let busy = (Cpu::now().machine - before) / wall.elapsed().as_secs_f64() / cores;
+        if busy < 0.25 || begun.elapsed() >= limit {
+            return format!(
+                "busy={:.0}% after waiting {:.0}s",
+                busy * 100.0,
+                begun.elapsed().as_secs_f64()
+            );
+        }
+    }
+}

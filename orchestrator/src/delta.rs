@@ -461,8 +461,9 @@ enum KeyValue<'de> {
     Repeated,
 }
 
-/// Visits the members of one object: sums a hash of every (column, value) pair, so that
-/// the order of the columns does not matter, and takes out the key column's raw value.
+/// Visits the members of one object: adds up (wrapping) the xxh3-128 hashes of every
+/// (column, value) pair, so that the order of the columns does not matter, and takes out
+/// the key column's raw value.
 struct MemberHasher<'s, 'de> {
     key_column: &'s str,
     scratch: &'s mut Vec<u8>,
