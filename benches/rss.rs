@@ -81,6 +81,7 @@ async fn measure(api: &Api, pid: u32) -> Result<String, String> {
         .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle = memory(pid)?;
+    let idle_parts = breakdown(pid)?;
     let settled = tokio::task::spawn_blocking(|| support::settle(Duration::from_secs(45)))
         .await
         .map_err(|e| e.to_string())?;
@@ -97,6 +98,7 @@ async fn measure(api: &Api, pid: u32) -> Result<String, String> {
     }
     let submitted = Instant::now();
     let mut peak = idle;
+    let mut peak_parts = idle_parts.clone();
     let mut all_running_since = None;
     let mut most_running = 0;
     while all_running_since.is_none_or(|since: Instant| since.elapsed() < TOGETHER) {
@@ -105,7 +107,11 @@ async fn measure(api: &Api, pid: u32) -> Result<String, String> {
                 "only {most_running} of {RUNS} runs were running together after 120s"
             ));
         }
-        peak = peak.max(memory(pid)?);
+        let now = memory(pid)?;
+        if now > peak {
+            peak = now;
+            peak_parts = breakdown(pid)?;
+        }
         let running = api.count(&ids, |status| status == "running").await?;
         let ended = api
             .count(&ids, |status| {
@@ -152,6 +158,7 @@ async fn measure(api: &Api, pid: u32) -> Result<String, String> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = memory(pid)?;
     let hwm = high_water_mark(pid)?;
+    eprintln!("rss idle: {idle_parts}; at the peak with the runs: {peak_parts}");
     eprintln!(
         "rss: all {RUNS} running {:.1}s after submission; machine before: {load_before}; \
          with the runs: {load_during}",
@@ -263,6 +270,22 @@ fn memory(pid: u32) -> Result<u64, String> {
 
 fn high_water_mark(pid: u32) -> Result<u64, String> {
     status_kb(pid, "VmHWM:")
+}
+
+/// Anonymous (heap, stacks), file-backed (the binary's pages) and shared resident memory.
+fn breakdown(pid: u32) -> Result<String, String> {
+    let threads = status_kb(pid, "Threads:")?;
+    let parts = ["RssAnon:", "RssFile:", "RssShmem:"]
+        .iter()
+        .map(|field| {
+            Ok(format!(
+                "{}={:.1}MiB",
+                field.trim_end_matches(':'),
+                mib(status_kb(pid, field)?)
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(format!("{} Threads={threads}", parts.join(" ")))
 }
 
 fn status_kb(pid: u32, field: &str) -> Result<u64, String> {
