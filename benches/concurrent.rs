@@ -37,7 +37,7 @@ fn main() {
         format!("{}={bench}", support::BENCH_LABEL),
         format!("cde.instance={}", cde.store.instance()),
     ];
-    support::watchdog("concurrent", LIMIT, labels.clone());
+    support::watchdog("concurrent", LIMIT, labels.clone(), data.path());
     let _cleanup = support::Cleanup { labels };
     rt.block_on(cde.register(support::trivial_manifest()))
         .expect("the trivial connector registers");

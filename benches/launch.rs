@@ -35,7 +35,7 @@ fn main() {
         format!("{}={bench}", support::BENCH_LABEL),
         format!("cde.instance={}", cde.store.instance()),
     ];
-    support::watchdog("launch", LIMIT, labels.clone());
+    support::watchdog("launch", LIMIT, labels.clone(), data.path());
     let _cleanup = support::Cleanup { labels };
     rt.block_on(cde.register(support::trivial_manifest()))
         .expect("the trivial connector registers");

@@ -35,7 +35,7 @@ fn main() {
         store.instance().to_owned()
     });
     let labels = vec![format!("cde.instance={instance}")];
-    support::watchdog("rss", LIMIT, labels.clone());
+    support::watchdog("rss", LIMIT, labels.clone(), data.path());
     let _cleanup = support::Cleanup { labels };
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")

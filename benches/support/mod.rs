@@ -111,14 +111,16 @@ impl Drop for Cleanup {
     }
 }
 
-/// Ends the process (after removing the labelled containers) if the bench is still
-/// running after `limit`.
-pub fn watchdog(name: &'static str, limit: Duration, labels: Vec<String>) {
+/// Ends the process if the bench is still running after `limit`, first removing the
+/// labelled containers and the data directory (an exit skips destructors).
+pub fn watchdog(name: &'static str, limit: Duration, labels: Vec<String>, data_dir: &Path) {
+    let data_dir = data_dir.to_path_buf();
     std::thread::spawn(move || {
         std::thread::sleep(limit);
         eprintln!("BENCH {name} aborted: still running after {limit:?}");
         let removed: usize = labels.iter().map(|label| remove_labelled(label)).sum();
         eprintln!("removed {removed} container(s)");
+        let _ = std::fs::remove_dir_all(&data_dir);
         std::process::exit(1);
     });
 }

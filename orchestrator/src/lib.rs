@@ -7,6 +7,7 @@ pub mod config;
 pub mod dataset;
 pub mod delta;
 pub mod demo;
+pub mod document;
 pub mod error;
 pub mod limits;
 pub mod manifest;

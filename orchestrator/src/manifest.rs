@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::limits::LimitsOverride;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -207,31 +207,12 @@ fn scalar_as_string<'de, D: Deserializer<'de>>(
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Self> {
-        let invalid = |message: String| Error::Manifest {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
-        Self::parse(&text, path.extension().is_some_and(|ext| ext == "json")).map_err(invalid)
+        crate::document::load(path, Self::parse)
     }
 
     /// Parses and validates; the error names the offending field.
     pub fn parse(text: &str, json: bool) -> Result<Self, String> {
-        // serde_path_to_error names the field, e.g. `options[1].field_type: unknown variant …`.
-        let named =
-            |path: serde_path_to_error::Path, message: String| match path.to_string().as_str() {
-                "." => message,
-                path => format!("{path}: {message}"),
-            };
-        let manifest: Manifest = if json {
-            let mut de = serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(&mut de)
-                .map_err(|e| named(e.path().clone(), e.into_inner().to_string()))?
-        } else {
-            let de = serde_yaml_ng::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de)
-                .map_err(|e| named(e.path().clone(), e.into_inner().to_string()))?
-        };
+        let manifest: Manifest = crate::document::parse(text, json)?;
         manifest.validate()?;
         Ok(manifest)
     }

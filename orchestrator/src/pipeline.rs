@@ -155,30 +155,12 @@ pub fn parse_schedule(expression: &str) -> Result<cron::Schedule, String> {
 
 impl Pipeline {
     pub fn load(path: &Path) -> Result<Self> {
-        let invalid = |message: String| Error::Manifest {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
-        Self::parse(&text, path.extension().is_some_and(|ext| ext == "json")).map_err(invalid)
+        crate::document::load(path, Self::parse)
     }
 
     /// Parses and checks the shape; [`Cde::save_pipeline`] checks it against the registry.
     pub fn parse(text: &str, json: bool) -> Result<Self, String> {
-        let named =
-            |path: serde_path_to_error::Path, message: String| match path.to_string().as_str() {
-                "." => message,
-                path => format!("{path}: {message}"),
-            };
-        let pipeline: Pipeline = if json {
-            let mut de = serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(&mut de)
-                .map_err(|e| named(e.path().clone(), e.into_inner().to_string()))?
-        } else {
-            let de = serde_yaml_ng::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de)
-                .map_err(|e| named(e.path().clone(), e.into_inner().to_string()))?
-        };
+        let pipeline: Pipeline = crate::document::parse(text, json)?;
         if !crate::manifest::is_kebab_case(&pipeline.name) {
             return Err(format!("name: {:?} must be kebab-case", pipeline.name));
         }
