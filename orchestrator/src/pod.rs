@@ -208,12 +208,11 @@ pub async fn find(runtime: &Runtime, run_id: &str) -> Result<Pod> {
 
 /// Removes every container of the run, whatever state it is in.
 pub async fn remove(runtime: &Runtime, run_id: &str) -> Result<()> {
-    for container in runtime
+    let containers = runtime
         .containers_labelled(&format!("{RUN_LABEL}={run_id}"))
-        .await?
-    {
-        runtime.remove(&container.id).await?;
-    }
+        .await?;
+    let removals = containers.iter().map(|c| runtime.remove(&c.id));
+    futures_util::future::try_join_all(removals).await?;
     Ok(())
 }
 

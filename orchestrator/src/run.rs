@@ -357,18 +357,27 @@ impl Cde {
             }
             Err(e) => return Err(e),
         };
-        match tokio::time::timeout(Duration::from_secs(10), following).await {
-            Ok(joined) => joined.map_err(std::io::Error::other)??,
-            Err(_) => tracing::warn!(run = %run.id, "connector output did not end after its exit"),
-        }
-        // Stopping the sidecar makes it flush the output and write summary.json.
-        runtime.stop(&sidecar, self.config.stop_grace_secs).await?;
-        match runtime.wait(&sidecar).await {
-            Err(Error::Docker(e)) if crate::runtime::is_not_found(&e) => {}
-            waited => {
-                waited?;
+        // The connector's output drains while the sidecar stops, which makes it flush the
+        // output and write summary.json.
+        let drain = async {
+            match tokio::time::timeout(Duration::from_secs(10), following).await {
+                Ok(joined) => joined.map_err(std::io::Error::other)?,
+                Err(_) => {
+                    tracing::warn!(run = %run.id, "connector output did not end after its exit");
+                    Ok(())
+                }
             }
-        }
+        };
+        let stop_sidecar = async {
+            runtime.stop(&sidecar, self.config.stop_grace_secs).await?;
+            match runtime.wait(&sidecar).await {
+                Err(Error::Docker(e)) if crate::runtime::is_not_found(&e) => Ok(()),
+                waited => waited.map(|_| ()),
+            }
+        };
+        let (drained, stopped) = tokio::join!(drain, stop_sidecar);
+        drained?;
+        stopped?;
         // Only this run removes its pod, so a connector gone by now was removed by someone
         // else (`docker rm -f` kills before it removes, so its exit code alone cannot tell).
         if !runtime.exists(&connector).await? {
