@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-    WaitContainerOptionsBuilder,
+    ListImagesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
@@ -72,6 +72,29 @@ impl Runtime {
         while let Some(info) = progress.next().await {
             if let Some(detail) = info?.error_detail {
                 return Err(Error::SidecarImage(detail.message.unwrap_or_default()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the images built for `component` other than `keep`; one still in use stays.
+    pub async fn remove_other_images(&self, component: &str, keep: &str) -> Result<()> {
+        let label = format!("cde.component={component}");
+        let filters = HashMap::from([("label", vec![label.as_str()])]);
+        let options = ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        for image in self.docker.list_images(Some(options)).await? {
+            if image.repo_tags.iter().any(|tag| tag == keep) {
+                continue;
+            }
+            let options = RemoveImageOptionsBuilder::default().build();
+            if let Err(e) = self
+                .docker
+                .remove_image(&image.id, Some(options), None)
+                .await
+            {
+                tracing::debug!("keeping image {}: {e}", image.id);
             }
         }
         Ok(())

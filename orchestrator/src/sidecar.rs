@@ -39,6 +39,8 @@ pub async fn ensure_image(config: &Config, runtime: &Runtime) -> Result<String> 
             .build_image(build_context(&bytes)?, &tag, "sidecar")
             .await
             .map_err(|e| Error::SidecarImage(format!("building {tag}: {e}")))?;
+        // Images of earlier binaries are of no further use.
+        runtime.remove_other_images("sidecar", &tag).await?;
     }
     Ok(tag)
 }
