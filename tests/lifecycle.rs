@@ -272,14 +272,32 @@ async fn the_sweeper_removes_containers_no_active_run_owns() {
         ..Default::default()
     };
     let name = format!("cde-test-orphan-{}", uuid::Uuid::new_v4().simple());
-    let orphan = runtime.create(&name, body).await.unwrap();
+    let orphan = runtime.create(&name, body.clone()).await.unwrap();
+    // A health check in progress is left alone.
+    let mut labels = body.labels.clone().unwrap();
+    labels.remove("cde.run");
+    labels.insert("cde.role".into(), "health-check".into());
+    let checking = bollard::models::ContainerCreateBody {
+        labels: Some(labels),
+        ..body
+    };
+    let name = format!("cde-test-health-{}", uuid::Uuid::new_v4().simple());
+    let checking = runtime.create(&name, checking).await.unwrap();
     assert_eq!(cde.sweep().await.unwrap(), 1);
-    assert!(runtime
-        .containers_labelled("cde.run=no-such-run")
+    let instance = format!("cde.instance={}", cde.store.instance());
+    let left: Vec<_> = runtime
+        .containers_labelled(&instance)
         .await
         .unwrap()
-        .iter()
-        .all(|c| c.id != orphan));
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        left,
+        std::slice::from_ref(&checking),
+        "the orphan {orphan} is gone, the health check stays"
+    );
+    runtime.remove(&checking).await.unwrap();
 }
 
 #[tokio::test]

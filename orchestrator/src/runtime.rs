@@ -33,6 +33,8 @@ pub struct Exit {
 pub struct Container {
     pub id: String,
     pub labels: HashMap<String, String>,
+    /// Unix seconds.
+    pub created: i64,
 }
 
 /// One chunk of a container's output.
@@ -246,6 +248,7 @@ impl Runtime {
                 Some(Container {
                     id: c.id?,
                     labels: c.labels.unwrap_or_default(),
+                    created: c.created.unwrap_or_default(),
                 })
             })
             .collect())

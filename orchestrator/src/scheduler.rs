@@ -16,6 +16,9 @@ use crate::Cde;
 /// another process).
 const QUEUE_POLL: Duration = Duration::from_secs(1);
 
+/// How long past its time limit a health-check container may still be being removed.
+const HEALTH_CHECK_SLACK_SECS: i64 = 60;
+
 impl Cde {
     /// Executes queued runs, oldest first, at most `max_concurrent_runs` at once. Runs forever.
     pub async fn schedule(self: Arc<Self>) {
@@ -86,13 +89,18 @@ impl Cde {
         let mut removed = 0;
         let instance = format!("{INSTANCE_LABEL}={}", self.store.instance());
         for container in runtime.containers_labelled(&instance).await? {
-            let Some(run_id) = container.labels.get(RUN_LABEL) else {
-                continue; // health checks remove themselves
-            };
-            let owned = match self.store.run(run_id).await {
-                Ok(run) => !run.status.is_finished(),
-                Err(crate::Error::RunNotFound(_)) => false,
-                Err(e) => return Err(e),
+            let owned = match container.labels.get(RUN_LABEL) {
+                Some(run_id) => match self.store.run(run_id).await {
+                    Ok(run) => !run.status.is_finished(),
+                    Err(crate::Error::RunNotFound(_)) => false,
+                    Err(e) => return Err(e),
+                },
+                // A health check removes itself; one older than its time limit was left
+                // by a process that died while it ran.
+                None => {
+                    let age = chrono::Utc::now().timestamp() - container.created;
+                    age <= self.config.health_check_timeout_secs as i64 + HEALTH_CHECK_SLACK_SECS
+                }
             };
             if !owned {
                 runtime.remove(&container.id).await?;
