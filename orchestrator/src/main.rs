@@ -74,7 +74,7 @@ enum Command {
     /// List recent runs.
     Runs {
         #[arg(long)]
-        status: Option<RunStatusArg>,
+        status: Option<RunStatus>,
         #[arg(long)]
         connector: Option<String>,
         #[arg(long, default_value_t = 50)]
@@ -117,32 +117,6 @@ enum PipelineCommand {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-#[value(rename_all = "snake_case")]
-enum RunStatusArg {
-    Queued,
-    Starting,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    TimedOut,
-}
-
-impl From<RunStatusArg> for RunStatus {
-    fn from(arg: RunStatusArg) -> Self {
-        match arg {
-            RunStatusArg::Queued => RunStatus::Queued,
-            RunStatusArg::Starting => RunStatus::Starting,
-            RunStatusArg::Running => RunStatus::Running,
-            RunStatusArg::Succeeded => RunStatus::Succeeded,
-            RunStatusArg::Failed => RunStatus::Failed,
-            RunStatusArg::Cancelled => RunStatus::Cancelled,
-            RunStatusArg::TimedOut => RunStatus::TimedOut,
-        }
-    }
 }
 
 const POLL: Duration = Duration::from_millis(200);
@@ -393,7 +367,7 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             limit,
         } => {
             let filter = RunFilter {
-                status: status.map(Into::into),
+                status,
                 connector,
                 limit: Some(limit),
             };

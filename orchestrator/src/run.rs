@@ -22,8 +22,11 @@ use crate::runtime::{Output, Runtime};
 use crate::settings::Settings;
 use crate::{sidecar, Cde};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum RunStatus {
     Queued,
     Starting,
