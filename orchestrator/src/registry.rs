@@ -105,7 +105,7 @@ impl Cde {
                         timeout.as_secs()
                     )))
                 }
-                Ok(exit) => exit?,
+                Ok(exit) => exit?.ok_or_else(|| failed("its container disappeared".into()))?,
             };
             if exit.code == 0 {
                 return Ok(());

@@ -353,12 +353,8 @@ impl Cde {
                     (runtime.wait(&connector).await, true)
                 }
             };
-        let exit = match exit {
-            Ok(exit) => exit,
-            Err(Error::Docker(e)) if crate::runtime::is_not_found(&e) => {
-                return Ok(Ending::failed(LOST))
-            }
-            Err(e) => return Err(e),
+        let Some(exit) = exit? else {
+            return Ok(Ending::failed(LOST));
         };
         // The connector's output drains while the sidecar stops, which makes it flush the
         // output and write summary.json.
@@ -373,10 +369,7 @@ impl Cde {
         };
         let stop_sidecar = async {
             runtime.stop(&sidecar, self.config.stop_grace_secs).await?;
-            match runtime.wait(&sidecar).await {
-                Err(Error::Docker(e)) if crate::runtime::is_not_found(&e) => Ok(()),
-                waited => waited.map(|_| ()),
-            }
+            runtime.wait(&sidecar).await.map(|_| ())
         };
         let (drained, stopped) = tokio::join!(drain, stop_sidecar);
         drained?;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum};
+use bollard::models::{ContainerCreateBody, ContainerState, ContainerStateStatusEnum};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
     ListImagesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -136,8 +136,9 @@ impl Runtime {
             })
     }
 
-    /// Waits until the container is not running, then reads its exit code and OOM flag.
-    pub async fn wait(&self, id: &str) -> Result<Exit> {
+    /// Waits until the container is not running, then reads its exit code and OOM flag;
+    /// `None` when the container is gone.
+    pub async fn wait(&self, id: &str) -> Result<Option<Exit>> {
         let options = WaitContainerOptionsBuilder::default()
             .condition("not-running")
             .build();
@@ -147,23 +148,21 @@ impl Runtime {
             None
             | Some(Ok(_))
             | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) => {}
+            Some(Err(e)) if is_not_found(&e) => return Ok(None),
             Some(Err(e)) => return Err(e.into()),
         }
-        let state = self
-            .docker
-            .inspect_container(id, None)
-            .await?
-            .state
-            .unwrap_or_default();
+        let Some(state) = self.state(id).await? else {
+            return Ok(None);
+        };
         if state.status == Some(ContainerStateStatusEnum::RUNNING) {
             return Err(Error::Io(std::io::Error::other(format!(
                 "container {id} still running after wait"
             ))));
         }
-        Ok(Exit {
+        Ok(Some(Exit {
             code: state.exit_code.unwrap_or(-1),
             oom_killed: state.oom_killed.unwrap_or(false),
-        })
+        }))
     }
 
     /// SIGTERM, then SIGKILL after `grace_secs`.
@@ -213,23 +212,25 @@ impl Runtime {
             .join(" | "))
     }
 
-    pub async fn exists(&self, id: &str) -> Result<bool> {
+    /// The container's state as `inspect` reports it; `None` when there is no such container.
+    async fn state(&self, id: &str) -> Result<Option<ContainerState>> {
         match self.docker.inspect_container(id, None).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            Ok(inspected) => Ok(Some(inspected.state.unwrap_or_default())),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Whether the container was ever started (it may have exited since).
+    pub async fn exists(&self, id: &str) -> Result<bool> {
+        Ok(self.state(id).await?.is_some())
+    }
+
+    /// Whether the container was ever started (it may have exited since); false when it is gone.
     pub async fn has_started(&self, id: &str) -> Result<bool> {
-        let state = self
-            .docker
-            .inspect_container(id, None)
+        Ok(self
+            .state(id)
             .await?
-            .state
-            .unwrap_or_default();
-        Ok(state.status != Some(ContainerStateStatusEnum::CREATED))
+            .is_some_and(|state| state.status != Some(ContainerStateStatusEnum::CREATED)))
     }
 
     /// All containers (running or not) carrying `label` (`key` or `key=value`).
