@@ -78,14 +78,19 @@ pub fn link_or_copy(source: &Path, target: &Path) -> Result<()> {
 impl Cde {
     /// Records the rows in `file` as the next version of dataset `name`. The file is linked
     /// (or copied) into the data directory and made read-only; a missing file is an empty
-    /// dataset.
+    /// dataset. `known` is its row count and sorted columns when already counted (a run's
+    /// summary has them); otherwise the file is scanned.
     pub async fn commit_dataset(
         &self,
         name: &str,
         run_id: Option<&str>,
         file: &Path,
+        known: Option<(i64, Vec<String>)>,
     ) -> Result<Dataset> {
-        let (rows, columns) = scan(file)?;
+        let (rows, columns) = match known {
+            Some(known) => known,
+            None => scan(file)?,
+        };
         let version = self
             .store
             .latest_dataset(name)
@@ -117,10 +122,21 @@ impl Cde {
         self.store.insert_dataset(&dataset).await?;
         Ok(dataset)
     }
+}
 
-    pub fn dataset_name_of_connector(code: &str) -> String {
-        format!("connector/{code}")
-    }
+/// The dataset of a connector's standalone runs.
+pub fn connector_dataset(code: &str) -> String {
+    format!("connector/{code}")
+}
+
+/// A pipeline's feed.
+pub fn pipeline_dataset(pipeline: &str) -> String {
+    format!("pipeline/{pipeline}")
+}
+
+/// The feedback a pipeline's exports gave, joined into its next run.
+pub fn feedback_dataset(pipeline: &str) -> String {
+    format!("pipeline/{pipeline}/feedback")
 }
 
 /// Where a standalone run's inputs come from.

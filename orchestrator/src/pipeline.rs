@@ -20,6 +20,14 @@ use crate::run::{Run, RunRequest, RunStatus};
 use crate::settings::Settings;
 use crate::Cde;
 
+/// What a service or export step reads: the feed, its row count, and for an export delta
+/// the snapshot its export last delivered.
+struct Feed<'a> {
+    path: &'a Path,
+    rows: i64,
+    previous: Option<&'a Path>,
+}
+
 /// The column additional sources and feedback are joined on.
 pub const PRODUCT_ID: &str = "id";
 
@@ -187,14 +195,6 @@ impl Pipeline {
     }
 }
 
-fn dataset_name(pipeline: &str) -> String {
-    format!("pipeline/{pipeline}")
-}
-
-fn feedback_name(pipeline: &str) -> String {
-    format!("pipeline/{pipeline}/feedback")
-}
-
 fn stage_order(stage: Option<Stage>) -> u8 {
     match stage {
         Some(Stage::Import) | None => 0,
@@ -308,7 +308,7 @@ impl Cde {
         let results = futures_util::future::join_all(
             sources
                 .iter()
-                .map(|(position, kind, step)| self.step(run, *position, *kind, step, None, None)),
+                .map(|(position, kind, step)| self.step(run, *position, *kind, step, None)),
         )
         .await;
         let mut outputs = Vec::new();
@@ -320,13 +320,13 @@ impl Cde {
         }
         if let Some(feedback) = self
             .store
-            .latest_dataset(&feedback_name(&pipeline.name))
+            .latest_dataset(&dataset::feedback_dataset(&pipeline.name))
             .await?
         {
             outputs.push(feedback.path().to_path_buf());
         }
         let mut feed = work.join("feed-0.jsonl");
-        join_on_id(&outputs[0], &outputs[1..], &feed)?;
+        let mut feed_rows = join_on_id(&outputs[0], &outputs[1..], &feed)?;
 
         let mut services: Vec<(Step, Manifest)> = Vec::new();
         for step in &pipeline.services {
@@ -339,20 +339,34 @@ impl Cde {
         for (step, _) in &services {
             let (position, kind, step) = next_step(StepKind::Service, step);
             match self
-                .step(run, position, kind, &step, Some(&feed), None)
+                .step(
+                    run,
+                    position,
+                    kind,
+                    &step,
+                    Some(Feed {
+                        path: &feed,
+                        rows: feed_rows,
+                        previous: None,
+                    }),
+                )
                 .await?
             {
+                // An empty output empties the feed; the service's run log warns about it.
                 Ok(service) => {
                     feed = service.output_path();
-                    if service.output_rows.unwrap_or(0) == 0 {
-                        tracing::warn!(pipeline = %pipeline.name, "data service {} wrote no rows: the feed is now empty", step.connector);
-                    }
+                    feed_rows = service.output_rows.unwrap_or(0);
                 }
                 Err(reason) => return Ok(Some(reason)),
             }
         }
         let dataset = self
-            .commit_dataset(&dataset_name(&pipeline.name), None, &feed)
+            .commit_dataset(
+                &dataset::pipeline_dataset(&pipeline.name),
+                None,
+                &feed,
+                None,
+            )
             .await?;
         run.dataset_version = Some(dataset.version);
         self.store.finish_pipeline_run(run).await?;
@@ -384,8 +398,11 @@ impl Cde {
                     *position,
                     *kind,
                     step,
-                    Some(dataset.path()),
-                    snapshot.as_deref(),
+                    Some(Feed {
+                        path: dataset.path(),
+                        rows: dataset.rows,
+                        previous: snapshot.as_deref(),
+                    }),
                 )
             },
         ))
@@ -413,8 +430,13 @@ impl Cde {
         feedback_out.flush()?;
         drop(feedback_out);
         if !exports.is_empty() {
-            self.commit_dataset(&feedback_name(&pipeline.name), None, &feedback)
-                .await?;
+            self.commit_dataset(
+                &dataset::feedback_dataset(&pipeline.name),
+                None,
+                &feedback,
+                None,
+            )
+            .await?;
         }
         Ok(failure)
     }
@@ -426,8 +448,7 @@ impl Cde {
         position: i64,
         kind: StepKind,
         step: &Step,
-        input: Option<&Path>,
-        previous: Option<&Path>,
+        feed: Option<Feed<'_>>,
     ) -> Result<Result<Run, String>> {
         let mut record = StepRun {
             position,
@@ -436,9 +457,7 @@ impl Cde {
             run_id: None,
             status: "starting".into(),
             reason: None,
-            rows_in: input
-                .map(|path| dataset::scan(path).map(|(rows, _)| rows))
-                .transpose()?,
+            rows_in: feed.as_ref().map(|feed| feed.rows),
             rows_out: None,
         };
         let request = RunRequest {
@@ -447,8 +466,8 @@ impl Cde {
             limits: step.limits,
         };
         let inputs = RunInputs {
-            input: input.map(Path::to_path_buf),
-            previous: previous.map(Path::to_path_buf),
+            input: feed.as_ref().map(|feed| feed.path.to_path_buf()),
+            previous: feed.and_then(|feed| feed.previous).map(Path::to_path_buf),
         };
         let outcome: Result<Run> = async {
             let submitted = self.submit_with(request, &inputs).await?;

@@ -423,10 +423,11 @@ impl Cde {
         if let Err(e) = removed {
             tracing::warn!(run = %run.id, "could not remove the pod (the sweeper will): {e}");
         }
-        run.output_rows = match Summary::read(Path::new(&run.run_dir)) {
-            Ok(summary) => Some(summary.files.get("output").map_or(0, |f| f.rows as i64)),
-            Err(_) => None,
-        };
+        // The sidecar counted the output as it wrote it.
+        let output = Summary::read(Path::new(&run.run_dir))
+            .ok()
+            .map(|summary| summary.files.get("output").cloned().unwrap_or_default());
+        run.output_rows = output.as_ref().map(|file| file.rows as i64);
         run.end(ending);
         if run.status == RunStatus::Succeeded && run.output_rows.unwrap_or(0) == 0 {
             let manifest = self
@@ -449,9 +450,10 @@ impl Cde {
         }
         if run.status == RunStatus::Succeeded {
             // Only a recorded success makes a dataset; a failed commit fails nothing already done.
-            let name = Cde::dataset_name_of_connector(&run.connector_code);
+            let name = dataset::connector_dataset(&run.connector_code);
+            let known = output.map(|file| (file.rows as i64, file.columns));
             if let Err(e) = self
-                .commit_dataset(&name, Some(&run.id), &run.output_path())
+                .commit_dataset(&name, Some(&run.id), &run.output_path(), known)
                 .await
             {
                 tracing::error!(run = %run.id, "recording the output as a dataset: {e}");
