@@ -43,7 +43,7 @@ fn main() {
         .expect("the trivial connector registers");
     let scheduler = rt.spawn(cde.clone().schedule());
 
-    // Warm-up: the sidecar image, the page cache, the engine's first containers.
+    // Warm-up: the container-api binary, the page cache, the engine's first containers.
     rt.block_on(cde_batch(&cde, PARALLEL));
     xargs_batch(&bench, PARALLEL);
 

@@ -1,5 +1,5 @@
 //! `BENCH launch`: a trivial connector (`python3 -c pass` in the behave image) end to end
-//! through cde, in process (submit, claim, sidecar, connector, wait, stop, record,
+//! through cde, in process (submit, claim, container, wait, record,
 //! remove), against `docker run --rm` of the same image and command. The two alternate
 //! (which goes first alternates too); the line reports medians.
 //!
@@ -49,7 +49,7 @@ fn main() {
         assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
         took
     };
-    // The first run builds (or finds) the sidecar image; both sides warm the page cache.
+    // The first run builds (or finds) the container-api binary; both sides warm the page cache.
     for _ in 0..WARMUP {
         run_cde();
         support::docker_run(&bench);
@@ -141,9 +141,11 @@ impl Events {
             while let Some(Ok(event)) = stream.next().await {
                 let actor = event.actor.unwrap_or_default();
                 let attributes = actor.attributes.unwrap_or_default();
-                let who = attributes
-                    .get("cde.role")
-                    .map_or("container", String::as_str);
+                let who = if attributes.contains_key("cde.run") {
+                    "run"
+                } else {
+                    "container"
+                };
                 let what = format!("{who}:{}", event.action.unwrap_or_default());
                 let _ = send.send((event.time_nano.unwrap_or_default(), what));
             }

@@ -158,8 +158,8 @@ async fn a_vanished_connector_fails_the_run_as_lost() {
     )
     .await;
     let runtime = cde.runtime().await.unwrap();
-    let pod = cde::pod::find(runtime, &id).await.unwrap();
-    runtime.remove(&pod.connector.unwrap()).await.unwrap();
+    let container = cde::pod::find(runtime, &id).await.unwrap();
+    runtime.remove(&container.unwrap()).await.unwrap();
     let run = executor.await.unwrap();
     assert_eq!(run.status, RunStatus::Failed, "{run:?}");
     assert_eq!(run.reason.as_deref(), Some("lost: container disappeared"));

@@ -147,16 +147,13 @@ async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     server.kill();
 
-    // While no orchestrator runs, the pods go on; one of them vanishes.
+    // While no orchestrator runs, the containers go on; one of them vanishes.
     let cde = open(config(data.path())).await;
     let runtime = cde.runtime().await.unwrap();
     let (vanishing, kept) = ids.split_last().unwrap();
     for id in kept {
-        let pod = cde::pod::find(runtime, id).await.unwrap();
-        assert!(
-            pod.connector.is_some() && pod.sidecar.is_some(),
-            "pods outlive the server"
-        );
+        let container = cde::pod::find(runtime, id).await.unwrap();
+        assert!(container.is_some(), "containers outlive the server");
     }
     cde::pod::remove(runtime, vanishing).await.unwrap();
 

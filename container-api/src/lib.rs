@@ -16,6 +16,7 @@ mod scan;
 pub mod server;
 pub mod storage;
 pub mod summary;
+pub mod supervisor;
 
 pub use error::ApiError;
 pub use logs::{append_log_line, open_log_file, LogLine, LogSource, LOG_FILE, LOG_LEVELS};

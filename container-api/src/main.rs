@@ -1,6 +1,7 @@
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use container_api::Config;
@@ -9,12 +10,20 @@ use tracing_subscriber::EnvFilter;
 
 /// The Container API server for one connector run.
 ///
-/// In a run it is the sidecar, on 127.0.0.1:80. For development, run it on your
-/// machine (`--run-dir DIR --listen 127.0.0.1:PORT`) and start the connector as a
-/// plain process with `CONTAINER_API_URL=http://127.0.0.1:PORT` and
-/// `CDE_WORK_DIR=DIR/work`.
+/// With a command after `--` it supervises the connector: it listens, runs the command
+/// with `CONTAINER_API_URL` and `CDE_WORK_DIR` set (unless already set), and exits with
+/// its status once the files are closed. This is how every run starts, and it is the
+/// local loop for connector authors:
+/// `container-api --run-dir DIR --listen 127.0.0.1:8080 -- python3 main.py`.
+///
+/// Without a command it only serves, until SIGTERM, printing
+/// `container-api listening on ADDR` on stdout once ready.
 #[derive(Parser, Debug)]
-#[command(version, subcommand_negates_reqs = true)]
+#[command(
+    version,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
@@ -31,6 +40,12 @@ struct Args {
     /// Maximum nesting of arrays and objects in a request body.
     #[arg(long, value_name = "LEVELS", default_value_t = Config::DEFAULT_MAX_DEPTH)]
     max_depth: usize,
+    /// With a connector command: seconds it has to exit after SIGTERM before it is killed.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    grace: u64,
+    /// The connector command to supervise.
+    #[arg(last = true, value_name = "COMMAND")]
+    connector: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -46,6 +61,19 @@ async fn main() -> anyhow::Result<()> {
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(container_api::openapi_json().as_bytes())?;
         return Ok(stdout.flush()?);
+    }
+    let config = Config {
+        run_dir: args.run_dir.expect("required by clap"),
+        listen: args.listen,
+        body_limit: args.body_limit,
+        max_depth: args.max_depth,
+    };
+    if !args.connector.is_empty() {
+        // The connector owns stdout and stderr; the supervisor stays silent on them
+        // unless the run cannot go on.
+        let grace = Duration::from_secs(args.grace);
+        let status = container_api::supervisor::run(config, &args.connector, grace).await?;
+        std::process::exit(status);
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -65,15 +93,5 @@ async fn main() -> anyhow::Result<()> {
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     };
-
-    container_api::serve(
-        Config {
-            run_dir: args.run_dir.expect("required by clap"),
-            listen: args.listen,
-            body_limit: args.body_limit,
-            max_depth: args.max_depth,
-        },
-        shutdown,
-    )
-    .await
+    container_api::serve(config, shutdown).await
 }

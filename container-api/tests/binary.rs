@@ -87,3 +87,97 @@ fn refuses_to_start_without_a_run_dir_or_with_broken_classifications() {
     assert!(output.stdout.is_empty(), "no ready line");
     assert!(String::from_utf8_lossy(&output.stderr).contains("classifications.json"));
 }
+
+/// `container-api … -- COMMAND`: the connector runs as a child against the API.
+fn supervise(dir: &std::path::Path, grace: &str, script: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_container-api"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--grace", grace, "--run-dir"])
+        .arg(dir)
+        .args(["--", "sh", "-c", script])
+        .env_remove("CONTAINER_API_URL")
+        .env_remove("CDE_WORK_DIR");
+    command
+}
+
+fn summary(dir: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn supervises_a_connector_and_exits_with_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    // The connector finds the API listening and its variables set, and owns stdout.
+    let script = r#"echo "work=$CDE_WORK_DIR"
+        curl -sf -H 'content-type: application/json' -d '{"data":[{"id":1},{"id":2}]}' "$CONTAINER_API_URL/output/output" >/dev/null || exit 9
+        exit 3"#;
+    let output = supervise(dir.path(), "10", script).output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("work={}/work\n", dir.path().display())
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    assert_eq!(
+        summary(dir.path())["files"]["output"],
+        json!({"rows": 2, "columns": ["id"]})
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("output/output.jsonl")).unwrap(),
+        "{\"id\":1}\n{\"id\":2}\n"
+    );
+}
+
+#[test]
+fn a_command_that_cannot_start_exits_127_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_container-api"))
+        .args(["--listen", "127.0.0.1:0", "--run-dir"])
+        .arg(dir.path())
+        .args(["--", "/no/such/connector"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(127));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot start the connector command `/no/such/connector`"),
+        "{stderr}"
+    );
+    assert!(dir.path().join("summary.json").exists());
+}
+
+#[test]
+fn sigterm_reaches_the_connector_and_one_ignoring_it_is_killed_after_the_grace() {
+    for (script, grace, expected) in [
+        // Handles SIGTERM: ends on its own with its status.
+        ("trap 'echo bye; exit 5' TERM; echo ready; while :; do sleep 0.1; done", "10", 5),
+        // Ignores it: killed after one second, 128 + SIGKILL.
+        ("trap '' TERM; echo ready; while :; do sleep 0.1; done", "1", 137),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = supervise(dir.path(), grace, script)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        let started = std::time::Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(child.wait().unwrap().code(), Some(expected), "{script}");
+        if expected == 137 {
+            let waited = started.elapsed();
+            assert!(
+                waited >= std::time::Duration::from_millis(900)
+                    && waited < std::time::Duration::from_secs(8),
+                "killed after {waited:?}"
+            );
+        }
+        assert!(dir.path().join("summary.json").exists(), "{script}");
+    }
+}

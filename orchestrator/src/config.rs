@@ -12,13 +12,9 @@ pub struct Config {
     /// `CDE_DATA_DIR`: database, run directories. Default: the user's data folder + `cde`.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    /// `CDE_SIDECAR_IMAGE`: a ready-made Container API image; built locally when unset.
-    pub sidecar_image: Option<String>,
-    /// `CDE_SIDECAR_BINARY`: a static `container-api` binary to build the sidecar image from.
-    pub sidecar_binary: Option<PathBuf>,
-    /// `CDE_SIDECAR_READY_TIMEOUT_SECS`: how long the sidecar may take to listen.
-    #[serde(default = "default_sidecar_ready_timeout")]
-    pub sidecar_ready_timeout_secs: u64,
+    /// `CDE_CONTAINER_API_BINARY`: the static `container-api` binary mounted into every
+    /// run's container; built from the source tree when unset.
+    pub container_api_binary: Option<PathBuf>,
     /// `CDE_STOP_GRACE_SECS`: time between SIGTERM and SIGKILL when stopping a container.
     #[serde(default = "default_stop_grace")]
     pub stop_grace_secs: u64,
@@ -85,10 +81,6 @@ fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".cde"))
 }
 
-fn default_sidecar_ready_timeout() -> u64 {
-    10
-}
-
 fn default_stop_grace() -> u64 {
     10
 }
@@ -97,9 +89,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: default_data_dir(),
-            sidecar_image: None,
-            sidecar_binary: None,
-            sidecar_ready_timeout_secs: default_sidecar_ready_timeout(),
+            container_api_binary: None,
             stop_grace_secs: default_stop_grace(),
             database_url: None,
             max_concurrent_runs: default_max_concurrent_runs(),
@@ -183,19 +173,14 @@ impl Config {
                 "CDE_SWEEP_INTERVAL_SECS",
                 self.sweep_interval_secs.to_string(),
             ),
-            ("CDE_SIDECAR_IMAGE", optional(&self.sidecar_image)),
             (
-                "CDE_SIDECAR_BINARY",
+                "CDE_CONTAINER_API_BINARY",
                 optional(
                     &self
-                        .sidecar_binary
+                        .container_api_binary
                         .as_ref()
                         .map(|p| p.display().to_string()),
                 ),
-            ),
-            (
-                "CDE_SIDECAR_READY_TIMEOUT_SECS",
-                self.sidecar_ready_timeout_secs.to_string(),
             ),
         ]
         .iter()

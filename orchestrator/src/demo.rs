@@ -2,8 +2,8 @@
 
 use std::process::Command;
 
+use crate::api_binary;
 use crate::error::{Error, Result};
-use crate::sidecar;
 
 pub const SAMPLE_CONNECTOR: &str = "sample-connectors/python";
 
@@ -15,7 +15,7 @@ pub fn build_sample_image() -> Result<()> {
 /// Builds the image of the connector folder `dir` (relative to the source tree) with
 /// `sample-connectors/build.sh`.
 pub fn build_image(dir: &str) -> Result<()> {
-    let root = sidecar::source_root().ok_or_else(|| {
+    let root = api_binary::source_root().ok_or_else(|| {
         Error::Config("the demo needs the cde source tree it was built from".into())
     })?;
     let status = Command::new("bash")

@@ -20,10 +20,8 @@ pub enum Error {
     InvalidConfig(String),
     #[error("health check of {code} failed: {reason}")]
     HealthCheck { code: String, reason: String },
-    #[error("sidecar image: {0}")]
-    SidecarImage(String),
-    #[error("sidecar did not become ready: {0}")]
-    SidecarNotReady(String),
+    #[error("container-api binary: {0}")]
+    ApiBinary(String),
     #[error("server: {0}")]
     Server(String),
     #[error("docker: {0}")]

@@ -1,7 +1,8 @@
-//! cde: registers connector images and runs them, each run in a pod with its own
-//! Container API.
+//! cde: registers connector images and runs them, each run in a container where its own
+//! Container API supervises the connector.
 
 pub mod api;
+pub mod api_binary;
 pub mod client;
 pub mod config;
 pub mod dataset;
@@ -18,7 +19,6 @@ pub mod run;
 pub mod runtime;
 pub mod scheduler;
 pub mod settings;
-pub mod sidecar;
 pub mod store;
 
 use tokio::sync::{Notify, OnceCell};
@@ -33,7 +33,8 @@ pub struct Cde {
     pub config: Config,
     pub store: Store,
     runtime: OnceCell<Runtime>,
-    sidecar_image: OnceCell<String>,
+    /// The installed Container API binary, once known.
+    api_binary: OnceCell<std::path::PathBuf>,
     /// Wakes the scheduler when a run is queued.
     queue_changed: Notify,
 }
@@ -45,7 +46,7 @@ impl Cde {
             config,
             store,
             runtime: OnceCell::new(),
-            sidecar_image: OnceCell::new(),
+            api_binary: OnceCell::new(),
             queue_changed: Notify::new(),
         })
     }

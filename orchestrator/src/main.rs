@@ -269,7 +269,7 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Demo => {
             let cde = backend.local("demo")?;
             cde::demo::build_sample_image()?;
-            let root = cde::sidecar::source_root().expect("checked by build_sample_image");
+            let root = cde::api_binary::source_root().expect("checked by build_sample_image");
             let manifest = root.join(cde::demo::SAMPLE_CONNECTOR).join("manifest.yaml");
             let registration = cde.register_file(&manifest).await?;
             eprintln!(

@@ -1,209 +1,115 @@
-//! A run's pod: the Container API sidecar owning a network namespace, and the connector
-//! joined to it, so `http://cde-container-api` reaches this run's API and nothing else.
+//! A run's pod: one container of the connector image, in which the Container API
+//! supervises the connector, so `http://cde-container-api` reaches this run's API and
+//! nothing else.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
-use futures_util::StreamExt;
+use container_api::storage::CONTAINER_WORK_DIR;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::limits::Limits;
-use crate::runtime::{Output, Runtime, MANAGED_BY, MANAGED_BY_VALUE};
+use crate::runtime::{Runtime, MANAGED_BY, MANAGED_BY_VALUE};
 
 pub const API_HOST: &str = "cde-container-api";
-const RUN_DIR_IN_SIDECAR: &str = "/cde/run";
-const READY_LINE: &str = "container-api listening on";
+pub const RUN_LABEL: &str = "cde.run";
+pub const INSTANCE_LABEL: &str = "cde.instance";
+const RUN_DIR_IN_CONTAINER: &str = "/cde/run";
+const API_BINARY_IN_CONTAINER: &str = "/cde/bin/container-api";
+/// How much longer than the supervisor's own grace period the engine waits before it
+/// kills the container, so that the supervisor can still close the files.
+pub const SUPERVISOR_MARGIN_SECS: u64 = 5;
 
-/// What the connector container runs, and for which run.
+/// What the run's container runs, and for which run.
 pub struct ConnectorSpec<'a> {
     pub instance: &'a str,
     pub run_id: &'a str,
     pub connector_code: &'a str,
     pub image: &'a str,
-    /// `[command] [arguments]`; the first element becomes the entrypoint.
+    /// `[command] [arguments]`.
     pub command: Vec<String>,
     pub env: Vec<String>,
     pub limits: Limits,
     pub run_dir: &'a Path,
+    /// The static `container-api` binary on the engine's host.
+    pub api_binary: &'a Path,
+    /// Seconds the connector has between SIGTERM and SIGKILL.
+    pub grace_secs: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Sidecar,
-    Connector,
-}
-
-impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Role::Sidecar => "sidecar",
-            Role::Connector => "connector",
-        }
-    }
-}
-
-pub const RUN_LABEL: &str = "cde.run";
-pub const INSTANCE_LABEL: &str = "cde.instance";
-const ROLE_LABEL: &str = "cde.role";
-const WORK_DIR_IN_CONNECTOR: &str = "/cde/work";
-
-fn labels(spec: &ConnectorSpec, role: Role) -> HashMap<String, String> {
+fn labels(spec: &ConnectorSpec) -> HashMap<String, String> {
     HashMap::from([
         (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (INSTANCE_LABEL.to_owned(), spec.instance.to_owned()),
         (RUN_LABEL.to_owned(), spec.run_id.to_owned()),
         ("cde.connector".to_owned(), spec.connector_code.to_owned()),
-        (ROLE_LABEL.to_owned(), role.as_str().to_owned()),
     ])
 }
 
-fn hardened(host_config: HostConfig) -> HostConfig {
-    HostConfig {
-        security_opt: Some(vec!["no-new-privileges".into()]),
-        cap_drop: Some(vec!["ALL".into()]),
-        ..host_config
-    }
-}
-
-pub fn sidecar_body(spec: &ConnectorSpec, image: &str) -> Result<ContainerCreateBody> {
-    // The sidecar writes the run directory as its owner, so files stay readable by the orchestrator.
-    let owner = std::fs::metadata(spec.run_dir)?;
-    Ok(ContainerCreateBody {
-        image: Some(image.to_owned()),
-        cmd: Some(vec![
-            "--run-dir".into(),
-            RUN_DIR_IN_SIDECAR.into(),
-            "--listen".into(),
-            "127.0.0.1:80".into(),
-        ]),
-        user: Some(format!("{}:{}", owner.uid(), owner.gid())),
-        labels: Some(labels(spec, Role::Sidecar)),
-        host_config: Some(hardened(HostConfig {
-            binds: Some(vec![format!(
-                "{}:{RUN_DIR_IN_SIDECAR}",
-                spec.run_dir.display()
-            )]),
-            extra_hosts: Some(vec![format!("{API_HOST}:127.0.0.1")]),
-            memory: Some(SIDECAR_MEMORY),
-            memory_swap: Some(SIDECAR_MEMORY),
-            pids_limit: Some(64),
-            ..Default::default()
-        })),
-        ..Default::default()
-    })
-}
-
-const SIDECAR_MEMORY: i64 = 512 * 1024 * 1024;
-
-pub fn connector_body(spec: &ConnectorSpec, sidecar_id: &str) -> ContainerCreateBody {
+/// The run's one container: the connector image, with the Container API binary mounted
+/// as its entrypoint, which listens on `127.0.0.1:80` and then runs the connector command
+/// as its child (see `container-api/src/supervisor.rs`).
+pub fn container_body(spec: &ConnectorSpec) -> ContainerCreateBody {
     let mut env = spec.env.clone();
     env.push(format!("CONTAINER_API_URL=http://{API_HOST}"));
-    env.push(format!("CDE_WORK_DIR={WORK_DIR_IN_CONNECTOR}"));
-    let (entrypoint, arguments) = spec
-        .command
-        .split_first()
-        .expect("command is validated non-empty");
+    env.push(format!("CDE_WORK_DIR={CONTAINER_WORK_DIR}"));
+    let mut cmd: Vec<String> = [
+        "--run-dir",
+        RUN_DIR_IN_CONTAINER,
+        "--listen",
+        "127.0.0.1:80",
+        "--grace",
+        &spec.grace_secs.to_string(),
+        "--",
+    ]
+    .map(String::from)
+    .into();
+    cmd.extend(spec.command.iter().cloned());
+    let run_dir = spec.run_dir.display();
     ContainerCreateBody {
         image: Some(spec.image.to_owned()),
-        entrypoint: Some(vec![entrypoint.clone()]),
-        cmd: Some(arguments.to_vec()),
+        entrypoint: Some(vec![API_BINARY_IN_CONTAINER.to_owned()]),
+        cmd: Some(cmd),
         env: Some(env),
-        labels: Some(labels(spec, Role::Connector)),
-        host_config: Some(hardened(HostConfig {
-            network_mode: Some(format!("container:{sidecar_id}")),
-            // PID 1 ignores signals it has no handler for; an init makes SIGTERM end a
-            // connector that never asked to handle it.
+        labels: Some(labels(spec)),
+        host_config: Some(HostConfig {
+            binds: Some(vec![
+                format!("{}:{API_BINARY_IN_CONTAINER}:ro", spec.api_binary.display()),
+                format!("{run_dir}:{RUN_DIR_IN_CONTAINER}"),
+                // Inputs may be links to datasets, which no run may change.
+                format!("{run_dir}/input:{RUN_DIR_IN_CONTAINER}/input:ro"),
+                format!("{run_dir}/work:{CONTAINER_WORK_DIR}"),
+            ]),
+            extra_hosts: Some(vec![format!("{API_HOST}:127.0.0.1")]),
+            // PID 1 ignores signals it has no handler for; an init passes SIGTERM on to
+            // the supervisor and reaps whatever the connector leaves behind.
             init: Some(true),
-            binds: Some(vec![format!(
-                "{}/work:{WORK_DIR_IN_CONNECTOR}",
-                spec.run_dir.display()
-            )]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            cap_drop: Some(vec!["ALL".into()]),
             memory: Some(spec.limits.memory_bytes()),
             memory_swap: Some(spec.limits.memory_bytes()),
             nano_cpus: Some(spec.limits.nano_cpus()),
             pids_limit: Some(spec.limits.pids),
             ..Default::default()
-        })),
+        }),
         ..Default::default()
     }
 }
 
-/// Creates the pod and starts the sidecar; returns the connector's container id, created
-/// but not started, once the sidecar listens.
-pub async fn start(
-    runtime: &Runtime,
-    spec: &ConnectorSpec<'_>,
-    sidecar_image: &str,
-    ready_timeout: Duration,
-) -> Result<String> {
-    let sidecar = runtime
-        .create(
-            &format!("cde-{}-api", spec.run_id),
-            sidecar_body(spec, sidecar_image)?,
-        )
-        .await?;
-    let connector_name = format!("cde-{}-connector", spec.run_id);
-    let (ready, connector) = tokio::join!(
-        start_sidecar(runtime, &sidecar, ready_timeout),
-        runtime.create(&connector_name, connector_body(spec, &sidecar)),
-    );
-    ready?;
-    connector
+/// Creates the run's container, not yet started.
+pub async fn create(runtime: &Runtime, spec: &ConnectorSpec<'_>) -> Result<String> {
+    runtime
+        .create(&format!("cde-{}", spec.run_id), container_body(spec))
+        .await
 }
 
-/// Starts the sidecar and returns once it listens.
-async fn start_sidecar(runtime: &Runtime, id: &str, ready_timeout: Duration) -> Result<()> {
-    runtime.start(id).await?;
-    let mut output = Box::pin(runtime.follow(id, false));
-    let mut seen = String::new();
-    let ready = tokio::time::timeout(ready_timeout, async {
-        while let Some(chunk) = output.next().await {
-            let (Output::Stdout(bytes) | Output::Stderr(bytes)) = chunk?;
-            seen.push_str(&String::from_utf8_lossy(&bytes));
-            if seen.contains(READY_LINE) {
-                return Ok(true);
-            }
-        }
-        Ok::<_, Error>(false)
-    })
-    .await;
-    match ready {
-        Ok(Ok(true)) => Ok(()),
-        Ok(Ok(false)) => Err(Error::SidecarNotReady(format!(
-            "it exited: {}",
-            seen.trim()
-        ))),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(Error::SidecarNotReady(format!(
-            "not listening after {ready_timeout:?}: {}",
-            seen.trim()
-        ))),
-    }
-}
-
-/// The containers of a run that exist on the engine.
-#[derive(Debug, Default)]
-pub struct Pod {
-    pub sidecar: Option<String>,
-    pub connector: Option<String>,
-}
-
-pub async fn find(runtime: &Runtime, run_id: &str) -> Result<Pod> {
-    let mut pod = Pod::default();
-    for container in runtime
+/// The run's container, if it exists on the engine.
+pub async fn find(runtime: &Runtime, run_id: &str) -> Result<Option<String>> {
+    let containers = runtime
         .containers_labelled(&format!("{RUN_LABEL}={run_id}"))
-        .await?
-    {
-        match container.labels.get(ROLE_LABEL).map(String::as_str) {
-            Some("sidecar") => pod.sidecar = Some(container.id),
-            Some("connector") => pod.connector = Some(container.id),
-            _ => {}
-        }
-    }
-    Ok(pod)
+        .await?;
+    Ok(containers.into_iter().next().map(|c| c.id))
 }
 
 /// Removes every container of the run, whatever state it is in.
@@ -262,7 +168,7 @@ mod tests {
     }
 
     #[test]
-    fn connector_joins_the_sidecar_namespace() {
+    fn the_api_supervises_the_connector_in_one_container() {
         let spec = ConnectorSpec {
             instance: "i1",
             run_id: "r1",
@@ -277,10 +183,27 @@ mod tests {
                 pids: 32,
             },
             run_dir: Path::new("/data/runs/r1"),
+            api_binary: Path::new("/data/bin/container-api-0123"),
+            grace_secs: 7,
         };
-        let body = connector_body(&spec, "sidecar-id");
-        assert_eq!(body.entrypoint.unwrap(), ["python3"]);
-        assert_eq!(body.cmd.unwrap(), ["main.py", "--x=1"]);
+        let body = container_body(&spec);
+        assert_eq!(body.image.as_deref(), Some("img"));
+        assert_eq!(body.entrypoint.unwrap(), ["/cde/bin/container-api"]);
+        assert_eq!(
+            body.cmd.unwrap(),
+            [
+                "--run-dir",
+                "/cde/run",
+                "--listen",
+                "127.0.0.1:80",
+                "--grace",
+                "7",
+                "--",
+                "python3",
+                "main.py",
+                "--x=1"
+            ]
+        );
         assert_eq!(
             body.env.unwrap(),
             [
@@ -290,17 +213,26 @@ mod tests {
             ]
         );
         let host = body.host_config.unwrap();
-        assert_eq!(host.network_mode.as_deref(), Some("container:sidecar-id"));
+        assert_eq!(host.network_mode, None);
+        assert_eq!(host.extra_hosts.unwrap(), ["cde-container-api:127.0.0.1"]);
         assert_eq!(host.cap_drop.unwrap(), ["ALL"]);
         assert_eq!(host.security_opt.unwrap(), ["no-new-privileges"]);
         assert_eq!(host.memory, Some(64 * 1024 * 1024));
         assert_eq!(host.nano_cpus, Some(500_000_000));
         assert_eq!(host.pids_limit, Some(32));
         assert_eq!(host.init, Some(true));
-        assert_eq!(host.binds.unwrap(), ["/data/runs/r1/work:/cde/work"]);
+        assert_eq!(
+            host.binds.unwrap(),
+            [
+                "/data/bin/container-api-0123:/cde/bin/container-api:ro",
+                "/data/runs/r1:/cde/run",
+                "/data/runs/r1/input:/cde/run/input:ro",
+                "/data/runs/r1/work:/cde/work"
+            ]
+        );
         let labels = body.labels.unwrap();
         assert_eq!(labels["cde.run"], "r1");
         assert_eq!(labels["cde.instance"], "i1");
-        assert_eq!(labels["cde.role"], "connector");
+        assert_eq!(labels["cde.managed-by"], "cde");
     }
 }

@@ -20,7 +20,7 @@ use crate::manifest::{ConnectorType, Manifest};
 use crate::pod::{self, ConnectorSpec, LineSplitter};
 use crate::runtime::{Output, Runtime};
 use crate::settings::Settings;
-use crate::{sidecar, Cde};
+use crate::{api_binary, Cde};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum,
@@ -174,14 +174,7 @@ impl Cde {
         limits.validate().map_err(Error::InvalidConfig)?;
         let id = uuid::Uuid::now_v7().to_string();
         let run_dir = self.config.runs_dir().join(&id);
-        for dir in ["input", "output", "work"] {
-            std::fs::create_dir_all(run_dir.join(dir))?;
-        }
-        // The connector may run as any user; the work directory is shared with it.
-        std::fs::set_permissions(
-            run_dir.join("work"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        )?;
+        prepare_run_dir(&run_dir)?;
         if let Err(e) = prepare_inputs(manifest, &run_dir.join("input"), inputs) {
             std::fs::remove_dir_all(&run_dir)?;
             return Err(e);
@@ -246,12 +239,11 @@ impl Cde {
     pub async fn resume(&self, mut run: Run) -> Result<Run> {
         let runtime = self.runtime().await?;
         let logs = LogPump::start(self, &run);
-        let pod = pod::find(runtime, &run.id).await?;
-        let started = match pod.connector {
+        let started = match pod::find(runtime, &run.id).await? {
             Some(id) => runtime.has_started(&id).await?,
             None => false,
         };
-        let ending = if pod.sidecar.is_none() || !started {
+        let ending = if !started {
             Ok(Ending::failed(LOST))
         } else {
             if run.status == RunStatus::Starting {
@@ -274,10 +266,8 @@ impl Cde {
         }
         if self.store.request_cancel(id).await? {
             let runtime = self.runtime().await?;
-            if let Some(connector) = pod::find(runtime, id).await?.connector {
-                runtime
-                    .stop(&connector, self.config.stop_grace_secs)
-                    .await?;
+            if let Some(container) = pod::find(runtime, id).await? {
+                self.stop(runtime, &container).await?;
             }
         }
         self.store.run(id).await
@@ -292,9 +282,9 @@ impl Cde {
                 manifest.image
             ))));
         }
-        let sidecar_image = self
-            .sidecar_image
-            .get_or_try_init(|| sidecar::ensure_image(&self.config, runtime))
+        let api_binary = self
+            .api_binary
+            .get_or_try_init(|| async { api_binary::ensure(&self.config) })
             .await?;
         let (env, option_args) = Settings::delivery(&run.config, manifest.execution_mode);
         let spec = ConnectorSpec {
@@ -309,9 +299,10 @@ impl Cde {
             env,
             limits: run.limits,
             run_dir: Path::new(&run.run_dir),
+            api_binary,
+            grace_secs: self.config.stop_grace_secs,
         };
-        let ready_timeout = Duration::from_secs(self.config.sidecar_ready_timeout_secs);
-        let connector = pod::start(runtime, &spec, sidecar_image, ready_timeout).await?;
+        let container = pod::create(runtime, &spec).await?;
         if self.store.cancel_requested(&run.id).await? {
             return Ok(Some(Ending {
                 status: RunStatus::Cancelled,
@@ -319,23 +310,29 @@ impl Cde {
                 exit_code: None,
             }));
         }
-        runtime.start(&connector).await?;
+        runtime.start(&container).await?;
         run.status = RunStatus::Running;
         run.running_at = Some(Utc::now());
         self.store.update_run(run).await?;
         Ok(None)
     }
 
-    /// Follows the started connector to its exit, enforcing the timeout, and stops the sidecar.
+    /// SIGTERM to the connector, SIGKILL after the grace period. The supervisor kills it
+    /// itself then, and the engine only if the supervisor could not close the files.
+    async fn stop(&self, runtime: &Runtime, container: &str) -> Result<()> {
+        let grace = self.config.stop_grace_secs + pod::SUPERVISOR_MARGIN_SECS;
+        runtime.stop(container, grace).await
+    }
+
+    /// Follows the started container to its exit, enforcing the timeout.
     async fn supervise(&self, run: &Run, output_after: Option<DateTime<Utc>>) -> Result<Ending> {
         let runtime = self.runtime().await?;
-        let pod = pod::find(runtime, &run.id).await?;
-        let (Some(connector), Some(sidecar)) = (pod.connector, pod.sidecar) else {
+        let Some(container) = pod::find(runtime, &run.id).await? else {
             return Ok(Ending::failed(LOST));
         };
         let following = tokio::spawn(record_output(
             runtime.clone(),
-            connector.clone(),
+            container.clone(),
             run.logs_path(),
             output_after,
         ));
@@ -344,39 +341,23 @@ impl Cde {
         });
         let remaining = run.limits.timeout().saturating_sub(elapsed);
         let (exit, timed_out) =
-            match tokio::time::timeout(remaining, runtime.wait(&connector)).await {
+            match tokio::time::timeout(remaining, runtime.wait(&container)).await {
                 Ok(exit) => (exit, false),
                 Err(_) => {
-                    runtime
-                        .stop(&connector, self.config.stop_grace_secs)
-                        .await?;
-                    (runtime.wait(&connector).await, true)
+                    self.stop(runtime, &container).await?;
+                    (runtime.wait(&container).await, true)
                 }
             };
         let Some(exit) = exit? else {
             return Ok(Ending::failed(LOST));
         };
-        // The connector's output drains while the sidecar stops, which makes it flush the
-        // output and write summary.json.
-        let drain = async {
-            match tokio::time::timeout(Duration::from_secs(10), following).await {
-                Ok(joined) => joined.map_err(std::io::Error::other)?,
-                Err(_) => {
-                    tracing::warn!(run = %run.id, "connector output did not end after its exit");
-                    Ok(())
-                }
-            }
-        };
-        let stop_sidecar = async {
-            runtime.stop(&sidecar, self.config.stop_grace_secs).await?;
-            runtime.wait(&sidecar).await.map(|_| ())
-        };
-        let (drained, stopped) = tokio::join!(drain, stop_sidecar);
-        drained?;
-        stopped?;
-        // Only this run removes its pod, so a connector gone by now was removed by someone
+        match tokio::time::timeout(Duration::from_secs(10), following).await {
+            Ok(joined) => joined.map_err(std::io::Error::other)??,
+            Err(_) => tracing::warn!(run = %run.id, "container output did not end after its exit"),
+        }
+        // Only this run removes its container, so one gone by now was removed by someone
         // else (`docker rm -f` kills before it removes, so its exit code alone cannot tell).
-        if !runtime.exists(&connector).await? {
+        if !runtime.exists(&container).await? {
             return Ok(Ending::failed(LOST));
         }
         let exit_code = Some(exit.code);
@@ -423,7 +404,7 @@ impl Cde {
         if let Err(e) = removed {
             tracing::warn!(run = %run.id, "could not remove the pod (the sweeper will): {e}");
         }
-        // The sidecar counted the output as it wrote it.
+        // The Container API counted the output as it wrote it.
         let output = Summary::read(Path::new(&run.run_dir))
             .ok()
             .map(|summary| summary.files.get("output").cloned().unwrap_or_default());
@@ -461,6 +442,28 @@ impl Cde {
         }
         Ok(run)
     }
+}
+
+/// Creates the run directory. The container runs as whatever user its image says, and
+/// the Container API in it writes the output, the log and the summary as that user.
+fn prepare_run_dir(run_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let shared =
+        |path: &Path, mode| std::fs::set_permissions(path, PermissionsExt::from_mode(mode));
+    for dir in ["input", "output", "work"] {
+        std::fs::create_dir_all(run_dir.join(dir))?;
+    }
+    for dir in [
+        run_dir.to_path_buf(),
+        run_dir.join("output"),
+        run_dir.join("work"),
+    ] {
+        shared(&dir, 0o777)?;
+    }
+    let logs = run_dir.join(container_api::LOG_FILE);
+    container_api::logs::open_log_file(&logs)?;
+    shared(&logs, 0o666)?;
+    Ok(())
 }
 
 /// Puts the feeds a connector reads into its run's `input/` directory: `input.jsonl` for a

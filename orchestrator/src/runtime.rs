@@ -4,9 +4,8 @@ use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, ContainerState, ContainerStateStatusEnum};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListImagesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
@@ -59,49 +58,6 @@ impl Runtime {
         }
     }
 
-    /// Builds an image from a tar build context; `component` becomes the `cde.component` label.
-    pub async fn build_image(&self, context: Vec<u8>, tag: &str, component: &str) -> Result<()> {
-        let labels = HashMap::from([(MANAGED_BY, MANAGED_BY_VALUE), ("cde.component", component)]);
-        let options = BuildImageOptionsBuilder::default()
-            .t(tag)
-            .rm(true)
-            .forcerm(true)
-            .labels(&labels)
-            .build();
-        let mut progress =
-            self.docker
-                .build_image(options, None, Some(bollard::body_full(context.into())));
-        while let Some(info) = progress.next().await {
-            if let Some(detail) = info?.error_detail {
-                return Err(Error::SidecarImage(detail.message.unwrap_or_default()));
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes the images built for `component` other than `keep`; one still in use stays.
-    pub async fn remove_other_images(&self, component: &str, keep: &str) -> Result<()> {
-        let label = format!("cde.component={component}");
-        let filters = HashMap::from([("label", vec![label.as_str()])]);
-        let options = ListImagesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        for image in self.docker.list_images(Some(options)).await? {
-            if image.repo_tags.iter().any(|tag| tag == keep) {
-                continue;
-            }
-            let options = RemoveImageOptionsBuilder::default().build();
-            if let Err(e) = self
-                .docker
-                .remove_image(&image.id, Some(options), None)
-                .await
-            {
-                tracing::debug!("keeping image {}: {e}", image.id);
-            }
-        }
-        Ok(())
-    }
-
     pub async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         Ok(self.docker.create_container(Some(options), body).await?.id)
@@ -137,7 +93,7 @@ impl Runtime {
     }
 
     /// Waits until the container is not running, then reads its exit code and OOM flag;
-    /// `None` when the container is gone.
+    /// `None` when the container is gone or being removed.
     pub async fn wait(&self, id: &str) -> Result<Option<Exit>> {
         let options = WaitContainerOptionsBuilder::default()
             .condition("not-running")
@@ -154,6 +110,10 @@ impl Runtime {
         let Some(state) = self.state(id).await? else {
             return Ok(None);
         };
+        // `docker rm -f` marks the container as being removed before it kills it.
+        if state.status == Some(ContainerStateStatusEnum::REMOVING) {
+            return Ok(None);
+        }
         if state.status == Some(ContainerStateStatusEnum::RUNNING) {
             return Err(Error::Io(std::io::Error::other(format!(
                 "container {id} still running after wait"
