@@ -52,7 +52,8 @@ impl Config {
 }
 
 /// How long requests still in flight at shutdown may take before the files are
-/// closed anyway (the orchestrator kills the sidecar 10 s after SIGTERM).
+/// closed anyway (the engine kills the run's container a few seconds after the
+/// connector's grace period).
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Shared state of one run's server; cheap to clone.

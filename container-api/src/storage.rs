@@ -1,8 +1,8 @@
 //! `POST /storage/internal`, `POST /store/to-transport` and `GET /processes/...`:
 //! asynchronous copies of files the connector wrote into its working directory.
 //!
-//! The sidecar cannot see the connector's filesystem; the orchestrator mounts
-//! `<run-dir>/work` into the connector at `/cde/work` (`CDE_WORK_DIR`). Copies land
+//! Only files of the working directory can be copied: `<run-dir>/work`, which the
+//! connector sees at `/cde/work` (`CDE_WORK_DIR`). Copies land
 //! in `<run-dir>/storage/{internal,transport}/<remote_file>`, written under a
 //! temporary name and renamed when complete and synced.
 

@@ -88,6 +88,9 @@ pub fn router(cde: Arc<Cde>, token: String) -> Router {
                 format!("{method} is not allowed on {uri}"),
             )
         })
+        // Method, path, status and latency of every request at debug level
+        // (`RUST_LOG=tower_http=debug`); headers, and so tokens, are left out.
+        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// The OpenAPI document of the management API.
