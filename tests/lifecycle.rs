@@ -343,3 +343,55 @@ async fn a_run_left_by_a_dead_process_is_finished_by_the_next_one() {
     assert!(logs.iter().any(|(_, l)| l.message == "behave done"));
     assert!(leftovers(&second, &run.id).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_connector_image_with_a_non_root_user_runs_and_writes_its_output() {
+    let (data, cde) = behave(|_| {}).await;
+    // The Container API in the run's container runs as the image's user too.
+    let image = "cde-test/behave-nonroot:latest";
+    let mut build = std::process::Command::new("docker")
+        .args([
+            "build",
+            "--quiet",
+            "--label",
+            "cde.sample=true",
+            "-t",
+            image,
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    build
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM cde-test/behave:latest\nUSER 4321:4321\n")
+        .unwrap();
+    assert!(build.wait().unwrap().success(), "docker build");
+    let manifest = std::fs::read_to_string(behave_manifest())
+        .unwrap()
+        .replace("code: behave", "code: behave-nonroot")
+        .replace("cde-test/behave:latest", image);
+    let path = data.path().join("nonroot.yaml");
+    std::fs::write(&path, manifest).unwrap();
+    cde.register_file(&path).await.unwrap();
+
+    let run = cde
+        .run(request("behave-nonroot", &[("RECORDS", "4")]))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.output_rows, Some(4));
+    assert_eq!(records(&run).len(), 4);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(run.output_path()).unwrap().uid(), 4321);
+    let logs = cde.store.logs(&run.id, 0).await.unwrap();
+    assert!(
+        logs.iter().any(|(_, l)| l.message == "behave done"),
+        "{logs:?}"
+    );
+    assert!(leftovers(&cde, &run.id).await.is_empty());
+}
