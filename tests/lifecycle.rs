@@ -309,7 +309,7 @@ async fn a_run_left_by_a_dead_process_is_finished_by_the_next_one() {
         .enable_all()
         .build()
         .unwrap();
-    let request = behave_request(&[("MODE", "sleep"), ("SECONDS", "4"), ("RECORDS", "5")]);
+    let request = behave_request(&[("MODE", "sleep"), ("SECONDS", "12"), ("RECORDS", "5")]);
     let run = first.submit(request).await.unwrap();
     let claimed = first.claim(run.clone()).await.unwrap().unwrap();
     doomed.spawn({
@@ -318,11 +318,18 @@ async fn a_run_left_by_a_dead_process_is_finished_by_the_next_one() {
     });
     let running = wait_for(&first, &run.id, RunStatus::Running, 60).await;
     assert_eq!(running.status, RunStatus::Running);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    doomed.shutdown_background();
-
     let second = Arc::new(open(config(data.path())).await);
-    assert_eq!(second.recover().await.unwrap(), 1);
+    // The first renews its lease (3 s here) while it lives: nothing to adopt.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(second.recover().await.unwrap(), 0, "the executor is alive");
+    doomed.shutdown_background();
+    assert_eq!(
+        second.adopt_orphans().await.unwrap(),
+        0,
+        "the lease has not lapsed yet"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(second.adopt_orphans().await.unwrap(), 1);
     let run = wait_for(&second, &run.id, RunStatus::Succeeded, 60).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     assert_eq!(run.output_rows, Some(10));

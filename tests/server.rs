@@ -30,6 +30,7 @@ impl Server {
             .env("CDE_API_TOKEN", TOKEN)
             .env("CDE_MAX_CONCURRENT_RUNS", "6")
             .env("CDE_STOP_GRACE_SECS", "2")
+            .env("CDE_RUN_LEASE_SECS", "3")
             .env("RUST_LOG", "cde=debug")
             .stdout(Stdio::null())
             .stderr(log)

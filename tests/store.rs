@@ -5,6 +5,7 @@
 
 mod common;
 
+use cde::lease::Lease;
 use cde::limits::Limits;
 use cde::manifest::Manifest;
 use cde::run::{Run, RunStatus};
@@ -129,8 +130,8 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
 
     let older = run(&code, 1, 10);
     let newer = run(&code, 2, 5);
-    store.insert_run(&newer).await.unwrap();
-    store.insert_run(&older).await.unwrap();
+    store.insert_run(&newer, None).await.unwrap();
+    store.insert_run(&older, None).await.unwrap();
     let queue = store.runs_in(&[RunStatus::Queued]).await.unwrap();
     assert_eq!(
         queue.iter().map(|r| &r.id).collect::<Vec<_>>(),
@@ -141,10 +142,35 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
     let mut claimed = older.clone();
     claimed.status = RunStatus::Starting;
     claimed.started_at = Some(Utc::now());
-    assert!(store.claim(&claimed).await.unwrap());
+    let lease = |owner: &str, secs: i64| Lease {
+        owner: owner.into(),
+        until: Utc::now() + chrono::Duration::seconds(secs),
+    };
+    assert!(store.claim(&claimed, &lease("a", 30)).await.unwrap());
     assert!(
-        !store.claim(&claimed).await.unwrap(),
+        !store.claim(&claimed, &lease("b", 30)).await.unwrap(),
         "a run is claimed once"
+    );
+    // Leases: only a lapsed one can be taken over, and then only its new holder renews.
+    assert!(store.renew_lease(&older.id, &lease("a", 30)).await.unwrap());
+    assert!(
+        !store.take_over(&older.id, &lease("b", 30)).await.unwrap(),
+        "a live lease is kept"
+    );
+    assert!(store.renew_lease(&older.id, &lease("a", -1)).await.unwrap());
+    assert!(
+        store.take_over(&older.id, &lease("b", 30)).await.unwrap(),
+        "a lapsed lease is taken over"
+    );
+    assert!(
+        !store.take_over(&older.id, &lease("c", 30)).await.unwrap(),
+        "once"
+    );
+    assert!(!store.renew_lease(&older.id, &lease("a", 30)).await.unwrap());
+    assert!(store.renew_lease(&older.id, &lease("b", 30)).await.unwrap());
+    assert!(
+        !store.take_over(&newer.id, &lease("b", 30)).await.unwrap(),
+        "a queued run is not taken over"
     );
     assert!(store.request_cancel(&older.id).await.unwrap());
     assert!(store.cancel_requested(&older.id).await.unwrap());

@@ -18,6 +18,10 @@ pub struct Config {
     /// `CDE_STOP_GRACE_SECS`: time between SIGTERM and SIGKILL when stopping a container.
     #[serde(default = "default_stop_grace")]
     pub stop_grace_secs: u64,
+    /// `CDE_RUN_LEASE_SECS`: a run whose executor has not renewed its lease for this long
+    /// is adopted by a server (its executor is taken to be dead).
+    #[serde(default = "default_run_lease")]
+    pub run_lease_secs: u64,
     /// `CDE_DATABASE_URL`: a PostgreSQL (or SQLite) URL; default: `cde.db` in the data directory.
     pub database_url: Option<String>,
     /// `CDE_MAX_CONCURRENT_RUNS`: runs the server executes at once; more wait in FIFO order.
@@ -81,6 +85,10 @@ fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".cde"))
 }
 
+fn default_run_lease() -> u64 {
+    30
+}
+
 fn default_stop_grace() -> u64 {
     10
 }
@@ -91,6 +99,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             container_api_binary: None,
             stop_grace_secs: default_stop_grace(),
+            run_lease_secs: default_run_lease(),
             database_url: None,
             max_concurrent_runs: default_max_concurrent_runs(),
             default_timeout_secs: default_timeout(),
@@ -165,6 +174,7 @@ impl Config {
             ("CDE_DEFAULT_CPUS", self.default_cpus.to_string()),
             ("CDE_DEFAULT_PIDS", self.default_pids.to_string()),
             ("CDE_STOP_GRACE_SECS", self.stop_grace_secs.to_string()),
+            ("CDE_RUN_LEASE_SECS", self.run_lease_secs.to_string()),
             (
                 "CDE_HEALTH_CHECK_TIMEOUT_SECS",
                 self.health_check_timeout_secs.to_string(),

@@ -10,6 +10,7 @@ pub mod delta;
 pub mod demo;
 pub mod document;
 pub mod error;
+pub mod lease;
 pub mod limits;
 pub mod manifest;
 pub mod pipeline;
@@ -35,6 +36,8 @@ pub struct Cde {
     runtime: OnceCell<Runtime>,
     /// The installed Container API binary, once known.
     api_binary: OnceCell<std::path::PathBuf>,
+    /// Identifies this process in the leases of the runs it executes.
+    lease_owner: String,
     /// Wakes the scheduler when a run is queued.
     queue_changed: Notify,
 }
@@ -47,6 +50,7 @@ impl Cde {
             store,
             runtime: OnceCell::new(),
             api_binary: OnceCell::new(),
+            lease_owner: uuid::Uuid::new_v4().to_string(),
             queue_changed: Notify::new(),
         })
     }

@@ -238,17 +238,12 @@ impl Backend {
     ) -> Result<(Run, Option<JoinHandle<Result<Run>>>)> {
         match self {
             Backend::Local(cde) => {
-                let run = cde.submit_with(request, inputs).await?;
-                let Some(claimed) = cde.claim(run.clone()).await? else {
-                    return Err(Error::RunNotFound(format!(
-                        "{} was taken by another process",
-                        run.id
-                    )));
-                };
+                let run = cde.start_with(request, inputs).await?;
                 let cde = cde.clone();
+                let executing = run.clone();
                 Ok((
                     run,
-                    Some(tokio::spawn(async move { cde.execute(claimed).await })),
+                    Some(tokio::spawn(async move { cde.execute(executing).await })),
                 ))
             }
             Backend::Remote(client) => Ok((client.submit(&request).await?, None)),
@@ -679,6 +674,7 @@ async fn serve(cde: Arc<Cde>) -> Result<ExitCode> {
     }
     tokio::spawn(cde.clone().schedule());
     tokio::spawn(cde.clone().sweep_periodically());
+    tokio::spawn(cde.clone().adopt_periodically());
     tokio::spawn(cde.clone().run_schedules());
     let listener = tokio::net::TcpListener::bind(&cde.config.listen).await?;
     eprintln!("cde server listening on http://{}", listener.local_addr()?);

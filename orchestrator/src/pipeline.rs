@@ -470,15 +470,11 @@ impl Cde {
             previous: feed.and_then(|feed| feed.previous).map(Path::to_path_buf),
         };
         let outcome: Result<Run> = async {
-            let submitted = self.submit_with(request, &inputs).await?;
-            record.run_id = Some(submitted.id.clone());
-            record.status = submitted.status.to_string();
+            let started = self.start_with(request, &inputs).await?;
+            record.run_id = Some(started.id.clone());
+            record.status = started.status.to_string();
             self.store.save_pipeline_step(&run.id, &record).await?;
-            let claimed = self
-                .claim(submitted)
-                .await?
-                .ok_or_else(|| Error::RunNotFound("taken by another process".into()))?;
-            self.execute(claimed).await
+            self.execute(started).await
         }
         .await;
         let result = match outcome {

@@ -163,6 +163,24 @@ impl Cde {
 
     /// [`submit`](Self::submit) with the feeds a data service or export reads.
     pub async fn submit_with(&self, request: RunRequest, inputs: &RunInputs) -> Result<Run> {
+        let run = self.prepare(request, inputs).await?;
+        self.store.insert_run(&run, None).await?;
+        self.queue_changed.notify_one();
+        Ok(run)
+    }
+
+    /// Checks the request and records the run as started by this process, which must
+    /// [`execute`](Self::execute) it: no scheduler can take it in between.
+    pub async fn start_with(&self, request: RunRequest, inputs: &RunInputs) -> Result<Run> {
+        let mut run = self.prepare(request, inputs).await?;
+        run.status = RunStatus::Starting;
+        run.started_at = Some(Utc::now());
+        self.store.insert_run(&run, Some(&self.lease())).await?;
+        Ok(run)
+    }
+
+    /// A checked request as a queued run, with its run directory and inputs in place.
+    async fn prepare(&self, request: RunRequest, inputs: &RunInputs) -> Result<Run> {
         let connector = self.store.connector(&request.connector).await?;
         let manifest = &connector.manifest;
         let settings = Settings::resolve(manifest, request.options)?;
@@ -196,31 +214,25 @@ impl Cde {
             running_at: None,
             finished_at: None,
         };
-        self.store.insert_run(&run).await?;
-        self.queue_changed.notify_one();
         Ok(run)
     }
 
-    /// Submits and executes a run in this process, returning its outcome.
+    /// Executes a run in this process, returning its outcome.
     pub async fn run(&self, request: RunRequest) -> Result<Run> {
-        let run = self.submit(request).await?;
-        match self.claim(run).await? {
-            Some(run) => self.execute(run).await,
-            None => Err(Error::RunNotFound(
-                "the run was taken by another process".into(),
-            )),
-        }
+        let run = self.start_with(request, &RunInputs::default()).await?;
+        self.execute(run).await
     }
 
     /// Moves a queued run to `starting` for this process; `None` when another took it.
     pub async fn claim(&self, mut run: Run) -> Result<Option<Run>> {
         run.status = RunStatus::Starting;
         run.started_at = Some(Utc::now());
-        Ok(self.store.claim(&run).await?.then_some(run))
+        Ok(self.store.claim(&run, &self.lease()).await?.then_some(run))
     }
 
-    /// Drives a claimed run to its end and records the outcome.
+    /// Drives a run claimed or started by this process to its end and records the outcome.
     pub async fn execute(&self, mut run: Run) -> Result<Run> {
+        let _lease = self.keep_lease(&run.id);
         let manifest = self
             .store
             .connector_version(&run.connector_code, run.connector_version)
@@ -235,8 +247,9 @@ impl Cde {
         self.finish(run, ending, logs).await
     }
 
-    /// Continues a run this or an earlier process started, e.g. after a restart.
+    /// Continues a run an earlier process started and this one took over.
     pub async fn resume(&self, mut run: Run) -> Result<Run> {
+        let _lease = self.keep_lease(&run.id);
         let runtime = self.runtime().await?;
         let logs = LogPump::start(self, &run);
         let started = match pod::find(runtime, &run.id).await? {

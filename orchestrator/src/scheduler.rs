@@ -1,5 +1,5 @@
 //! What `cde server` does besides answering requests: executes queued runs in FIFO order
-//! under a concurrency limit, adopts runs an earlier process left behind, and sweeps
+//! under a concurrency limit, adopts runs a dead process left behind, and sweeps
 //! containers that no active run owns.
 
 use std::sync::Arc;
@@ -59,28 +59,14 @@ impl Cde {
         Ok(None)
     }
 
-    /// Adopts the runs that were starting or running when the last process stopped: each
-    /// is followed to its end in the background. Returns how many.
+    /// At start: marks pipeline runs cut off by the last stop as failed, and adopts the
+    /// runs whose executor is gone (see [`crate::lease`]). Returns how many were adopted.
     pub async fn recover(self: &Arc<Self>) -> Result<usize> {
         let interrupted = self.store.fail_interrupted_pipeline_runs().await?;
         if interrupted > 0 {
             tracing::warn!("{interrupted} pipeline run(s) were interrupted by the last stop");
         }
-        let runs = self.store.runs_in(&RunStatus::ACTIVE).await?;
-        let count = runs.len();
-        for run in runs {
-            let cde = self.clone();
-            tokio::spawn(async move {
-                let id = run.id.clone();
-                match cde.resume(run).await {
-                    Ok(run) => {
-                        tracing::info!(run = %id, status = %run.status, "recovered run ended")
-                    }
-                    Err(e) => tracing::error!(run = %id, "recovering the run failed: {e}"),
-                }
-            });
-        }
-        Ok(count)
+        self.adopt_orphans().await
     }
 
     /// Removes this instance's containers whose run has ended or is unknown. Returns how many.

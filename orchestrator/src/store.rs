@@ -11,6 +11,7 @@ use sqlx::{AnyPool, Connection, Executor, Row};
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::lease::Lease;
 use crate::manifest::Manifest;
 use crate::pipeline::{Pipeline, PipelineRun, StepRun};
 use crate::run::{Run, RunStatus};
@@ -177,10 +178,12 @@ impl Store {
         .collect()
     }
 
-    pub async fn insert_run(&self, run: &Run) -> Result<()> {
+    /// Records a new run: queued, or (with a lease) already started by its holder.
+    pub async fn insert_run(&self, run: &Run, lease: Option<&Lease>) -> Result<()> {
         sqlx::query(
             "INSERT INTO runs (id, connector_code, connector_version, status, config, options, limits,
-             run_dir, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             run_dir, created_at, started_at, lease_owner, lease_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&run.id)
         .bind(&run.connector_code)
@@ -191,6 +194,9 @@ impl Store {
         .bind(serde_json::to_string(&run.limits)?)
         .bind(&run.run_dir)
         .bind(timestamp(run.created_at))
+        .bind(run.started_at.map(timestamp))
+        .bind(lease.map(|lease| lease.owner.as_str()))
+        .bind(lease.map(|lease| timestamp(lease.until)))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -217,16 +223,51 @@ impl Store {
         Ok(updated.rows_affected() == 1)
     }
 
-    /// Moves a queued run to `starting`; false if someone else did (or it was cancelled).
-    pub async fn claim(&self, run: &Run) -> Result<bool> {
+    /// Moves a queued run to `starting` under `lease`; false if someone else did (or it
+    /// was cancelled).
+    pub async fn claim(&self, run: &Run, lease: &Lease) -> Result<bool> {
         let claimed = sqlx::query(
-            "UPDATE runs SET status = 'starting', started_at = $2 WHERE id = $1 AND status = 'queued'",
+            "UPDATE runs SET status = 'starting', started_at = $2, lease_owner = $3, lease_until = $4
+             WHERE id = $1 AND status = 'queued'",
         )
         .bind(&run.id)
         .bind(run.started_at.map(timestamp))
+        .bind(&lease.owner)
+        .bind(timestamp(lease.until))
         .execute(&self.pool)
         .await?;
         Ok(claimed.rows_affected() == 1)
+    }
+
+    /// Extends the lease on a started run; false when its holder is someone else now.
+    pub async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<bool> {
+        let renewed = sqlx::query(
+            "UPDATE runs SET lease_until = $3
+             WHERE id = $1 AND lease_owner = $2 AND status IN ('starting', 'running')",
+        )
+        .bind(run_id)
+        .bind(&lease.owner)
+        .bind(timestamp(lease.until))
+        .execute(&self.pool)
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    /// Takes over a started run whose lease has lapsed (its holder is gone); false when
+    /// the run has ended or its holder is still renewing.
+    pub async fn take_over(&self, run_id: &str, lease: &Lease) -> Result<bool> {
+        let taken = sqlx::query(
+            "UPDATE runs SET lease_owner = $2, lease_until = $3
+             WHERE id = $1 AND status IN ('starting', 'running')
+             AND (lease_until IS NULL OR lease_until < $4)",
+        )
+        .bind(run_id)
+        .bind(&lease.owner)
+        .bind(timestamp(lease.until))
+        .bind(timestamp(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(taken.rows_affected() == 1)
     }
 
     /// Cancels a queued run at once; returns false when it is not queued.

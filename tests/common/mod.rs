@@ -48,6 +48,7 @@ pub fn config(data_dir: &Path) -> Config {
     Config {
         data_dir: data_dir.to_path_buf(),
         stop_grace_secs: 2,
+        run_lease_secs: 3,
         ..Config::default()
     }
 }
