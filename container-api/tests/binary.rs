@@ -150,9 +150,17 @@ fn a_command_that_cannot_start_exits_127_and_says_why() {
 fn sigterm_reaches_the_connector_and_one_ignoring_it_is_killed_after_the_grace() {
     for (script, grace, expected) in [
         // Handles SIGTERM: ends on its own with its status.
-        ("trap 'echo bye; exit 5' TERM; echo ready; while :; do sleep 0.1; done", "10", 5),
+        (
+            "trap 'echo bye; exit 5' TERM; echo ready; while :; do sleep 0.1; done",
+            "10",
+            5,
+        ),
         // Ignores it: killed after one second, 128 + SIGKILL.
-        ("trap '' TERM; echo ready; while :; do sleep 0.1; done", "1", 137),
+        (
+            "trap '' TERM; echo ready; while :; do sleep 0.1; done",
+            "1",
+            137,
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut child = supervise(dir.path(), grace, script)
