@@ -582,3 +582,35 @@ async fn the_sample_connectors_run_as_a_pipeline() {
         );
     }
 }
+
+#[tokio::test]
+async fn pipeline_steps_keep_to_the_concurrency_limit() {
+    image("tests/connectors/feed");
+    let data = tempfile::tempdir().unwrap();
+    let mut config = config(data.path());
+    config.max_concurrent_runs = 1;
+    let cde = Arc::new(open(config).await);
+    cde.register_file(&root().join("tests/connectors/feed/manifest.yaml"))
+        .await
+        .unwrap();
+    let mut shop = pipeline(json!([{"id": "a", "price": 1}]), vec![], vec![]);
+    shop.sources
+        .push(source(json!([{"id": "a", "colour": "red"}])));
+    let run = run_with(&cde, &shop).await;
+    assert_eq!(run.status, PipelineStatus::Succeeded, "{run:?}");
+    let mut runs = Vec::new();
+    for step in &run.steps {
+        runs.push(
+            cde.store
+                .run(step.run_id.as_deref().unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(runs.len(), 2);
+    runs.sort_by_key(|r| r.started_at);
+    assert!(
+        runs[1].started_at.unwrap() >= runs[0].finished_at.unwrap(),
+        "the sources ran one after the other with one slot: {runs:?}"
+    );
+}

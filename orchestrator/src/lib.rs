@@ -22,7 +22,9 @@ pub mod scheduler;
 pub mod settings;
 pub mod store;
 
-use tokio::sync::{Notify, OnceCell};
+use std::sync::Arc;
+
+use tokio::sync::{Notify, OnceCell, Semaphore};
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -36,6 +38,8 @@ pub struct Cde {
     runtime: OnceCell<Runtime>,
     /// The installed Container API binary, once known.
     api_binary: OnceCell<std::path::PathBuf>,
+    /// `max_concurrent_runs` permits, taken by queued runs and pipeline steps alike.
+    run_slots: Arc<Semaphore>,
     /// Identifies this process in the leases of the runs it executes.
     lease_owner: String,
     /// Wakes the scheduler when a run is queued.
@@ -45,11 +49,13 @@ pub struct Cde {
 impl Cde {
     pub async fn open(config: Config) -> Result<Self> {
         let store = Store::open(config.database_url.as_deref(), &config.database_path()).await?;
+        let run_slots = Arc::new(Semaphore::new(config.max_concurrent_runs.max(1)));
         Ok(Self {
             config,
             store,
             runtime: OnceCell::new(),
             api_binary: OnceCell::new(),
+            run_slots,
             lease_owner: uuid::Uuid::new_v4().to_string(),
             queue_changed: Notify::new(),
         })

@@ -470,6 +470,8 @@ impl Cde {
             previous: feed.and_then(|feed| feed.previous).map(Path::to_path_buf),
         };
         let outcome: Result<Run> = async {
+            // Steps count against the same limit as queued runs.
+            let _slot = self.run_slots.acquire().await.expect("never closed");
             let started = self.start_with(request, &inputs).await?;
             record.run_id = Some(started.id.clone());
             record.status = started.status.to_string();

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
-
 use crate::error::Result;
 use crate::pod::{INSTANCE_LABEL, RUN_LABEL};
 use crate::run::RunStatus;
@@ -20,11 +18,16 @@ const QUEUE_POLL: Duration = Duration::from_secs(1);
 const HEALTH_CHECK_SLACK_SECS: i64 = 60;
 
 impl Cde {
-    /// Executes queued runs, oldest first, at most `max_concurrent_runs` at once. Runs forever.
+    /// Executes queued runs, oldest first, at most `max_concurrent_runs` at once (pipeline
+    /// steps included). Runs forever.
     pub async fn schedule(self: Arc<Self>) {
-        let slots = Arc::new(Semaphore::new(self.config.max_concurrent_runs.max(1)));
         loop {
-            let slot = slots.clone().acquire_owned().await.expect("never closed");
+            let slot = self
+                .run_slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("never closed");
             match self.next_queued().await {
                 Ok(Some(run)) => {
                     let cde = self.clone();
