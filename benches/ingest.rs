@@ -145,7 +145,7 @@ fn main() {
     let mut config = Config::new(dir.path().join("run"));
     config.listen = "127.0.0.1:0".parse().unwrap();
 
-    // The server gets a runtime like the sidecar's (a worker per core); the clients
+    // The server gets a runtime like the Container API binary's (a worker per core); the clients
     // run on their own single thread.
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

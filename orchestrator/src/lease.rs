@@ -18,6 +18,16 @@ pub struct Lease {
     pub until: DateTime<Utc>,
 }
 
+impl Lease {
+    /// `owner`'s lease from now for `duration`.
+    fn from_now(owner: &str, duration: Duration) -> Self {
+        Self {
+            owner: owner.to_owned(),
+            until: Utc::now() + duration,
+        }
+    }
+}
+
 /// Renews a run's lease in the background until dropped.
 pub(crate) struct Renewal(tokio::task::AbortHandle);
 
@@ -34,29 +44,19 @@ impl Cde {
 
     /// A fresh lease of this process.
     pub(crate) fn lease(&self) -> Lease {
-        Lease {
-            owner: self.lease_owner.clone(),
-            until: Utc::now() + self.lease_duration(),
-        }
+        Lease::from_now(&self.lease_owner, self.lease_duration())
     }
 
     /// Keeps this process's lease on `run_id` until the returned guard is dropped.
     pub(crate) fn keep_lease(&self, run_id: &str) -> Renewal {
         let store = self.store.clone();
-        let (owner, every, run_id) = (
-            self.lease_owner.clone(),
-            self.lease_duration() / 3,
-            run_id.to_owned(),
-        );
+        let (owner, run_id) = (self.lease_owner.clone(), run_id.to_owned());
         let duration = self.lease_duration();
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            let mut tick = tokio::time::interval(duration / 3);
             loop {
                 tick.tick().await;
-                let lease = Lease {
-                    owner: owner.clone(),
-                    until: Utc::now() + duration,
-                };
+                let lease = Lease::from_now(&owner, duration);
                 match store.renew_lease(&run_id, &lease).await {
                     Ok(true) => {}
                     // Ended, or taken over after this process stalled past its lease.
