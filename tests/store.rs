@@ -5,7 +5,7 @@
 
 mod common;
 
-use cde::lease::Lease;
+use cde::lease::{Lease, Leased};
 use cde::limits::Limits;
 use cde::manifest::Manifest;
 use cde::run::{Run, RunStatus};
@@ -152,12 +152,18 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
         "a run is claimed once"
     );
     // Leases: only a lapsed one can be taken over, and then only its new holder renews.
-    assert!(store.renew_lease(&older.id, &lease("a", 30)).await.unwrap());
+    assert!(store
+        .renew_lease(Leased::Run, &older.id, &lease("a", 30))
+        .await
+        .unwrap());
     assert!(
         !store.take_over(&older.id, &lease("b", 30)).await.unwrap(),
         "a live lease is kept"
     );
-    assert!(store.renew_lease(&older.id, &lease("a", -1)).await.unwrap());
+    assert!(store
+        .renew_lease(Leased::Run, &older.id, &lease("a", -1))
+        .await
+        .unwrap());
     assert!(
         store.take_over(&older.id, &lease("b", 30)).await.unwrap(),
         "a lapsed lease is taken over"
@@ -166,8 +172,14 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
         !store.take_over(&older.id, &lease("c", 30)).await.unwrap(),
         "once"
     );
-    assert!(!store.renew_lease(&older.id, &lease("a", 30)).await.unwrap());
-    assert!(store.renew_lease(&older.id, &lease("b", 30)).await.unwrap());
+    assert!(!store
+        .renew_lease(Leased::Run, &older.id, &lease("a", 30))
+        .await
+        .unwrap());
+    assert!(store
+        .renew_lease(Leased::Run, &older.id, &lease("b", 30))
+        .await
+        .unwrap());
     assert!(
         !store.take_over(&newer.id, &lease("b", 30)).await.unwrap(),
         "a queued run is not taken over"

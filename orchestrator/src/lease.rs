@@ -28,7 +28,14 @@ impl Lease {
     }
 }
 
-/// Renews a run's lease in the background until dropped.
+/// What a lease is held on.
+#[derive(Debug, Clone, Copy)]
+pub enum Leased {
+    Run,
+    PipelineRun,
+}
+
+/// Renews a lease in the background until dropped.
 pub(crate) struct Renewal(tokio::task::AbortHandle);
 
 impl Drop for Renewal {
@@ -47,8 +54,13 @@ impl Cde {
         Lease::from_now(&self.lease_owner, self.lease_duration())
     }
 
-    /// Keeps this process's lease on `run_id` until the returned guard is dropped.
+    /// Keeps this process's lease on run `run_id` until the returned guard is dropped.
     pub(crate) fn keep_lease(&self, run_id: &str) -> Renewal {
+        self.keep_lease_on(Leased::Run, run_id)
+    }
+
+    /// Keeps this process's lease on `id` until the returned guard is dropped.
+    pub(crate) fn keep_lease_on(&self, on: Leased, run_id: &str) -> Renewal {
         let store = self.store.clone();
         let (owner, run_id) = (self.lease_owner.clone(), run_id.to_owned());
         let duration = self.lease_duration();
@@ -57,7 +69,7 @@ impl Cde {
             loop {
                 tick.tick().await;
                 let lease = Lease::from_now(&owner, duration);
-                match store.renew_lease(&run_id, &lease).await {
+                match store.renew_lease(on, &run_id, &lease).await {
                     Ok(true) => {}
                     // Ended, or taken over after this process stalled past its lease.
                     Ok(false) => return,
@@ -69,8 +81,15 @@ impl Cde {
     }
 
     /// Adopts the started runs whose lease has lapsed: each is followed to its end in
-    /// the background. Returns how many.
+    /// the background. Pipeline runs whose lease lapsed end as failed. Returns how many
+    /// runs were adopted.
     pub async fn adopt_orphans(self: &Arc<Self>) -> Result<usize> {
+        let interrupted = self.store.fail_interrupted_pipeline_runs().await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                "{interrupted} pipeline run(s) were interrupted: the process running them stopped"
+            );
+        }
         let mut adopted = 0;
         for run in self.store.runs_in(&RunStatus::ACTIVE).await? {
             if !self.store.take_over(&run.id, &self.lease()).await? {

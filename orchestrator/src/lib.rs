@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod pod;
 pub mod registry;
 pub mod run;
+pub mod rundir;
 pub mod runtime;
 pub mod scheduler;
 pub mod settings;

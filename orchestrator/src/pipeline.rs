@@ -12,8 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::dataset::{self, RunInputs};
+use crate::dataset::{self, Dataset, RunInputs};
 use crate::error::{Error, Result};
+use crate::lease::Leased;
 use crate::limits::LimitsOverride;
 use crate::manifest::{ConnectorType, Manifest, Stage};
 use crate::run::{Run, RunRequest, RunStatus};
@@ -262,7 +263,7 @@ impl Cde {
             finished_at: None,
             steps: vec![],
         };
-        self.store.insert_pipeline_run(&run).await?;
+        self.store.insert_pipeline_run(&run, &self.lease()).await?;
         Ok(run)
     }
 
@@ -274,6 +275,7 @@ impl Cde {
 
     /// Executes a begun pipeline run: sources, join, services, dataset version, exports.
     pub async fn execute_pipeline_run(&self, mut run: PipelineRun) -> Result<PipelineRun> {
+        let _lease = self.keep_lease_on(Leased::PipelineRun, &run.id);
         let outcome = self.drive_pipeline(&mut run).await;
         run.status = match &outcome {
             Ok(None) => PipelineStatus::Succeeded,
@@ -314,7 +316,7 @@ impl Cde {
         let mut outputs = Vec::new();
         for result in results {
             match result? {
-                Ok(source) => outputs.push(source.output_path()),
+                Ok(source) => outputs.push(PathBuf::from(self.output_of(&source).await?.path)),
                 Err(reason) => return Ok(Some(reason)),
             }
         }
@@ -354,19 +356,16 @@ impl Cde {
             {
                 // An empty output empties the feed; the service's run log warns about it.
                 Ok(service) => {
-                    feed = service.output_path();
-                    feed_rows = service.output_rows.unwrap_or(0);
+                    let output = self.output_of(&service).await?;
+                    feed = PathBuf::from(output.path);
+                    feed_rows = output.rows;
                 }
                 Err(reason) => return Ok(Some(reason)),
             }
         }
+        let name = dataset::pipeline_dataset(&pipeline.name);
         let dataset = self
-            .commit_dataset(
-                &dataset::pipeline_dataset(&pipeline.name),
-                None,
-                &feed,
-                None,
-            )
+            .commit_dataset(&name, None, self.stage_file(&name, &feed)?)
             .await?;
         run.dataset_version = Some(dataset.version);
         self.store.finish_pipeline_run(run).await?;
@@ -418,10 +417,10 @@ impl Cde {
                     self.store
                         .save_export_snapshot(&pipeline.name, &key, &dataset.path, &export.id)
                         .await?;
-                    match std::fs::read(Path::new(&export.run_dir).join("output/feedback.jsonl")) {
-                        Ok(rows) => feedback_out.write_all(&rows)?,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e.into()),
+                    // Validated when the export's run ended.
+                    let name = dataset::connector_feedback_dataset(&export.connector_code);
+                    if let Some(rows) = self.store.dataset_of_run(&name, &export.id).await? {
+                        std::io::copy(&mut std::fs::File::open(rows.path())?, &mut feedback_out)?;
                     }
                 }
                 Err(reason) => failure = failure.or(Some(reason)),
@@ -430,15 +429,25 @@ impl Cde {
         feedback_out.flush()?;
         drop(feedback_out);
         if !exports.is_empty() {
-            self.commit_dataset(
-                &dataset::feedback_dataset(&pipeline.name),
-                None,
-                &feedback,
-                None,
-            )
-            .await?;
+            let name = dataset::feedback_dataset(&pipeline.name);
+            self.commit_dataset(&name, None, self.stage_file(&name, &feedback)?)
+                .await?;
         }
         Ok(failure)
+    }
+
+    /// The validated output of a successful step's run, as its run recorded it.
+    async fn output_of(&self, run: &Run) -> Result<Dataset> {
+        let name = dataset::connector_dataset(&run.connector_code);
+        self.store
+            .dataset_of_run(&name, &run.id)
+            .await?
+            .ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "the output of run {} was not recorded as a version of {name}",
+                    run.id
+                ))
+            })
     }
 
     /// Runs one step; `Ok(Err(reason))` when the connector run did not succeed.

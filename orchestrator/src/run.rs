@@ -4,15 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use container_api::{LogLine, LogSource, Summary};
+use container_api::{LogLine, LogSource};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::dataset::{self, RunInputs};
+use crate::dataset::{self, RowsError, RunInputs, StagedRows};
 use crate::delta;
 use crate::error::{Error, Result};
 use crate::limits::{Limits, LimitsOverride};
@@ -20,7 +21,7 @@ use crate::manifest::{ConnectorType, Manifest};
 use crate::pod::{self, ConnectorSpec, LineSplitter};
 use crate::runtime::{Output, Runtime};
 use crate::settings::Settings;
-use crate::{api_binary, Cde};
+use crate::{api_binary, rundir, Cde};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum,
@@ -120,10 +121,11 @@ pub struct RunRequest {
 }
 
 /// How a run ended.
-struct Ending {
-    status: RunStatus,
-    reason: String,
-    exit_code: Option<i64>,
+#[derive(Debug)]
+pub struct Ending {
+    pub status: RunStatus,
+    pub reason: String,
+    pub exit_code: Option<i64>,
 }
 
 impl Ending {
@@ -134,6 +136,14 @@ impl Ending {
             exit_code: None,
         }
     }
+
+    fn cancelled(exit_code: Option<i64>) -> Self {
+        Self {
+            status: RunStatus::Cancelled,
+            reason: "cancelled".into(),
+            exit_code,
+        }
+    }
 }
 
 const LOST: &str = "lost: container disappeared";
@@ -141,10 +151,6 @@ const LOST: &str = "lost: container disappeared";
 impl Run {
     pub fn output_path(&self) -> PathBuf {
         Path::new(&self.run_dir).join("output/output.jsonl")
-    }
-
-    fn logs_path(&self) -> PathBuf {
-        Path::new(&self.run_dir).join(container_api::LOG_FILE)
     }
 
     fn end(&mut self, ending: Ending) {
@@ -233,21 +239,13 @@ impl Cde {
     /// Drives a run claimed or started by this process to its end and records the outcome.
     pub async fn execute(&self, mut run: Run) -> Result<Run> {
         let _lease = self.keep_lease(&run.id);
-        let manifest = self
-            .store
-            .connector_version(&run.connector_code, run.connector_version)
-            .await?
-            .manifest;
         let logs = LogPump::start(self, &run);
-        let ending = match self.start_pod(&mut run, &manifest).await {
-            Ok(Some(ending)) => Ok(ending),
-            Ok(None) => self.supervise(&run, None).await,
-            Err(e) => Err(e),
-        };
+        let ending = self.start_and_supervise(&mut run, &logs.engine).await;
         self.finish(run, ending, logs).await
     }
 
-    /// Continues a run an earlier process started and this one took over.
+    /// Continues a run an earlier process started and this one took over: follows its
+    /// container, or starts it when its executor died before it could.
     pub async fn resume(&self, mut run: Run) -> Result<Run> {
         let _lease = self.keep_lease(&run.id);
         let runtime = self.runtime().await?;
@@ -256,17 +254,17 @@ impl Cde {
             Some(id) => runtime.has_started(&id).await?,
             None => false,
         };
-        let ending = if !started {
-            Ok(Ending::failed(LOST))
-        } else {
+        let ending = if started {
             if run.status == RunStatus::Starting {
                 run.status = RunStatus::Running;
                 run.running_at = Some(Utc::now());
                 self.store.update_run(&run).await?;
             }
-            // Output up to here is already in the log file; continue after its last line.
-            let after = last_output_at(&run.logs_path())?;
-            self.supervise(&run, after).await
+            // The engine's output up to here is in the store; continue after its last line.
+            let after = self.store.last_output_at(&run.id).await?;
+            self.supervise(&run, after, &logs.engine).await
+        } else {
+            self.start_and_supervise(&mut run, &logs.engine).await
         };
         self.finish(run, ending, logs).await
     }
@@ -286,11 +284,37 @@ impl Cde {
         self.store.run(id).await
     }
 
-    /// Creates and starts the pod; `Some` when the run ended before the connector started.
-    async fn start_pod(&self, run: &mut Run, manifest: &Manifest) -> Result<Option<Ending>> {
+    /// Starts the run's container (creating it unless an earlier executor did) and follows
+    /// it to its end.
+    async fn start_and_supervise(&self, run: &mut Run, engine: &EngineLines) -> Result<Ending> {
+        let container = match self.create_container(run).await? {
+            Ok(container) => container,
+            Err(ending) => return Ok(ending),
+        };
+        if self.store.cancel_requested(&run.id).await? {
+            return Ok(Ending::cancelled(None));
+        }
+        self.runtime().await?.start(&container).await?;
+        run.status = RunStatus::Running;
+        run.running_at = Some(Utc::now());
+        self.store.update_run(run).await?;
+        self.supervise(run, None, engine).await
+    }
+
+    /// The run's container, created now unless it exists already; `Err` with the run's
+    /// ending when it cannot have one.
+    pub async fn create_container(&self, run: &Run) -> Result<Result<String, Ending>> {
         let runtime = self.runtime().await?;
+        if let Some(container) = pod::find(runtime, &run.id).await? {
+            return Ok(Ok(container));
+        }
+        let manifest = self
+            .store
+            .connector_version(&run.connector_code, run.connector_version)
+            .await?
+            .manifest;
         if !runtime.image_exists(&manifest.image).await? {
-            return Ok(Some(Ending::failed(format!(
+            return Ok(Err(Ending::failed(format!(
                 "image not found: {}",
                 manifest.image
             ))));
@@ -315,19 +339,7 @@ impl Cde {
             api_binary,
             grace_secs: self.config.stop_grace_secs,
         };
-        let container = pod::create(runtime, &spec).await?;
-        if self.store.cancel_requested(&run.id).await? {
-            return Ok(Some(Ending {
-                status: RunStatus::Cancelled,
-                reason: "cancelled".into(),
-                exit_code: None,
-            }));
-        }
-        runtime.start(&container).await?;
-        run.status = RunStatus::Running;
-        run.running_at = Some(Utc::now());
-        self.store.update_run(run).await?;
-        Ok(None)
+        Ok(Ok(pod::create(runtime, &spec).await?))
     }
 
     /// SIGTERM to the connector, SIGKILL after the grace period. The supervisor kills it
@@ -338,7 +350,12 @@ impl Cde {
     }
 
     /// Follows the started container to its exit, enforcing the timeout.
-    async fn supervise(&self, run: &Run, output_after: Option<DateTime<Utc>>) -> Result<Ending> {
+    async fn supervise(
+        &self,
+        run: &Run,
+        output_after: Option<DateTime<Utc>>,
+        engine: &EngineLines,
+    ) -> Result<Ending> {
         let runtime = self.runtime().await?;
         let Some(container) = pod::find(runtime, &run.id).await? else {
             return Ok(Ending::failed(LOST));
@@ -346,7 +363,7 @@ impl Cde {
         let following = tokio::spawn(record_output(
             runtime.clone(),
             container.clone(),
-            run.logs_path(),
+            engine.clone(),
             output_after,
         ));
         let elapsed = run.running_at.map_or(Duration::ZERO, |at| {
@@ -381,11 +398,7 @@ impl Cde {
                 exit_code,
             }
         } else if self.store.cancel_requested(&run.id).await? {
-            Ending {
-                status: RunStatus::Cancelled,
-                reason: "cancelled".into(),
-                exit_code,
-            }
+            Ending::cancelled(exit_code)
         } else if exit.oom_killed {
             Ending {
                 status: RunStatus::Failed,
@@ -407,9 +420,10 @@ impl Cde {
         })
     }
 
-    /// Records the outcome, removes the pod and copies the last log lines.
+    /// Records the outcome, removes the pod, copies the last log lines and makes the
+    /// validated output of a success the run's datasets.
     async fn finish(&self, mut run: Run, ending: Result<Ending>, logs: LogPump) -> Result<Run> {
-        let ending = ending.unwrap_or_else(|e| Ending::failed(e.to_string()));
+        let mut ending = ending.unwrap_or_else(|e| Ending::failed(e.to_string()));
         let removed = match self.runtime().await {
             Ok(runtime) => pod::remove(runtime, &run.id).await,
             Err(e) => Err(e),
@@ -417,11 +431,24 @@ impl Cde {
         if let Err(e) = removed {
             tracing::warn!(run = %run.id, "could not remove the pod (the sweeper will): {e}");
         }
-        // The Container API counted the output as it wrote it.
-        let output = Summary::read(Path::new(&run.run_dir))
-            .ok()
-            .map(|summary| summary.files.get("output").cloned().unwrap_or_default());
-        run.output_rows = output.as_ref().map(|file| file.rows as i64);
+        // Counts come from reading the output, never from the connector's summary.
+        let mut staged = None;
+        if ending.status == RunStatus::Succeeded {
+            match self.stage_outputs(&run) {
+                Ok(outputs) => {
+                    run.output_rows = Some(outputs.output.rows);
+                    staged = Some(outputs);
+                }
+                Err(reason) => {
+                    ending = Ending {
+                        reason,
+                        ..Ending::failed("")
+                    }
+                }
+            }
+        } else {
+            run.output_rows = count_output(&run);
+        }
         run.end(ending);
         if run.status == RunStatus::Succeeded && run.output_rows.unwrap_or(0) == 0 {
             let manifest = self
@@ -431,30 +458,91 @@ impl Cde {
                 .manifest;
             if manifest.kind == ConnectorType::DataService {
                 let warning = "the data service wrote no rows: the feed it returns is empty, and every product is gone from it";
-                let file = container_api::logs::open_log_file(&run.logs_path())?;
-                container_api::append_log_line(
-                    &file,
-                    &LogLine::now(LogSource::Cde, "warning", warning, None),
-                )?;
+                logs.engine
+                    .push(LogLine::now(LogSource::Cde, "warning", warning, None));
             }
         }
         logs.stop().await?;
+        // The work directory is scratch space and may hold what the connector was given.
+        let work = Path::new(&run.run_dir).join(container_api::storage::WORK_DIR);
+        if let Err(e) = std::fs::remove_dir_all(&work) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(run = %run.id, "removing {}: {e}", work.display());
+            }
+        }
         if !self.store.update_run(&run).await? {
             return self.store.run(&run.id).await;
         }
-        if run.status == RunStatus::Succeeded {
+        if let Some(outputs) = staged {
             // Only a recorded success makes a dataset; a failed commit fails nothing already done.
-            let name = dataset::connector_dataset(&run.connector_code);
-            let known = output.map(|file| (file.rows as i64, file.columns));
-            if let Err(e) = self
-                .commit_dataset(&name, Some(&run.id), &run.output_path(), known)
-                .await
-            {
-                tracing::error!(run = %run.id, "recording the output as a dataset: {e}");
+            let commits = [
+                (
+                    dataset::connector_dataset(&run.connector_code),
+                    Some(outputs.output),
+                ),
+                (
+                    dataset::connector_feedback_dataset(&run.connector_code),
+                    outputs.feedback,
+                ),
+            ];
+            for (name, rows) in commits {
+                let Some(rows) = rows else { continue };
+                if let Err(e) = self.commit_dataset(&name, Some(&run.id), rows).await {
+                    tracing::error!(run = %run.id, "recording the output as dataset {name}: {e}");
+                }
             }
         }
         Ok(run)
     }
+
+    /// Validates a successful run's output and feedback into staged dataset files; `Err`
+    /// with the reason the run fails instead.
+    fn stage_outputs(&self, run: &Run) -> std::result::Result<StagedOutputs, String> {
+        let open = |relative: &str| {
+            rundir::open(Path::new(&run.run_dir), relative, output_limit(run))
+                .map_err(|e| format!("output rejected: {e}"))
+        };
+        let stage = |name: String, relative: &str, file: Option<std::fs::File>| {
+            self.stage_rows(&name, file).map_err(|e| match e {
+                RowsError::Invalid { .. } => format!("output rejected: {relative} {e}"),
+                RowsError::Io(e) => format!("recording {relative}: {e}"),
+            })
+        };
+        let code = &run.connector_code;
+        let output = stage(
+            dataset::connector_dataset(code),
+            rundir::OUTPUT,
+            open(rundir::OUTPUT)?,
+        )?;
+        let feedback = match open(rundir::FEEDBACK)? {
+            Some(file) => Some(stage(
+                dataset::connector_feedback_dataset(code),
+                rundir::FEEDBACK,
+                Some(file),
+            )?),
+            None => None,
+        };
+        Ok(StagedOutputs { output, feedback })
+    }
+}
+
+/// A successful run's validated output and feedback, before they become datasets.
+struct StagedOutputs {
+    output: StagedRows,
+    feedback: Option<StagedRows>,
+}
+
+/// The valid rows an unsuccessful run left in its output, if they can be counted.
+fn count_output(run: &Run) -> Option<i64> {
+    let file = rundir::open(Path::new(&run.run_dir), rundir::OUTPUT, output_limit(run)).ok()??;
+    dataset::copy_rows(file, &mut std::io::sink())
+        .ok()
+        .map(|(rows, _)| rows)
+}
+
+/// The most a run may have written: no output file larger than this is read.
+fn output_limit(_run: &Run) -> u64 {
+    u64::MAX
 }
 
 /// Creates the run directory. The container runs as whatever user its image says, and
@@ -525,34 +613,32 @@ fn prepare_inputs(manifest: &Manifest, input_dir: &Path, inputs: &RunInputs) -> 
     Ok(())
 }
 
-/// Appends the connector's STDOUT (`info`) and STDERR (`error`) lines to the run's log
-/// file, stamped with the engine's timestamps; lines at or before `after` are skipped.
+/// Passes the connector's STDOUT (`info`) and STDERR (`error`) lines, stamped with the
+/// engine's timestamps, to the run's log; lines at or before `after` are skipped.
 async fn record_output(
     runtime: Runtime,
     container: String,
-    logs_path: PathBuf,
+    engine: EngineLines,
     after: Option<DateTime<Utc>>,
 ) -> Result<()> {
-    let file = container_api::logs::open_log_file(&logs_path)?;
     let write = |source: LogSource, at: DateTime<Utc>, message: String| {
-        // The log file keeps microseconds; compare at that precision.
+        // The store keeps microseconds; compare at that precision.
         let at = at.trunc_subsecs(6);
         if after.is_some_and(|after| at <= after) {
-            return Ok(());
+            return;
         }
         let level = if source == LogSource::Stderr {
             "error"
         } else {
             "info"
         };
-        let line = LogLine {
+        engine.push(LogLine {
             at,
             source,
             level: level.to_owned(),
             message,
             context: None,
-        };
-        container_api::append_log_line(&file, &line)
+        });
     };
     let (mut stdout, mut stderr) = (LineSplitter::default(), LineSplitter::default());
     let mut last_at = Utc::now();
@@ -565,12 +651,12 @@ async fn record_output(
         let (at, text) = split_timestamp(&bytes);
         last_at = at.unwrap_or(last_at);
         for line in splitter.push(text) {
-            write(source, last_at, line)?;
+            write(source, last_at, line);
         }
     }
     for (source, splitter) in [(LogSource::Stdout, stdout), (LogSource::Stderr, stderr)] {
         if let Some(line) = splitter.finish() {
-            write(source, last_at, line)?;
+            write(source, last_at, line);
         }
     }
     Ok(())
@@ -590,97 +676,162 @@ fn split_timestamp(frame: &[u8]) -> (Option<DateTime<Utc>>, &[u8]) {
     }
 }
 
-/// The time of the last STDOUT/STDERR line in a run's log file.
-fn last_output_at(logs_path: &Path) -> Result<Option<DateTime<Utc>>> {
-    let text = match std::fs::read_to_string(logs_path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(text
-        .lines()
-        .filter_map(|line| serde_json::from_str::<LogLine>(line).ok())
-        .filter(|line| line.source != LogSource::Api)
-        .map(|line| line.at)
-        .max())
+/// Lines cde itself produced for a run (the engine's STDOUT and STDERR, its own notes),
+/// waiting for the [`LogPump`] to store them.
+#[derive(Clone, Default)]
+pub(crate) struct EngineLines(Arc<Mutex<Vec<LogLine>>>);
+
+impl EngineLines {
+    fn push(&self, line: LogLine) {
+        self.0.lock().expect("not poisoned").push(line);
+    }
+
+    fn take(&self) -> Vec<LogLine> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
 }
 
-/// Copies a run's log file into the store as lines arrive, masking secret option values.
+/// Stores a run's log lines as they arrive: those the Container API appended to the
+/// run's `logs.jsonl` (which the connector can write too, so each is checked and counts
+/// as an API line whatever it claims) and those cde got from the engine. Secret option
+/// values are masked. The position in the file is kept in the store, never in the run
+/// directory.
 struct LogPump {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<()>>,
+    engine: EngineLines,
 }
 
 const LOG_POLL: Duration = Duration::from_millis(200);
+/// The most of `logs.jsonl` read in one round; a longer line is skipped.
+const LOG_CHUNK: u64 = 16 << 20;
 
 impl LogPump {
     fn start(cde: &Cde, run: &Run) -> Self {
         let (stop, mut stopped) = watch::channel(false);
+        let engine = EngineLines::default();
+        let mut reader = ApiLogReader {
+            run_dir: PathBuf::from(&run.run_dir),
+            skipping: false,
+            refused: false,
+        };
         let store = cde.store.clone();
         let run_id = run.id.clone();
-        let path = run.logs_path();
         let secrets: Vec<String> = run
             .config
             .iter()
             .filter(|(name, value)| run.options.get(*name) != Some(value) && !value.is_empty())
             .map(|(_, value)| value.clone())
             .collect();
+        let lines = engine.clone();
         let task = tokio::spawn(async move {
             let mut offset = store.log_offset(&run_id).await?;
             let mut seq = store.next_log_seq(&run_id).await?;
             loop {
                 let last_round = *stopped.borrow();
-                (offset, seq) =
-                    copy_new_lines(&store, &run_id, &path, (offset, seq), &secrets).await?;
+                let (mut batch, new_offset) = match reader.read(offset) {
+                    Ok(read) => read,
+                    Err(e) => {
+                        let note = format!("the run's logs.jsonl is no longer read: {e}");
+                        tracing::warn!(run = %run_id, "{note}");
+                        reader.refused = true;
+                        (
+                            vec![LogLine::now(LogSource::Cde, "warning", note, None)],
+                            offset,
+                        )
+                    }
+                };
+                batch.extend(lines.take());
+                batch.sort_by_key(|line| line.at);
+                let batch: Vec<_> = batch.into_iter().map(|l| redact(l, &secrets)).collect();
+                if !batch.is_empty() || new_offset != offset {
+                    store.append_logs(&run_id, seq, &batch, new_offset).await?;
+                    seq += batch.len() as i64;
+                    offset = new_offset;
+                }
                 if last_round {
                     return Ok(());
                 }
                 let _ = tokio::time::timeout(LOG_POLL, stopped.changed()).await;
             }
         });
-        Self { stop, task }
+        Self { stop, task, engine }
     }
 
-    /// Copies what is left and ends.
+    /// Stores what is left and ends.
     async fn stop(self) -> Result<()> {
         let _ = self.stop.send(true);
         self.task.await.map_err(std::io::Error::other)?
     }
 }
 
-/// Copies the complete lines after `offset`, numbered from `seq`; returns the new position.
-async fn copy_new_lines(
-    store: &crate::store::Store,
-    run_id: &str,
-    path: &Path,
-    (offset, seq): (u64, i64),
-    secrets: &[String],
-) -> Result<(u64, i64)> {
-    use std::io::{Read, Seek};
-    let mut file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((offset, seq)),
-        Err(e) => return Err(e.into()),
-    };
-    file.seek(std::io::SeekFrom::Start(offset))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
-        return Ok((offset, seq));
-    };
-    let lines: Vec<LogLine> = bytes[..end]
-        .split(|&b| b == b'\n')
-        .filter_map(|line| match serde_json::from_slice::<LogLine>(line) {
-            Ok(line) => Some(redact(line, secrets)),
-            Err(e) => {
-                tracing::warn!(run = %run_id, "skipping an unreadable log line: {e}");
-                None
+/// Reads the complete lines of a run's `logs.jsonl` after an offset.
+struct ApiLogReader {
+    run_dir: PathBuf,
+    /// Inside a line too long to keep.
+    skipping: bool,
+    /// The file could not be opened safely (the connector replaced it); not read again.
+    refused: bool,
+}
+
+impl ApiLogReader {
+    /// The valid API lines after `offset`, and the offset after the last complete line.
+    fn read(&mut self, offset: u64) -> Result<(Vec<LogLine>, u64)> {
+        use std::io::{Read, Seek};
+        if self.refused {
+            return Ok((vec![], offset));
+        }
+        let Some(mut file) = rundir::open(&self.run_dir, container_api::LOG_FILE, u64::MAX)? else {
+            return Ok((vec![], offset));
+        };
+        file.seek(std::io::SeekFrom::Start(offset))?;
+        let mut bytes = Vec::new();
+        file.take(LOG_CHUNK).read_to_end(&mut bytes)?;
+        let mut notes = vec![];
+        let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
+            if bytes.len() as u64 == LOG_CHUNK {
+                // One line longer than a chunk: skip it to its end.
+                self.skipping = true;
+                return Ok((vec![], offset + LOG_CHUNK));
             }
-        })
-        .collect();
-    let new_offset = offset + end as u64 + 1;
-    store.append_logs(run_id, seq, &lines, new_offset).await?;
-    Ok((new_offset, seq + lines.len() as i64))
+            return Ok((vec![], offset));
+        };
+        let mut complete = &bytes[..end];
+        if std::mem::take(&mut self.skipping) {
+            let first_end = complete.iter().position(|&b| b == b'\n');
+            complete = first_end.map_or(&[][..], |at| &complete[at + 1..]);
+            notes.push("a line of logs.jsonl longer than 16 MiB was skipped".to_owned());
+        }
+        let (mut lines, mut invalid) = (vec![], 0);
+        for text in complete.split(|&b| b == b'\n').filter(|t| !t.is_empty()) {
+            match api_line(text) {
+                Some(line) => lines.push(line),
+                None => invalid += 1,
+            }
+        }
+        if invalid > 0 {
+            notes.push(format!(
+                "{invalid} line(s) in logs.jsonl were not lines of the Container API and were skipped"
+            ));
+        }
+        lines.extend(
+            notes
+                .into_iter()
+                .map(|note| LogLine::now(LogSource::Cde, "warning", note, None)),
+        );
+        Ok((lines, offset + end as u64 + 1))
+    }
+}
+
+/// A line of `logs.jsonl` as an API line: whatever source it claims, only the Container
+/// API writes that file, and anything else there was written around it.
+fn api_line(text: &[u8]) -> Option<LogLine> {
+    let mut line: LogLine = serde_json::from_slice(text).ok()?;
+    if !container_api::LOG_LEVELS.contains(&line.level.as_str()) {
+        return None;
+    }
+    line.source = LogSource::Api;
+    Some(line)
 }
 
 fn redact(mut line: LogLine, secrets: &[String]) -> LogLine {

@@ -62,13 +62,9 @@ impl Cde {
         Ok(None)
     }
 
-    /// At start: marks pipeline runs cut off by the last stop as failed, and adopts the
-    /// runs whose executor is gone (see [`crate::lease`]). Returns how many were adopted.
+    /// At start: adopts the runs whose executor is gone and fails the pipeline runs
+    /// whose executor is gone (see [`crate::lease`]). Returns how many runs were adopted.
     pub async fn recover(self: &Arc<Self>) -> Result<usize> {
-        let interrupted = self.store.fail_interrupted_pipeline_runs().await?;
-        if interrupted > 0 {
-            tracing::warn!("{interrupted} pipeline run(s) were interrupted by the last stop");
-        }
         self.adopt_orphans().await
     }
 

@@ -11,7 +11,7 @@ use sqlx::{AnyPool, Connection, Executor, Row};
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::lease::Lease;
+use crate::lease::{Lease, Leased};
 use crate::manifest::Manifest;
 use crate::pipeline::{Pipeline, PipelineRun, StepRun};
 use crate::run::{Run, RunStatus};
@@ -239,17 +239,25 @@ impl Store {
         Ok(claimed.rows_affected() == 1)
     }
 
-    /// Extends the lease on a started run; false when its holder is someone else now.
-    pub async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<bool> {
-        let renewed = sqlx::query(
-            "UPDATE runs SET lease_until = $3
-             WHERE id = $1 AND lease_owner = $2 AND status IN ('starting', 'running')",
-        )
-        .bind(run_id)
-        .bind(&lease.owner)
-        .bind(timestamp(lease.until))
-        .execute(&self.pool)
-        .await?;
+    /// Extends the lease on a started run or a running pipeline run; false when its
+    /// holder is someone else now, or it ended.
+    pub async fn renew_lease(&self, on: Leased, id: &str, lease: &Lease) -> Result<bool> {
+        let query = match on {
+            Leased::Run => {
+                "UPDATE runs SET lease_until = $3
+                 WHERE id = $1 AND lease_owner = $2 AND status IN ('starting', 'running')"
+            }
+            Leased::PipelineRun => {
+                "UPDATE pipeline_runs SET lease_until = $3
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'"
+            }
+        };
+        let renewed = sqlx::query(query)
+            .bind(id)
+            .bind(&lease.owner)
+            .bind(timestamp(lease.until))
+            .execute(&self.pool)
+            .await?;
         Ok(renewed.rows_affected() == 1)
     }
 
@@ -405,6 +413,18 @@ impl Store {
         Ok(())
     }
 
+    /// The engine's time of the last STDOUT or STDERR line stored for a run: where a
+    /// process that takes the run over continues reading the engine's output.
+    pub async fn last_output_at(&self, run_id: &str) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<String> = sqlx::query_scalar(
+            "SELECT MAX(at) FROM run_logs WHERE run_id = $1 AND source IN ('stdout', 'stderr')",
+        )
+        .bind(run_id)
+        .fetch_one(&self.pool)
+        .await?;
+        at.as_deref().map(parse_timestamp).transpose()
+    }
+
     /// Log lines with sequence number at least `from`, in order, with their numbers.
     pub async fn logs(&self, run_id: &str, from: i64) -> Result<Vec<(i64, LogLine)>> {
         self.run(run_id).await?;
@@ -436,8 +456,9 @@ impl Store {
 }
 
 impl Store {
-    pub async fn insert_dataset(&self, dataset: &Dataset) -> Result<()> {
-        sqlx::query(
+    /// Records a dataset version; false when that version of the dataset exists already.
+    pub async fn insert_dataset(&self, dataset: &Dataset) -> Result<bool> {
+        let inserted = sqlx::query(
             "INSERT INTO datasets (name, version, run_id, path, rows_count, columns, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -449,8 +470,12 @@ impl Store {
         .bind(serde_json::to_string(&dataset.columns)?)
         .bind(timestamp(dataset.created_at))
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await;
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn latest_dataset(&self, name: &str) -> Result<Option<Dataset>> {
@@ -477,13 +502,17 @@ impl Store {
         .collect()
     }
 
-    pub async fn dataset_of_run(&self, run_id: &str) -> Result<Option<Dataset>> {
-        sqlx::query(&format!("{DATASET_COLUMNS} WHERE run_id = $1"))
-            .bind(run_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| dataset_from_row(&row))
-            .transpose()
+    /// The version of dataset `name` that run `run_id` made, if it made one.
+    pub async fn dataset_of_run(&self, name: &str, run_id: &str) -> Result<Option<Dataset>> {
+        sqlx::query(&format!(
+            "{DATASET_COLUMNS} WHERE name = $1 AND run_id = $2"
+        ))
+        .bind(name)
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| dataset_from_row(&row))
+        .transpose()
     }
 }
 
@@ -531,15 +560,19 @@ impl Store {
     }
 
     /// Fails with a clear error when a run of the same pipeline is still going.
-    pub async fn insert_pipeline_run(&self, run: &PipelineRun) -> Result<()> {
+    /// Records a pipeline run as running under `lease`; `PipelineBusy` when one is already.
+    pub async fn insert_pipeline_run(&self, run: &PipelineRun, lease: &Lease) -> Result<()> {
         sqlx::query(
-            "INSERT INTO pipeline_runs (id, pipeline, status, trigger_kind, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO pipeline_runs (id, pipeline, status, trigger_kind, created_at, lease_owner, lease_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&run.id)
         .bind(&run.pipeline)
         .bind(run.status.as_str())
         .bind(&run.trigger)
         .bind(timestamp(run.created_at))
+        .bind(&lease.owner)
+        .bind(timestamp(lease.until))
         .execute(&self.pool)
         .await
         .map_err(|e| match e {
@@ -565,11 +598,12 @@ impl Store {
         Ok(())
     }
 
-    /// Pipeline runs a dead process left `running` end as failed, so the pipeline can run again.
+    /// Pipeline runs whose executor died (their lease lapsed) end as failed, so the
+    /// pipeline can run again.
     pub async fn fail_interrupted_pipeline_runs(&self) -> Result<u64> {
         Ok(sqlx::query(
-            "UPDATE pipeline_runs SET status = 'failed', reason = 'interrupted: the orchestrator stopped', finished_at = $1
-             WHERE status = 'running'",
+            "UPDATE pipeline_runs SET status = 'failed', reason = 'interrupted: the process running it stopped', finished_at = $1
+             WHERE status = 'running' AND (lease_until IS NULL OR lease_until < $1)",
         )
         .bind(timestamp(Utc::now()))
         .execute(&self.pool)

@@ -1,7 +1,6 @@
 //! Runs: create (queue), list, show, cancel, and their output records.
 
 use std::io::BufRead;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -17,6 +16,7 @@ use super::extract::{JsonBody, Path, Query};
 use crate::run::{Run, RunRequest, RunStatus};
 use crate::store::RunFilter;
 use crate::Cde;
+use crate::{dataset, rundir};
 
 pub fn routes() -> OpenApiRouter<Arc<Cde>> {
     OpenApiRouter::new()
@@ -193,15 +193,31 @@ async fn run_output(
         None => DEFAULT_RECORDS,
     };
     let run = cde.store.run(&id).await?;
-    let file = match query.kind {
-        OutputType::Output => run.output_path(),
-        OutputType::Feedback => PathBuf::from(&run.run_dir).join("output/feedback.jsonl"),
+    // A finished run's validated output if it has one, else what the run wrote so far,
+    // opened as the hostile file it may be.
+    let (name, relative) = match query.kind {
+        OutputType::Output => (
+            dataset::connector_dataset(&run.connector_code),
+            rundir::OUTPUT,
+        ),
+        OutputType::Feedback => (
+            dataset::connector_feedback_dataset(&run.connector_code),
+            rundir::FEEDBACK,
+        ),
     };
+    let recorded = cde.store.dataset_of_run(&name, &run.id).await?;
     let offset = query.offset;
-    let (records, more) = tokio::task::spawn_blocking(move || read_records(&file, offset, limit))
-        .await
-        .map_err(std::io::Error::other)
-        .map_err(crate::Error::from)??;
+    let (records, more) = tokio::task::spawn_blocking(move || {
+        let file = match recorded {
+            Some(dataset) => Some(std::fs::File::open(dataset.path())?),
+            None if run.status.is_finished() => None,
+            None => rundir::open(std::path::Path::new(&run.run_dir), relative, u64::MAX)?,
+        };
+        read_records(file, offset, limit)
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .map_err(crate::Error::from)??;
     Ok(Json(OutputPage {
         next_offset: more.then_some(offset + records.len()),
         records,
@@ -212,14 +228,12 @@ async fn run_output(
 /// Up to `limit` records after the first `offset` of a JSONL file, and whether more follow.
 /// A last line without its newline is still being written and does not count yet.
 fn read_records(
-    path: &std::path::Path,
+    file: Option<std::fs::File>,
     offset: usize,
     limit: usize,
 ) -> crate::Result<(Vec<serde_json::Value>, bool)> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], false)),
-        Err(e) => return Err(e.into()),
+    let Some(file) = file else {
+        return Ok((vec![], false));
     };
     let mut reader = std::io::BufReader::new(file);
     let mut line = String::new();
