@@ -131,13 +131,16 @@ async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
     let manifest: Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(behave_manifest()).unwrap()).unwrap();
     server.post("/connectors", manifest).await;
-    let options = json!({"MODE": "sleep", "SECONDS": "6", "RECORDS": "4"});
     let mut ids = Vec::new();
-    for _ in 0..6 {
+    let mut tags = std::collections::HashMap::new();
+    for n in 0..6 {
+        let options = json!({"MODE": "sleep", "SECONDS": "6", "RECORDS": "4", "TAG": format!("run-{n}")});
         let run = server
             .post("/runs", json!({"connector": BEHAVE, "options": options}))
             .await;
-        ids.push(run["id"].as_str().unwrap().to_owned());
+        let id = run["id"].as_str().unwrap().to_owned();
+        tags.insert(id.clone(), format!("run-{n}"));
+        ids.push(id);
     }
     for id in &ids {
         let run = server
@@ -193,6 +196,25 @@ async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
         .await;
     assert_eq!(lost["status"], "failed", "{lost}");
     assert_eq!(lost["reason"], "lost: container disappeared");
+    // The adopted runs finished together; each got a version of its own, holding its rows.
+    let versions = cde
+        .store
+        .datasets(&cde::dataset::connector_dataset(BEHAVE))
+        .await
+        .unwrap();
+    let mut numbers: Vec<_> = versions.iter().map(|d| d.version).collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=kept.len() as i64).collect::<Vec<_>>());
+    for version in &versions {
+        let run_id = version.run_id.as_deref().unwrap();
+        let rows = std::fs::read_to_string(version.path()).unwrap();
+        let tags_in: Vec<&str> = rows
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["tag"].as_str().unwrap().to_owned())
+            .map(|t| if t == tags[run_id] { "own" } else { "other" })
+            .collect();
+        assert_eq!(tags_in, ["own"; 8], "version {} of run {run_id}", version.version);
+    }
     let running = server.get("/runs?status=running").await;
     assert_eq!(
         running.as_array().unwrap().len(),

@@ -245,16 +245,19 @@ impl Cde {
     }
 
     /// Continues a run an earlier process started and this one took over: follows its
-    /// container, or starts it when its executor died before it could.
+    /// container, or starts it when its executor died before it could. A running run
+    /// whose container is gone is lost.
     pub async fn resume(&self, mut run: Run) -> Result<Run> {
         let _lease = self.keep_lease(&run.id);
         let runtime = self.runtime().await?;
         let logs = LogPump::start(self, &run);
         let started = match pod::find(runtime, &run.id).await? {
-            Some(id) => runtime.has_started(&id).await?,
-            None => false,
+            Some(id) => Some(runtime.has_started(&id).await?),
+            None => None,
         };
-        let ending = if started {
+        let ending = if started.is_none() && run.status == RunStatus::Running {
+            Ok(Ending::failed(LOST))
+        } else if started == Some(true) {
             if run.status == RunStatus::Starting {
                 run.status = RunStatus::Running;
                 run.running_at = Some(Utc::now());
@@ -441,8 +444,9 @@ impl Cde {
                 }
                 Err(reason) => {
                     ending = Ending {
+                        status: RunStatus::Failed,
                         reason,
-                        ..Ending::failed("")
+                        exit_code: ending.exit_code,
                     }
                 }
             }

@@ -1,6 +1,7 @@
 """A connector that misbehaves on request, for the orchestrator's lifecycle tests.
 
-MODE: ok | sleep | oom | ignore-term | fail | leak-secret. The health check argument is
+MODE: ok | sleep | oom | ignore-term | fail | leak-secret. TAG, when given, is written
+into every record. The health check argument is
 --health-check (passes), --health-check-fail (exit 3) or --health-check-hang (sleeps).
 """
 
@@ -28,6 +29,10 @@ def log(level, message):
 
 def write(first, count):
     records = [{"id": str(n), "n": n} for n in range(first, first + count)]
+    tag = os.environ.get("TAG", "")
+    if tag:
+        for record in records:
+            record["tag"] = tag
     if records:
         post("/output/output", {"data": records})
 
