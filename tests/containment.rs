@@ -45,12 +45,18 @@ async fn an_output_symlink_to_a_host_file_is_refused() {
     let run = cde
         .run(request(
             ATTACK,
-            &[("MODE", "symlink-output"), ("TARGET", target.to_str().unwrap())],
+            &[
+                ("MODE", "symlink-output"),
+                ("TARGET", target.to_str().unwrap()),
+            ],
         ))
         .await
         .unwrap();
     let planted = std::fs::symlink_metadata(run.output_path()).unwrap();
-    assert!(planted.file_type().is_symlink(), "the attack planted its link");
+    assert!(
+        planted.file_type().is_symlink(),
+        "the attack planted its link"
+    );
 
     assert_eq!(run.status, RunStatus::Failed, "{run:?}");
     let reason = run.reason.unwrap();
@@ -60,7 +66,11 @@ async fn an_output_symlink_to_a_host_file_is_refused() {
     );
     assert!(versions(&cde).await.is_empty(), "no dataset from a link");
     let host_file = std::fs::metadata(&target).unwrap();
-    assert_eq!(host_file.permissions().mode() & 0o777, 0o640, "not chmodded");
+    assert_eq!(
+        host_file.permissions().mode() & 0o777,
+        0o640,
+        "not chmodded"
+    );
     assert_eq!(
         std::fs::read_to_string(&target).unwrap(),
         "{\"id\":\"host secret\"}\n"
@@ -76,9 +86,12 @@ async fn a_forged_summary_does_not_change_the_counts() {
         .run(request(ATTACK, &[("MODE", "forge-summary")]))
         .await
         .unwrap();
-    let summary = std::fs::read_to_string(std::path::Path::new(&run.run_dir).join("summary.json"))
-        .unwrap();
-    assert!(summary.contains("999999"), "the forged summary stayed: {summary}");
+    let summary =
+        std::fs::read_to_string(std::path::Path::new(&run.run_dir).join("summary.json")).unwrap();
+    assert!(
+        summary.contains("999999"),
+        "the forged summary stayed: {summary}"
+    );
 
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     assert_eq!(run.output_rows, Some(3));
@@ -141,11 +154,7 @@ async fn forged_log_lines_neither_pass_for_cde_nor_move_the_resume_point() {
     doomed.shutdown_background();
 
     let second = Arc::new(open(config(data.path())).await);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while second.adopt_orphans().await.unwrap() == 0 {
-        assert!(Instant::now() < deadline, "the lease never lapsed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    adopt(&second, 1).await;
     let run = wait_for(&second, &run.id, RunStatus::Succeeded, 60).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     let logs = second.store.logs(&run.id, 0).await.unwrap();
@@ -185,9 +194,8 @@ async fn runs_finishing_together_each_get_a_version_holding_their_own_rows() {
         }
     }))
     .await;
-    let tag_of = |run_id: &str| -> &str {
-        &runs.iter().find(|(run, _)| run.id == run_id).unwrap().1
-    };
+    let tag_of =
+        |run_id: &str| -> &str { &runs.iter().find(|(run, _)| run.id == run_id).unwrap().1 };
     for (run, _) in &runs {
         assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     }
@@ -207,11 +215,13 @@ async fn runs_finishing_together_each_get_a_version_holding_their_own_rows() {
     }
 }
 
-/// Waits until `cde` adopts a run whose executor is gone.
-async fn adopt(cde: &Arc<Cde>) {
+/// Waits until `cde` has adopted `count` runs whose executor is gone.
+async fn adopt(cde: &Arc<Cde>, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while cde.adopt_orphans().await.unwrap() == 0 {
-        assert!(Instant::now() < deadline, "nothing was adopted");
+    let mut adopted = 0;
+    while adopted < count {
+        adopted += cde.adopt_orphans().await.unwrap();
+        assert!(Instant::now() < deadline, "{adopted} of {count} adopted");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -234,10 +244,13 @@ async fn a_run_whose_executor_died_before_starting_its_container_is_started_by_t
         .start_with(request(ATTACK, &[("TAG", "claimed")]), &inputs)
         .await
         .unwrap();
-    assert!(cde::pod::find(runtime, &claimed.id).await.unwrap().is_none());
+    assert!(cde::pod::find(runtime, &claimed.id)
+        .await
+        .unwrap()
+        .is_none());
 
     let second = Arc::new(open(config(data.path())).await);
-    adopt(&second).await;
+    adopt(&second, 2).await;
     for id in [&created.id, &claimed.id] {
         let run: Run = wait_for(&second, id, RunStatus::Succeeded, 60).await;
         assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");

@@ -134,7 +134,8 @@ async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
     let mut ids = Vec::new();
     let mut tags = std::collections::HashMap::new();
     for n in 0..6 {
-        let options = json!({"MODE": "sleep", "SECONDS": "6", "RECORDS": "4", "TAG": format!("run-{n}")});
+        let options =
+            json!({"MODE": "sleep", "SECONDS": "6", "RECORDS": "4", "TAG": format!("run-{n}")});
         let run = server
             .post("/runs", json!({"connector": BEHAVE, "options": options}))
             .await;
@@ -210,10 +211,19 @@ async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
         let rows = std::fs::read_to_string(version.path()).unwrap();
         let tags_in: Vec<&str> = rows
             .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["tag"].as_str().unwrap().to_owned())
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["tag"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .map(|t| if t == tags[run_id] { "own" } else { "other" })
             .collect();
-        assert_eq!(tags_in, ["own"; 8], "version {} of run {run_id}", version.version);
+        assert_eq!(
+            tags_in, ["own"; 8],
+            "version {} of run {run_id}",
+            version.version
+        );
     }
     let running = server.get("/runs?status=running").await;
     assert_eq!(
