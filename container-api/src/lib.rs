@@ -9,6 +9,7 @@ mod flatten;
 pub mod input;
 mod json;
 pub mod logs;
+pub mod mask;
 pub mod openapi;
 pub mod output;
 mod ping;
@@ -19,6 +20,7 @@ pub mod summary;
 pub mod supervisor;
 
 pub use error::ApiError;
+pub use mask::Masker;
 pub use logs::{append_log_line, open_log_file, LogLine, LogSource, LOG_FILE, LOG_LEVELS};
 pub use openapi::{openapi, openapi_json};
 pub use output::OutputType;
