@@ -20,8 +20,8 @@ pub mod summary;
 pub mod supervisor;
 
 pub use error::ApiError;
-pub use mask::Masker;
 pub use logs::{append_log_line, open_log_file, LogLine, LogSource, LOG_FILE, LOG_LEVELS};
+pub use mask::Masker;
 pub use openapi::{openapi, openapi_json};
 pub use output::OutputType;
 pub use server::{router, serve, AppState, Config, Server};

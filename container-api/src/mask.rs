@@ -325,7 +325,10 @@ mod tests {
     #[test]
     fn short_values_only_as_whole_tokens() {
         let m = masker(&["ab1"]);
-        assert_eq!(m.mask("tab1e ab1 ab1c _ab1 ab1_"), "tab1e ******** ab1c _ab1 ab1_");
+        assert_eq!(
+            m.mask("tab1e ab1 ab1c _ab1 ab1_"),
+            "tab1e ******** ab1c _ab1 ab1_"
+        );
         assert_eq!(m.mask("ab1"), "********");
         assert_eq!(m.mask("(ab1)"), "(********)");
         assert_eq!(m.mask("p=ab1,ab1"), "p=********,********");
