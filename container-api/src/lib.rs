@@ -10,6 +10,7 @@ pub mod input;
 mod json;
 pub mod logs;
 pub mod mask;
+mod nofollow;
 pub mod openapi;
 pub mod output;
 mod ping;

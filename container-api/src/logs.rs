@@ -1,6 +1,6 @@
 //! `POST /logs/{level}` and the `logs.jsonl` line format shared with the orchestrator.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,8 +103,9 @@ fn rfc3339_micros<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::E
 }
 
 /// Opens (creating it if needed) a log file in append mode, as [`append_log_line`] requires.
+/// A symlink (the connector may have planted one) or anything but a regular file is refused.
 pub fn open_log_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    crate::nofollow::open_append(path)
 }
 
 /// Appends `line` plus `\n` to `file`, which must be opened in append mode (see
