@@ -25,7 +25,7 @@ use crate::openapi::ApiDoc;
 use crate::output::{self, OutputFiles};
 use crate::storage::{self, Storage};
 use crate::summary::Summary;
-use crate::{ping, ApiError};
+use crate::{conn, ping, ApiError};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -244,7 +244,11 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Summary> {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(self.listener, router(self.state.clone())).with_graceful_shutdown(
+        let limits = conn::Limits::of(self.state.config());
+        let serve = conn::serve(
+            self.listener,
+            router(self.state.clone()),
+            limits,
             async move {
                 shutdown.await;
                 let _ = stopping_tx.send(());
@@ -258,7 +262,7 @@ impl Server {
             }
         };
         tokio::select! {
-            served = serve => served.context("serving")?,
+            () = serve => {}
             () = drain_expired => tracing::warn!("requests still in flight after {DRAIN_LIMIT:?}; closing anyway"),
         }
         tracing::info!("shutting down");
