@@ -97,11 +97,7 @@ pub(crate) async fn serve(
                 }
             })
         };
-        let connection = graceful.watch(
-            builder
-                .serve_connection(io, service)
-                .into_owned(),
-        );
+        let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
         tokio::spawn(async move {
             tokio::select! {
                 served = connection => {
@@ -180,7 +176,10 @@ impl Watch {
                 Phase::Waiting { since, first: true } | Phase::Head { since } => {
                     Some(since + limits.header_timeout)
                 }
-                Phase::Waiting { since, first: false } => Some(since + limits.idle_timeout),
+                Phase::Waiting {
+                    since,
+                    first: false,
+                } => Some(since + limits.idle_timeout),
                 Phase::Busy(_) => None,
             };
             match deadline {
@@ -206,7 +205,10 @@ impl Watch {
             Phase::Waiting { since, first: true } | Phase::Head { since } => {
                 now >= since + limits.header_timeout
             }
-            Phase::Waiting { since, first: false } => now >= since + limits.idle_timeout,
+            Phase::Waiting {
+                since,
+                first: false,
+            } => now >= since + limits.idle_timeout,
             Phase::Busy(_) => false,
         }
     }

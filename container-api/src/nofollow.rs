@@ -119,6 +119,9 @@ mod tests {
         use std::io::Write;
         let mut file = open_append_beneath(dir.path(), Path::new("a/b/c.jsonl")).unwrap();
         file.write_all(b"x\n").unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("a/b/c.jsonl")).unwrap(), "x\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a/b/c.jsonl")).unwrap(),
+            "x\n"
+        );
     }
 }

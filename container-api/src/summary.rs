@@ -45,9 +45,7 @@ impl Summary {
             match crate::nofollow::create_new(&tmp) {
                 Ok(file) => break file,
                 // Something was put there again in between.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 3 => {
-                    attempts += 1
-                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 3 => attempts += 1,
                 Err(e) => return Err(e),
             }
         };

@@ -291,12 +291,18 @@ async fn classification_id_leaves_out_other_classifications_columns() {
 #[tokio::test]
 async fn a_corrupt_input_line_is_a_500_that_does_not_move_the_cursor() {
     let s = start_with_inputs(&[("input", "{\"id\":1}\n{\"id\":2}\nnot json\n{\"id\":4}\n")]).await;
-    assert_eq!(s.get("/input/input/next").await.1["data"], json!({"id": "1"}));
+    assert_eq!(
+        s.get("/input/input/next").await.1["data"],
+        json!({"id": "1"})
+    );
     let (status, body) = s.get("/input/input/next_batch?size=5").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body, json!({"message": "Internal server error."}));
     // All or nothing: record 2 was not consumed by the failed batch.
-    assert_eq!(s.get("/input/input/next").await.1["data"], json!({"id": "2"}));
+    assert_eq!(
+        s.get("/input/input/next").await.1["data"],
+        json!({"id": "2"})
+    );
     s.assert_still_serving().await;
 }
 
@@ -356,7 +362,10 @@ async fn values_read_back_are_text_as_on_a_productsup_site() {
 async fn typed_values_serve_the_json_as_written() {
     let s = start_with(|config| {
         config.typed_values = true;
-        write_inputs(&config.run_dir, &[("input", &format!("{SCALARS}\n{{\"id\": 1}}\n"))]);
+        write_inputs(
+            &config.run_dir,
+            &[("input", &format!("{SCALARS}\n{{\"id\": 1}}\n"))],
+        );
     })
     .await;
     assert_eq!(

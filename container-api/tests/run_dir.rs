@@ -56,7 +56,11 @@ async fn output_files_are_not_opened_through_symlinks() {
         let (status, body) = server
             .post("/output/output", json!({"data": [{"id": 1}]}))
             .await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{planted}: {body}");
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{planted}: {body}"
+        );
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "host file\n");
         // Other files are unaffected.
         assert_eq!(
