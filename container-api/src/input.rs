@@ -123,10 +123,12 @@ fn trim(line: &[u8]) -> &[u8] {
     &line[start..end]
 }
 
-/// Which columns a reader gets to see.
+/// Which columns a reader gets to see, and how.
 pub(crate) struct Filter {
     pub(crate) show_hidden: bool,
     pub(crate) excluded: Option<HashSet<String>>,
+    /// Values as they are in the file instead of as text (see [`write_text`]).
+    pub(crate) typed: bool,
 }
 
 impl Filter {
@@ -258,14 +260,42 @@ fn render(text: &[u8], filter: &Filter, out: &mut Vec<u8>) -> Result<(), String>
     let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
     let mut members = Members::new();
     json::members_into(text, &mut members).map_err(|e| e.to_string())?;
-    json::write_object(
-        out,
-        members
-            .iter()
-            .filter(|(k, _)| filter.keeps(k))
-            .map(|(k, v)| (k.as_ref(), *v)),
-    );
+    let kept = members
+        .iter()
+        .filter(|(k, _)| filter.keeps(k))
+        .map(|(k, v)| (k.as_ref(), *v));
+    if filter.typed {
+        json::write_object(out, kept);
+        return Ok(());
+    }
+    out.push(b'{');
+    for (i, (key, value)) in kept.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json::write_str(out, key);
+        out.push(b':');
+        write_text(out, value.get());
+    }
+    out.push(b'}');
     Ok(())
+}
+
+/// Appends a scalar as the text a Productsup site stores (and PHP casts to): a number
+/// as written in the file, `true` as `"1"`, `false` and `null` as `""`, a string as it
+/// is. An array or object (inputs are flat, so there is none) is left as it is.
+fn write_text(out: &mut Vec<u8>, raw: &str) {
+    match raw.as_bytes().first() {
+        Some(b't') => out.extend_from_slice(b"\"1\""),
+        Some(b'f' | b'n') => out.extend_from_slice(b"\"\""),
+        // A JSON number needs no escaping inside a string.
+        Some(b'-' | b'0'..=b'9') => {
+            out.push(b'"');
+            out.extend_from_slice(raw.as_bytes());
+            out.push(b'"');
+        }
+        _ => out.extend_from_slice(raw.as_bytes()),
+    }
 }
 
 /// Non-blank lines of `file`, read in large chunks.
@@ -375,6 +405,7 @@ fn filter(
     Ok(Filter {
         show_hidden,
         excluded,
+        typed: state.config().typed_values,
     })
 }
 
@@ -415,7 +446,10 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 
 /// Reads the next record
 ///
-/// Continues where the last `next` or `next_batch` on this stream stopped.
+/// Continues where the last `next` or `next_batch` on this stream stopped. Every value
+/// is a string, as on a Productsup site: a number as written in the input, `true` as
+/// `"1"`, `false` and `null` as `""` (typed JSON instead when the server runs with
+/// `--typed-values`).
 #[utoipa::path(
     get,
     path = "/input/{type}/next",
@@ -458,7 +492,8 @@ pub(crate) async fn next_item(
 /// Reads the next records
 ///
 /// Up to `size` records, continuing where the last `next` or `next_batch` on this
-/// stream stopped; `data` is empty once the stream is exhausted.
+/// stream stopped; `data` is empty once the stream is exhausted. Values are strings as
+/// for `next`.
 #[utoipa::path(
     get,
     path = "/input/{type}/next_batch",
@@ -592,6 +627,26 @@ mod tests {
         let long = format!("{{\"a\":\"{}\"}}\n{{}}\n", "x".repeat(1 << 20));
         std::fs::write(&path, long).unwrap();
         assert_eq!(count_records(File::open(&path).unwrap()).unwrap(), 2);
+    }
+
+    #[test]
+    fn values_are_served_as_text_unless_typed() {
+        let line = r#"{"i":1,"d":1.50,"e":-2E+3,"t":true,"f":false,"n":null,"s":"x\"y","a":[1],"o":{"k":2}}"#;
+        let mut filter = Filter {
+            show_hidden: false,
+            excluded: None,
+            typed: false,
+        };
+        let mut out = Vec::new();
+        render(line.as_bytes(), &filter, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"i":"1","d":"1.50","e":"-2E+3","t":"1","f":"","n":"","s":"x\"y","a":[1],"o":{"k":2}}"#
+        );
+        filter.typed = true;
+        let mut out = Vec::new();
+        render(line.as_bytes(), &filter, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), line);
     }
 
     #[test]

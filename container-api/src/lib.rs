@@ -3,12 +3,15 @@
 //! router and owns the lifecycle (bind, serve, graceful shutdown, summary).
 
 pub mod classification;
+mod conn;
 pub mod error;
 mod extract;
 mod flatten;
 pub mod input;
 mod json;
 pub mod logs;
+pub mod mask;
+mod nofollow;
 pub mod openapi;
 pub mod output;
 mod ping;
@@ -20,6 +23,7 @@ pub mod supervisor;
 
 pub use error::ApiError;
 pub use logs::{append_log_line, open_log_file, LogLine, LogSource, LOG_FILE, LOG_LEVELS};
+pub use mask::Masker;
 pub use openapi::{openapi, openapi_json};
 pub use output::OutputType;
 pub use server::{router, serve, AppState, Config, Server};

@@ -1,9 +1,10 @@
 //! `POST /logs/{level}` and the `logs.jsonl` line format shared with the orchestrator.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use axum::extract::State;
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
@@ -13,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::extract::ApiPath;
 use crate::json::{self, JsonBody};
+use crate::mask::{LineMasker, Masker};
 use crate::openapi::{Message, ValidationError};
 use crate::{written, ApiError, AppState, Written};
 
@@ -101,8 +103,9 @@ fn rfc3339_micros<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::E
 }
 
 /// Opens (creating it if needed) a log file in append mode, as [`append_log_line`] requires.
+/// A symlink (the connector may have planted one) or anything but a regular file is refused.
 pub fn open_log_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    crate::nofollow::open_append(path)
 }
 
 /// Appends `line` plus `\n` to `file`, which must be opened in append mode (see
@@ -120,14 +123,33 @@ pub fn append_log_line(file: &File, line: &LogLine) -> io::Result<()> {
 pub(crate) struct ApiLogs {
     file: File,
     counts: [AtomicU64; LOG_LEVELS.len()],
+    masker: Masker,
+    /// The messages are one stream of lines, so a value split over two is caught too.
+    messages: Mutex<LineMasker>,
 }
 
 impl ApiLogs {
-    pub(crate) fn open(run_dir: &Path) -> io::Result<Self> {
+    pub(crate) fn open(run_dir: &Path, masker: &Masker) -> io::Result<Self> {
         Ok(Self {
             file: open_log_file(&run_dir.join(LOG_FILE))?,
             counts: Default::default(),
+            masker: masker.clone(),
+            messages: Mutex::new(masker.lines()),
         })
+    }
+
+    /// Masks the secret values in `message` and `context`.
+    fn mask(&self, message: String, context: &mut Option<Value>) -> String {
+        if self.masker.is_empty() {
+            return message;
+        }
+        if let Some(context) = context {
+            self.masker.mask_value(context);
+        }
+        self.messages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .mask(&message)
     }
 
     pub(crate) fn sync(&self) -> io::Result<()> {
@@ -216,9 +238,10 @@ pub(crate) async fn write_log(
         )
     })?;
     let JsonBody(body) = body?;
-    let (message, context) = parse_body(json::parse_value(&body, state.config().max_depth)?)?;
-    let line = LogLine::now(LogSource::Api, level, message, context);
+    let (message, mut context) = parse_body(json::parse_value(&body, state.config().max_depth)?)?;
     let logs = state.logs();
+    let message = logs.mask(message, &mut context);
+    let line = LogLine::now(LogSource::Api, level, message, context);
     // A single small append; not worth a trip to the blocking pool.
     logs.append(level_index, &line)?;
     Ok(written())

@@ -40,6 +40,19 @@ struct Args {
     /// Maximum nesting of arrays and objects in a request body.
     #[arg(long, value_name = "LEVELS", default_value_t = Config::DEFAULT_MAX_DEPTH)]
     max_depth: usize,
+    /// Serve input values as typed JSON (numbers, booleans, null) instead of text, as a
+    /// Productsup site does.
+    #[arg(long)]
+    typed_values: bool,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, value_name = "SECS", default_value_t = Config::DEFAULT_HEADER_TIMEOUT.as_secs())]
+    header_timeout: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, value_name = "SECS", default_value_t = Config::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    idle_timeout: u64,
+    /// Connections served at once; further ones wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// With a connector command: seconds it has to exit after SIGTERM before it is killed.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     grace: u64,
@@ -67,10 +80,16 @@ async fn main() -> anyhow::Result<()> {
         listen: args.listen,
         body_limit: args.body_limit,
         max_depth: args.max_depth,
+        // Secret values to mask, handed over by the orchestrator; never passed on to the connector.
+        masker: container_api::Masker::from_env()?,
+        typed_values: args.typed_values,
+        header_timeout: Duration::from_secs(args.header_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        max_connections: args.max_connections.max(1),
     };
     if !args.connector.is_empty() {
-        // The connector owns stdout and stderr; the supervisor stays silent on them
-        // unless the run cannot go on.
+        // The connector's stdout and stderr pass through, masked; the supervisor adds
+        // nothing to them unless the run cannot go on.
         let grace = Duration::from_secs(args.grace);
         let status = container_api::supervisor::run(config, &args.connector, grace).await?;
         std::process::exit(status);

@@ -31,7 +31,9 @@ pub struct ValidationError {
     errors: HashMap<String, String>,
 }
 
-/// A product record: one JSON object, keys are columns.
+/// A product record: one JSON object, keys are columns. Records read back have string
+/// values (typed JSON when the server runs with `--typed-values`); records written may
+/// have any values.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"id": "1", "title": "Shoe", "price": "9.99"}))]
 pub struct Record(HashMap<String, Value>);

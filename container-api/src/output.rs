@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, IoSlice, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -65,7 +65,8 @@ impl FromStr for OutputType {
 /// One output file; created on the first write, so a run that writes nothing leaves
 /// no file.
 struct OutputFile {
-    path: PathBuf,
+    run_dir: PathBuf,
+    relative: PathBuf,
     file: Option<File>,
     len: u64,
     rows: u64,
@@ -81,13 +82,10 @@ impl OutputFile {
         let file = match &mut self.file {
             Some(file) => file,
             None => {
-                if let Some(dir) = self.path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?;
+                let file = crate::nofollow::open_append_beneath(&self.run_dir, &self.relative)
+                    .map_err(|e| {
+                        ApiError::Internal(format!("opening {}: {e}", self.relative.display()))
+                    })?;
                 self.len = file.metadata()?.len();
                 self.file.insert(file)
             }
@@ -142,7 +140,8 @@ impl OutputFiles {
         Self {
             files: OutputType::ALL.map(|t| {
                 Arc::new(Mutex::new(OutputFile {
-                    path: run_dir.join(t.relative_path()),
+                    run_dir: run_dir.to_path_buf(),
+                    relative: t.relative_path(),
                     file: None,
                     len: 0,
                     rows: 0,

@@ -20,11 +20,12 @@ use utoipa_axum::routes;
 use crate::classification::{self, Classifications};
 use crate::input::{self, InputStreams};
 use crate::logs::{self, ApiLogs};
+use crate::mask::Masker;
 use crate::openapi::ApiDoc;
 use crate::output::{self, OutputFiles};
 use crate::storage::{self, Storage};
 use crate::summary::Summary;
-use crate::{ping, ApiError};
+use crate::{conn, ping, ApiError};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -34,12 +35,26 @@ pub struct Config {
     pub body_limit: usize,
     /// Maximum nesting of arrays and objects in a request body.
     pub max_depth: usize,
+    /// Secret values masked in the log lines written through the API.
+    pub masker: Masker,
+    /// Serve input values as typed JSON instead of text (see `README.md`).
+    pub typed_values: bool,
+    /// Time a client has to send a request's headers, counted from its first byte (or
+    /// from the connection's start).
+    pub header_timeout: Duration,
+    /// How long an idle keep-alive connection is kept open.
+    pub idle_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Config {
     pub const DEFAULT_LISTEN: &str = "127.0.0.1:80";
     pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
     pub const DEFAULT_MAX_DEPTH: usize = 64;
+    pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
     pub fn new(run_dir: impl Into<PathBuf>) -> Self {
         Self {
@@ -47,6 +62,11 @@ impl Config {
             listen: Self::DEFAULT_LISTEN.parse().expect("valid default address"),
             body_limit: Self::DEFAULT_BODY_LIMIT,
             max_depth: Self::DEFAULT_MAX_DEPTH,
+            masker: Masker::default(),
+            typed_values: false,
+            header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -79,7 +99,7 @@ impl AppState {
             config: config.clone(),
             outputs: OutputFiles::new(run_dir),
             inputs: InputStreams::new(run_dir),
-            logs: ApiLogs::open(run_dir).context("opening logs.jsonl")?,
+            logs: ApiLogs::open(run_dir, &config.masker).context("opening logs.jsonl")?,
             storage: Storage::new(run_dir),
             classifications: Classifications::load(run_dir)?,
         })))
@@ -224,7 +244,11 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Summary> {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(self.listener, router(self.state.clone())).with_graceful_shutdown(
+        let limits = conn::Limits::of(self.state.config());
+        let serve = conn::serve(
+            self.listener,
+            router(self.state.clone()),
+            limits,
             async move {
                 shutdown.await;
                 let _ = stopping_tx.send(());
@@ -238,7 +262,7 @@ impl Server {
             }
         };
         tokio::select! {
-            served = serve => served.context("serving")?,
+            () = serve => {}
             () = drain_expired => tracing::warn!("requests still in flight after {DRAIN_LIMIT:?}; closing anyway"),
         }
         tracing::info!("shutting down");

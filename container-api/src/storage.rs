@@ -274,7 +274,7 @@ fn copy(source: &Path, destination: &Path, process: &Process) -> io::Result<()> 
     let partial = dir.join(format!(".{}.{}.part", name.to_string_lossy(), process.id));
     let result = (|| {
         let mut from = File::open(source)?;
-        let mut to = File::create(&partial)?;
+        let mut to = crate::nofollow::create_new(&partial)?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = match from.read(&mut buf) {

@@ -31,10 +31,24 @@ pub struct FileSummary {
 
 impl Summary {
     /// Writes `<run_dir>/summary.json` via a temp file and a rename, so readers
-    /// never see a half-written summary.
+    /// never see a half-written summary. The temp file is created anew (whatever the
+    /// connector left under its name is unlinked, never followed).
     pub fn write(&self, run_dir: &Path) -> io::Result<()> {
         let tmp = run_dir.join(format!("{SUMMARY_FILE}.tmp"));
-        let mut file = File::create(&tmp)?;
+        let mut attempts = 0;
+        let mut file = loop {
+            match std::fs::remove_file(&tmp) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            match crate::nofollow::create_new(&tmp) {
+                Ok(file) => break file,
+                // Something was put there again in between.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 3 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        };
         serde_json::to_writer_pretty(&mut file, self)?;
         file.write_all(b"\n")?;
         file.sync_all()?;

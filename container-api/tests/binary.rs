@@ -189,3 +189,84 @@ fn sigterm_reaches_the_connector_and_one_ignoring_it_is_killed_after_the_grace()
         assert!(dir.path().join("summary.json").exists(), "{script}");
     }
 }
+
+#[test]
+fn secret_values_are_masked_in_stdout_stderr_and_logs_and_hidden_from_the_connector() {
+    let secret = "S3cr\"et\\Väl-42";
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import json, os, sys, urllib.request
+s = os.environ["THE_SECRET"]
+print("mask-env:", "CDE_MASK" in os.environ, flush=True)
+for out in (sys.stdout, sys.stderr):
+    out.write("raw " + s + " end\n")
+    out.write("json " + json.dumps({"p": s}) + "\n")
+    out.write("compact " + json.dumps(s, ensure_ascii=False) + "\n")
+    out.write("split " + s[:5] + "\n" + s[5:] + " after\n")
+    out.flush()
+def log(body):
+    request = urllib.request.Request(
+        os.environ["CONTAINER_API_URL"] + "/logs/info",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=5).read()
+log({"message": "raw " + s, "context": {"p": s, "list": [s, "x"], s: 1}})
+log({"message": "json " + json.dumps({"p": s})})
+log({"message": "split " + s[:4]})
+log({"message": s[4:] + " rest"})
+sys.stdout.write("no newline " + s)
+"#;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_container-api"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--run-dir"])
+        .arg(dir.path())
+        .args(["--", "python3", "-c", script])
+        .env_remove("CONTAINER_API_URL")
+        .env_remove("CDE_WORK_DIR")
+        .env("THE_SECRET", secret)
+        .env("CDE_MASK", json!([secret, "", "ab1"]).to_string());
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let lines = "raw ******** end\njson {\"p\": \"********\"}\ncompact \"********\"\nsplit ********\n******** after\n";
+    assert_eq!(
+        stdout,
+        format!("mask-env: False\n{lines}no newline ********")
+    );
+    assert_eq!(stderr, lines);
+    let logs = std::fs::read_to_string(dir.path().join("logs.jsonl")).unwrap();
+    let logged: Vec<(Value, Value)> = logs
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|l| (l["message"].clone(), l["context"].clone()))
+        .collect();
+    assert_eq!(
+        logged,
+        vec![
+            (
+                json!("raw ********"),
+                json!({"p": "********", "list": ["********", "x"], "********": 1})
+            ),
+            (json!("json {\"p\": \"********\"}"), Value::Null),
+            (json!("split ********"), Value::Null),
+            (json!("******** rest"), Value::Null),
+        ]
+    );
+    // No piece of the value that could identify it, in any of its forms.
+    let forms = [
+        secret.to_string(),
+        serde_json::to_string(secret).unwrap(),
+        r#""S3cr\"et\\V\u00e4l-42""#.to_string(),
+    ];
+    for text in [&stdout, &stderr, &logs] {
+        for form in &forms {
+            let chars: Vec<char> = form.trim_matches('"').chars().collect();
+            for piece in chars.windows(4) {
+                let piece: String = piece.iter().collect();
+                assert!(!text.contains(&piece), "{piece:?} in {text}");
+            }
+        }
+    }
+}

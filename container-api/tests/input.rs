@@ -16,6 +16,24 @@ fn products(n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// `record` as it is read back: every scalar as text, as a Productsup site stores it.
+fn as_text(record: &Value) -> Value {
+    let text = |v: &Value| match v {
+        Value::Number(n) => json!(n.to_string()),
+        Value::Bool(true) => json!("1"),
+        Value::Bool(false) | Value::Null => json!(""),
+        other => other.clone(),
+    };
+    Value::Object(
+        record
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), text(v)))
+            .collect(),
+    )
+}
+
 fn visible(record: &Value) -> Value {
     let mut record = record.clone();
     record.as_object_mut().unwrap().remove("___internal");
@@ -86,13 +104,14 @@ async fn restart_starts_the_cursor_over() {
             .1["data"]
             .clone()
     };
-    assert_eq!(read_all().await, json!(all));
+    let all_text: Vec<Value> = all.iter().map(as_text).collect();
+    assert_eq!(read_all().await, json!(all_text));
     assert_eq!(read_all().await, json!([]));
     assert_eq!(
         s.get("/input/input/restart").await,
         (StatusCode::OK, json!({"message": "successful request"}))
     );
-    assert_eq!(read_all().await, json!(all));
+    assert_eq!(read_all().await, json!(all_text));
     // Restarting `full` restarts `input`.
     s.get("/input/full/restart").await;
     assert_eq!(s.get("/input/input/next").await.1["data"]["id"], "0");
@@ -104,7 +123,7 @@ async fn hidden_columns_only_with_show_hidden() {
     let s = start_with_inputs(&[("input", &lines(&[record.clone(), record.clone()]))]).await;
     assert_eq!(
         s.get("/input/input/next").await.1["data"],
-        json!({"id": "1", "__two": 1, "title": "t"})
+        json!({"id": "1", "__two": "1", "title": "t"})
     );
     for value in ["true", "True", "1"] {
         s.get("/input/input/restart").await;
@@ -112,7 +131,7 @@ async fn hidden_columns_only_with_show_hidden() {
             s.get(&format!("/input/input/next?show-hidden={value}"))
                 .await
                 .1["data"],
-            record,
+            as_text(&record),
             "{value}"
         );
     }
@@ -121,7 +140,7 @@ async fn hidden_columns_only_with_show_hidden() {
         s.get("/input/input/next_batch?size=2&show-hidden=false")
             .await
             .1["data"],
-        json!([{"id": "1", "__two": 1, "title": "t"}, {"id": "1", "__two": 1, "title": "t"}])
+        json!([{"id": "1", "__two": "1", "title": "t"}, {"id": "1", "__two": "1", "title": "t"}])
     );
 }
 
@@ -140,7 +159,7 @@ async fn records_come_back_as_written_in_order_with_blank_lines_skipped() {
         .unwrap();
     assert_eq!(
         body,
-        r#"{"message":"","data":[{"b":1,"a":{"x":[1,2]},"c":"\u00e9"},{"id":2},{"id":3}]}"#
+        r#"{"message":"","data":[{"b":"1","a":{"x":[1,2]},"c":"\u00e9"},{"id":"2"},{"id":"3"}]}"#
     );
     assert_eq!(
         s.get("/items/deleted/count").await,
@@ -242,7 +261,7 @@ async fn classification_id_leaves_out_other_classifications_columns() {
         s.get("/input/input/next_batch?classification-id=tv&show-hidden=1")
             .await
             .1["data"],
-        json!([{"id": "1", "diagonal": "55", "___x": 1}])
+        json!([{"id": "1", "diagonal": "55", "___x": "1"}])
     );
     let (status, body) = s.get("/input/input/next?classification-id=99").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -272,12 +291,18 @@ async fn classification_id_leaves_out_other_classifications_columns() {
 #[tokio::test]
 async fn a_corrupt_input_line_is_a_500_that_does_not_move_the_cursor() {
     let s = start_with_inputs(&[("input", "{\"id\":1}\n{\"id\":2}\nnot json\n{\"id\":4}\n")]).await;
-    assert_eq!(s.get("/input/input/next").await.1["data"], json!({"id": 1}));
+    assert_eq!(
+        s.get("/input/input/next").await.1["data"],
+        json!({"id": "1"})
+    );
     let (status, body) = s.get("/input/input/next_batch?size=5").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body, json!({"message": "Internal server error."}));
     // All or nothing: record 2 was not consumed by the failed batch.
-    assert_eq!(s.get("/input/input/next").await.1["data"], json!({"id": 2}));
+    assert_eq!(
+        s.get("/input/input/next").await.1["data"],
+        json!({"id": "2"})
+    );
     s.assert_still_serving().await;
 }
 
@@ -303,4 +328,50 @@ async fn a_large_input_reads_to_the_end_in_full_batches() {
         s.get("/items/input/count").await.1["data"]["count"],
         json!(200_000)
     );
+}
+
+const SCALARS: &str = r#"{"id":1,"price":1.50,"big":123456789012345678901234567890,"exp":-1.5e-7,"on":true,"off":false,"none":null,"s":"1.50 \"q\"","nested":[1,true]}"#;
+
+async fn raw_next_batch(s: &TestServer) -> String {
+    s.client
+        .get(s.url("/input/input/next_batch?size=10"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn values_read_back_are_text_as_on_a_productsup_site() {
+    let s = start_with_inputs(&[("input", &format!("{SCALARS}\n{{\"id\": 1}}\n"))]).await;
+    assert_eq!(
+        raw_next_batch(&s).await,
+        r#"{"message":"","data":[{"id":"1","price":"1.50","big":"123456789012345678901234567890","exp":"-1.5e-7","on":"1","off":"","none":"","s":"1.50 \"q\"","nested":[1,true]},{"id":"1"}]}"#
+    );
+    s.get("/input/input/restart").await;
+    s.get("/input/input/next").await;
+    // What the published sample export checks: `id == "1"` for a source that wrote `{"id": 1}`.
+    let (status, body) = s.get("/input/input/next").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["id"], json!("1"));
+}
+
+#[tokio::test]
+async fn typed_values_serve_the_json_as_written() {
+    let s = start_with(|config| {
+        config.typed_values = true;
+        write_inputs(
+            &config.run_dir,
+            &[("input", &format!("{SCALARS}\n{{\"id\": 1}}\n"))],
+        );
+    })
+    .await;
+    assert_eq!(
+        raw_next_batch(&s).await,
+        format!(r#"{{"message":"","data":[{SCALARS},{{"id":1}}]}}"#)
+    );
+    s.get("/input/input/restart").await;
+    assert_eq!(s.get("/input/input/next").await.1["data"]["id"], json!(1));
 }

@@ -223,7 +223,7 @@ fn generated_python_client_writes_reads_and_logs() {
             "after_close": [400, {"type": "This output file has been closed."}],
             "count": 3,
             "next": {"id": "a"},
-            "batch": [{"id": "b", "___h": 2}, {"id": "c", "___h": 3}],
+            "batch": [{"id": "b", "___h": "2"}, {"id": "c", "___h": "3"}],
             "exhausted_batch": [],
             "exhausted_next": 204,
             "restart": "successful request",
