@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use container_api::mask::{Masker, MASK_ENV};
 use container_api::{LogLine, LogSource};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -151,6 +152,15 @@ const LOST: &str = "lost: container disappeared";
 impl Run {
     pub fn output_path(&self) -> PathBuf {
         Path::new(&self.run_dir).join("output/output.jsonl")
+    }
+
+    /// The values of its password options, which must never reach a file unmasked.
+    pub fn secrets(&self) -> Vec<String> {
+        self.config
+            .iter()
+            .filter(|(name, value)| self.options.get(*name) != Some(value) && !value.is_empty())
+            .map(|(_, value)| value.clone())
+            .collect()
     }
 
     fn end(&mut self, ending: Ending) {
@@ -326,7 +336,12 @@ impl Cde {
             .api_binary
             .get_or_try_init(|| async { api_binary::ensure(&self.config) })
             .await?;
-        let (env, option_args) = Settings::delivery(&run.config, manifest.execution_mode);
+        let (mut env, option_args) = Settings::delivery(&run.config, manifest.execution_mode);
+        let secrets = run.secrets();
+        if !secrets.is_empty() {
+            // The Container API masks these in everything it writes, then drops the variable.
+            env.push(format!("{MASK_ENV}={}", serde_json::to_string(&secrets)?));
+        }
         let spec = ConnectorSpec {
             instance: self.store.instance(),
             run_id: &run.id,
@@ -721,12 +736,7 @@ impl LogPump {
         };
         let store = cde.store.clone();
         let run_id = run.id.clone();
-        let secrets: Vec<String> = run
-            .config
-            .iter()
-            .filter(|(name, value)| run.options.get(*name) != Some(value) && !value.is_empty())
-            .map(|(_, value)| value.clone())
-            .collect();
+        let masker = Masker::new(run.secrets());
         let lines = engine.clone();
         let task = tokio::spawn(async move {
             let mut offset = store.log_offset(&run_id).await?;
@@ -747,7 +757,7 @@ impl LogPump {
                 };
                 batch.extend(lines.take());
                 batch.sort_by_key(|line| line.at);
-                let batch: Vec<_> = batch.into_iter().map(|l| redact(l, &secrets)).collect();
+                let batch: Vec<_> = batch.into_iter().map(|l| redact(l, &masker)).collect();
                 if !batch.is_empty() || new_offset != offset {
                     store.append_logs(&run_id, seq, &batch, new_offset).await?;
                     seq += batch.len() as i64;
@@ -838,19 +848,14 @@ fn api_line(text: &[u8]) -> Option<LogLine> {
     Some(line)
 }
 
-fn redact(mut line: LogLine, secrets: &[String]) -> LogLine {
-    for secret in secrets {
-        if line.message.contains(secret.as_str()) {
-            line.message = line.message.replace(secret.as_str(), crate::settings::MASK);
-        }
-        if let Some(context) = &line.context {
-            let text = context.to_string();
-            if text.contains(secret.as_str()) {
-                line.context =
-                    serde_json::from_str(&text.replace(secret.as_str(), crate::settings::MASK))
-                        .ok();
-            }
-        }
+/// Masks secret values once more on cde's side: the Container API masked them already,
+/// unless the connector wrote around it.
+fn redact(mut line: LogLine, masker: &Masker) -> LogLine {
+    if let std::borrow::Cow::Owned(masked) = masker.mask(&line.message) {
+        line.message = masked;
+    }
+    if let Some(context) = &mut line.context {
+        masker.mask_value(context);
     }
     line
 }
@@ -889,7 +894,7 @@ mod tests {
             "token s3cret used",
             Some(serde_json::json!({"t": "s3cret"})),
         );
-        let line = redact(line, &["s3cret".into()]);
+        let line = redact(line, &Masker::new(["s3cret".to_owned()]));
         assert_eq!(line.message, "token ******** used");
         assert_eq!(line.context.unwrap()["t"], "********");
     }
