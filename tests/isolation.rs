@@ -25,12 +25,15 @@ struct Setup {
 
 impl Drop for Setup {
     fn drop(&mut self) {
+        // Also after a failed assertion; the test's own engine connection belongs to its
+        // (now blocked) runtime, so this one connects anew.
         let network = self.network.clone();
-        let cde = self.cde.clone();
         std::thread::spawn(move || {
             tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let runtime = cde.runtime().await.unwrap();
-                runtime.remove_networks_named(&network).await.unwrap();
+                let runtime = cde::runtime::Runtime::connect().await.unwrap();
+                if let Err(e) = runtime.remove_networks_named(&network).await {
+                    eprintln!("{e}");
+                }
             })
         })
         .join()
@@ -42,7 +45,10 @@ async fn setup() -> Setup {
     image("tests/connectors/probe");
     let data = tempfile::tempdir().unwrap();
     let mut config = config(data.path());
-    let network = format!("cde-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let network = format!(
+        "cde-test-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     config.run_network = network.clone();
     let cde = Arc::new(open(config).await);
     let manifest = Manifest::load(&root().join("tests/connectors/probe/manifest.yaml")).unwrap();
@@ -184,19 +190,29 @@ async fn a_run_on_a_missing_network_fails_naming_it() {
 }
 
 #[tokio::test]
-async fn two_processes_creating_cdes_network_at_once_agree_on_one() {
-    let runtime = cde::runtime::Runtime::connect().await.unwrap();
-    let name = format!("cde-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let (first, second) = tokio::join!(
-        runtime.ensure_isolated_network(&name),
-        runtime.ensure_isolated_network(&name)
+async fn runs_creating_cdes_network_at_once_agree_on_one() {
+    let (one, two) = (
+        cde::runtime::Runtime::connect().await.unwrap(),
+        cde::runtime::Runtime::connect().await.unwrap(),
     );
-    let (first, second) = (first.unwrap(), second.unwrap());
-    let again = runtime.ensure_isolated_network(&name).await.unwrap();
-    runtime.remove_networks_named(&name).await.unwrap();
-    assert_eq!(first, second);
-    assert_eq!(first, again);
-    assert!(!runtime.network_exists(&name).await.unwrap());
+    for _ in 0..5 {
+        let name = format!(
+            "cde-test-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let (first, second) = tokio::join!(
+            one.ensure_isolated_network(&name),
+            two.ensure_isolated_network(&name)
+        );
+        let left = one.networks_named(&name).await.unwrap().len();
+        let again = one.ensure_isolated_network(&name).await;
+        one.remove_networks_named(&name).await.unwrap();
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first, second);
+        assert_eq!(first, again.unwrap());
+        assert_eq!(left, 1, "one network of that name is left");
+        assert!(!one.network_exists(&name).await.unwrap());
+    }
 }
 
 async fn fill(dir: Option<&str>) {

@@ -211,7 +211,7 @@ impl Runtime {
     }
 
     /// Networks named exactly `name` (the engine filters by substring).
-    async fn networks_named(&self, name: &str) -> Result<Vec<Network>> {
+    pub async fn networks_named(&self, name: &str) -> Result<Vec<Network>> {
         let filters = HashMap::from([("name", vec![name])]);
         let options = ListNetworksOptionsBuilder::default()
             .filters(&filters)
@@ -237,10 +237,16 @@ impl Runtime {
     }
 
     /// The ID of cde's own bridge network `name`, on which containers cannot reach each
-    /// other, created on first use. Safe when several processes do it at once: the engine
-    /// may then create several networks of that name, and all processes pick the one with
-    /// the smallest ID; the others are removed by whoever created them.
+    /// other, created on first use. The engine does not refuse a second network of the same
+    /// name, so processes creating it at once may make several: all then pick the first
+    /// created, and each removes its own if that is not the one. (A creation still in
+    /// flight is not listed yet, so two processes may still each keep their own; both
+    /// networks isolate runs, and later runs all join the first.)
     pub async fn ensure_isolated_network(&self, name: &str) -> Result<String> {
+        // Within one process, runs starting at once create it once; across processes the
+        // choice below settles it (at worst two processes use a network each, both isolating).
+        static CREATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _creating = CREATING.lock().await;
         let existing = self.networks_named(name).await?;
         let id = match chosen(&existing) {
             Some(id) => id,
@@ -341,9 +347,20 @@ fn docker_error(operation: String, error: bollard::errors::Error) -> Error {
     Error::Io(std::io::Error::other(format!("{operation}: {error}")))
 }
 
-/// Of several networks with one name, the one every process picks.
+/// Of several networks with one name, the one every process picks: the first created.
 fn chosen(networks: &[Network]) -> Option<String> {
-    networks.iter().filter_map(|n| n.id.clone()).min()
+    networks
+        .iter()
+        .filter_map(|n| {
+            let created = n
+                .created
+                .as_deref()
+                .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());
+            // A network without a readable time sorts last.
+            Some(((created.is_none(), created), n.id.clone()?))
+        })
+        .min()
+        .map(|(_, id)| id)
 }
 
 pub fn is_not_found(error: &bollard::errors::Error) -> bool {
