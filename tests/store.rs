@@ -87,6 +87,7 @@ fn run(code: &str, version: i64, created_secs_ago: i64) -> Run {
             memory_mb: 256,
             cpus: 0.5,
             pids: 64,
+            disk_mb: 1024,
         },
         run_dir: "/tmp/nowhere".into(),
         output_rows: None,

@@ -37,6 +37,14 @@ pub struct Config {
     pub default_cpus: f64,
     #[serde(default = "default_pids")]
     pub default_pids: i64,
+    /// `CDE_DEFAULT_DISK_MB`: disk a run may fill (run directory plus its container's
+    /// writable layer) unless its connector or the request says otherwise.
+    #[serde(default = "crate::limits::default_disk_mb")]
+    pub default_disk_mb: u64,
+    /// `CDE_RUN_NETWORK`: the network cde creates for runs whose manifest says
+    /// `network: isolated` (a bridge on which runs cannot reach each other).
+    #[serde(default = "default_run_network")]
+    pub run_network: String,
     /// `CDE_HEALTH_CHECK_TIMEOUT_SECS`: the registration health check must exit 0 within this.
     #[serde(default = "default_health_check_timeout")]
     pub health_check_timeout_secs: u64,
@@ -68,6 +76,9 @@ fn default_cpus() -> f64 {
 }
 fn default_pids() -> i64 {
     512
+}
+fn default_run_network() -> String {
+    "cde-runs".into()
 }
 fn default_health_check_timeout() -> u64 {
     5
@@ -106,6 +117,8 @@ impl Default for Config {
             default_memory_mb: default_memory(),
             default_cpus: default_cpus(),
             default_pids: default_pids(),
+            default_disk_mb: crate::limits::default_disk_mb(),
+            run_network: default_run_network(),
             health_check_timeout_secs: default_health_check_timeout(),
             listen: default_listen(),
             api_token: None,
@@ -140,6 +153,7 @@ impl Config {
             memory_mb: self.default_memory_mb,
             cpus: self.default_cpus,
             pids: self.default_pids,
+            disk_mb: self.default_disk_mb,
         }
     }
 
@@ -173,6 +187,8 @@ impl Config {
             ("CDE_DEFAULT_MEMORY_MB", self.default_memory_mb.to_string()),
             ("CDE_DEFAULT_CPUS", self.default_cpus.to_string()),
             ("CDE_DEFAULT_PIDS", self.default_pids.to_string()),
+            ("CDE_DEFAULT_DISK_MB", self.default_disk_mb.to_string()),
+            ("CDE_RUN_NETWORK", self.run_network.clone()),
             ("CDE_STOP_GRACE_SECS", self.stop_grace_secs.to_string()),
             ("CDE_RUN_LEASE_SECS", self.run_lease_secs.to_string()),
             (

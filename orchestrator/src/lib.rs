@@ -8,6 +8,7 @@ pub mod config;
 pub mod dataset;
 pub mod delta;
 pub mod demo;
+pub mod disk;
 pub mod document;
 pub mod error;
 pub mod lease;

@@ -21,6 +21,11 @@ pub struct LimitsOverride {
     /// Maximum number of processes and threads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<i64>,
+    /// Disk the run may fill, in MiB: its run directory (without the input) plus its
+    /// container's writable layer; exceeding it ends the run `failed` with
+    /// `disk limit exceeded (N MiB)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_mb: Option<u64>,
 }
 
 /// The limits a run gets.
@@ -30,6 +35,14 @@ pub struct Limits {
     pub memory_mb: u64,
     pub cpus: f64,
     pub pids: i64,
+    /// Runs recorded before the disk limit existed get the built-in default.
+    #[serde(default = "default_disk_mb")]
+    pub disk_mb: u64,
+}
+
+/// The disk limit when the configuration does not set one (`CDE_DEFAULT_DISK_MB`).
+pub fn default_disk_mb() -> u64 {
+    10240
 }
 
 impl Limits {
@@ -39,6 +52,7 @@ impl Limits {
             memory_mb: layer.memory_mb.unwrap_or(self.memory_mb),
             cpus: layer.cpus.unwrap_or(self.cpus),
             pids: layer.pids.unwrap_or(self.pids),
+            disk_mb: layer.disk_mb.unwrap_or(self.disk_mb),
         }
     }
 
@@ -54,6 +68,9 @@ impl Limits {
         }
         if self.pids < 1 {
             return Err("limits.pids: must be at least 1".into());
+        }
+        if self.disk_mb < 1 {
+            return Err("limits.disk_mb: must be at least 1".into());
         }
         Ok(())
     }
@@ -82,6 +99,7 @@ mod tests {
             memory_mb: 1024,
             cpus: 1.0,
             pids: 256,
+            disk_mb: 10240,
         };
         let connector = LimitsOverride {
             memory_mb: Some(512),
@@ -91,6 +109,7 @@ mod tests {
         let run = LimitsOverride {
             timeout_secs: Some(5),
             memory_mb: Some(64),
+            disk_mb: Some(64),
             ..Default::default()
         };
         let limits = defaults.with(&connector).with(&run);
@@ -100,7 +119,8 @@ mod tests {
                 timeout_secs: 5,
                 memory_mb: 64,
                 cpus: 0.5,
-                pids: 256
+                pids: 256,
+                disk_mb: 64,
             }
         );
         assert_eq!(limits.memory_bytes(), 64 * 1024 * 1024);
@@ -114,6 +134,7 @@ mod tests {
             memory_mb: 6,
             cpus: 0.1,
             pids: 1,
+            disk_mb: 1,
         };
         assert!(ok.validate().is_ok());
         assert!(Limits {
@@ -126,5 +147,17 @@ mod tests {
         assert!(Limits { memory_mb: 1, ..ok }.validate().is_err());
         assert!(Limits { cpus: 0.0, ..ok }.validate().is_err());
         assert!(Limits { pids: 0, ..ok }.validate().is_err());
+        assert!(Limits { disk_mb: 0, ..ok }
+            .validate()
+            .unwrap_err()
+            .starts_with("limits.disk_mb"));
+    }
+
+    #[test]
+    fn runs_recorded_without_a_disk_limit_get_the_default() {
+        let limits: Limits =
+            serde_json::from_str(r#"{"timeout_secs":1,"memory_mb":6,"cpus":1.0,"pids":1}"#)
+                .unwrap();
+        assert_eq!(limits.disk_mb, default_disk_mb());
     }
 }

@@ -61,6 +61,12 @@ enum Command {
         /// Process limit.
         #[arg(long)]
         pids: Option<i64>,
+        /// Disk limit in MiB (run directory plus the container's writable layer).
+        #[arg(long, value_name = "MIB")]
+        disk: Option<u64>,
+        /// The network to join: isolated (cde's own), none, or an existing network's name.
+        #[arg(long, value_name = "NETWORK")]
+        network: Option<cde::pod::Network>,
         /// The feed a data service or export reads (JSONL, one object per line).
         #[arg(long, value_name = "FILE.jsonl")]
         input: Option<PathBuf>,
@@ -334,6 +340,8 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             memory,
             cpus,
             pids,
+            disk,
+            network,
             input,
             previous,
         } => {
@@ -345,7 +353,9 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
                     memory_mb: memory,
                     cpus,
                     pids,
+                    disk_mb: disk,
                 },
+                network,
             };
             let inputs = RunInputs { input, previous };
             if inputs.input.is_some() || inputs.previous.is_some() {

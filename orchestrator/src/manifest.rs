@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::Result;
 use crate::limits::LimitsOverride;
+use crate::pod::Network;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +28,13 @@ pub struct Manifest {
     /// Resource limits for this connector's runs (defaults come from configuration).
     #[serde(default, skip_serializing_if = "is_default")]
     pub limits: LimitsOverride,
+    /// The network its runs join: `isolated` (default), `none` or an operator's network.
+    #[serde(default, skip_serializing_if = "Network::is_default")]
+    pub network: Network,
+    /// How the Container API hands input records' values to the connector: `text` (default,
+    /// every value a string) or `typed` (numbers, booleans and nulls keep their JSON type).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub input_values: InputValues,
     /// Data services: where in the pipeline they run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<Stage>,
@@ -84,6 +92,14 @@ pub enum ExecutionMode {
     Env,
     /// Options arrive as `--name=value` arguments.
     Args,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InputValues {
+    #[default]
+    Text,
+    Typed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -280,6 +296,7 @@ impl Manifest {
             memory_mb: 6,
             cpus: 1.0,
             pids: 1,
+            disk_mb: 1,
         }
         .with(&self.limits)
         .validate()
@@ -372,6 +389,32 @@ options:
         let err =
             Manifest::parse(&SAMPLE.replace("type: data-source", "type: sink"), false).unwrap_err();
         assert!(err.contains("unknown variant `sink`"), "{err}");
+    }
+
+    #[test]
+    fn network_and_input_values() {
+        let manifest = Manifest::parse(SAMPLE, false).unwrap();
+        assert_eq!(manifest.network, Network::Isolated);
+        assert_eq!(manifest.input_values, InputValues::Text);
+        let json = serde_json::to_value(&manifest).unwrap();
+        assert!(json.get("network").is_none() && json.get("input_values").is_none());
+        let manifest = Manifest::parse(
+            &format!("{SAMPLE}network: none\ninput_values: typed\n"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(manifest.network, Network::None);
+        assert_eq!(manifest.input_values, InputValues::Typed);
+        let manifest = Manifest::parse(&format!("{SAMPLE}network: ops-net\n"), false).unwrap();
+        assert_eq!(manifest.network, Network::Named("ops-net".into()));
+        let err = Manifest::parse(&format!("{SAMPLE}network: host\n"), false).unwrap_err();
+        assert!(err.starts_with("network:"), "{err}");
+        let mut json = serde_json::to_value(Manifest::parse(SAMPLE, false).unwrap()).unwrap();
+        json["network"] = "no such/net".into();
+        let err = Manifest::parse(&json.to_string(), true).unwrap_err();
+        assert!(err.starts_with("network:"), "{err}");
+        let err = Manifest::parse(&format!("{SAMPLE}input_values: json\n"), false).unwrap_err();
+        assert!(err.starts_with("input_values:"), "{err}");
     }
 
     #[test]

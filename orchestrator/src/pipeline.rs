@@ -473,6 +473,7 @@ impl Cde {
             connector: step.connector.clone(),
             options: step.options.clone(),
             limits: step.limits,
+            ..Default::default()
         };
         let inputs = RunInputs {
             input: feed.as_ref().map(|feed| feed.path.to_path_buf()),

@@ -7,9 +7,11 @@ use std::path::Path;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use container_api::storage::CONTAINER_WORK_DIR;
+use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::manifest::InputValues;
 use crate::runtime::{Runtime, MANAGED_BY, MANAGED_BY_VALUE};
 
 pub const API_HOST: &str = "cde-container-api";
@@ -36,6 +38,160 @@ pub struct ConnectorSpec<'a> {
     pub api_binary: &'a Path,
     /// Seconds the connector has between SIGTERM and SIGKILL.
     pub grace_secs: u64,
+    /// The network the run joins.
+    pub network: Network,
+    /// The name of cde's own network, which `Network::Isolated` means (`CDE_RUN_NETWORK`).
+    pub runs_network: &'a str,
+    /// With `typed`, the Container API hands records' values to the connector with their
+    /// JSON types (`--typed-values`).
+    pub input_values: InputValues,
+}
+
+/// Which network a run's container joins (`network` in a manifest or run request).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum Network {
+    /// cde's own bridge, on which runs cannot reach each other (the default).
+    #[default]
+    Isolated,
+    /// No network at all; the Container API still answers on the container's loopback.
+    None,
+    /// A network the operator created, by name.
+    Named(String),
+}
+
+impl Network {
+    pub fn is_default(&self) -> bool {
+        *self == Network::Isolated
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value {
+            "isolated" => Ok(Network::Isolated),
+            "none" => Ok(Network::None),
+            "host" => Err(
+                "\"host\" would give the connector the host's own network stack; use isolated, none or a named network".into(),
+            ),
+            name if is_network_name(name) => Ok(Network::Named(name.to_owned())),
+            other => Err(format!(
+                "{other:?} is not isolated, none or the name of a network (letters, digits, '_', '.' and '-')"
+            )),
+        }
+    }
+}
+
+/// Parses in a visitor, so that YAML errors name the field as JSON errors do.
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Network;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("isolated, none or the name of a network")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Network, E> {
+                value.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+impl From<Network> for String {
+    fn from(network: Network) -> String {
+        network.to_string()
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Network::Isolated => "isolated",
+            Network::None => "none",
+            Network::Named(name) => name,
+        })
+    }
+}
+
+impl utoipa::PartialSchema for Network {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "`isolated` (default): cde's own bridge network, on which runs cannot reach \
+                 each other; `none`: no network (the Container API still works); any other \
+                 value: the name of an existing network of the operator's. `host` is refused.",
+            ))
+            .pattern(Some("^[A-Za-z0-9][A-Za-z0-9_.-]*$"))
+            .examples(["isolated", "none", "my-internal-net"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Network {}
+
+/// Docker's rule for network names.
+fn is_network_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Where a run request's `network` waits in the run directory between submission and start
+/// (the store keeps no column for it).
+const REQUESTED_NETWORK_FILE: &str = "network";
+
+/// Records the network a run request asked for, if any, in its run directory.
+pub fn record_requested_network(run_dir: &Path, network: Option<&Network>) -> Result<()> {
+    if let Some(network) = network {
+        let path = run_dir.join(REQUESTED_NETWORK_FILE);
+        std::fs::write(&path, network.to_string()).map_err(|e| {
+            Error::Io(std::io::Error::other(format!(
+                "writing {}: {e}",
+                path.display()
+            )))
+        })?;
+    }
+    Ok(())
+}
+
+/// The network a run joins: the one its request asked for, else its manifest's.
+pub fn network_for_run(run_dir: &Path, manifest: &Network) -> Result<Network> {
+    let path = run_dir.join(REQUESTED_NETWORK_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|e: String| {
+            Error::InvalidConfig(format!("network (from {}): {e}", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(manifest.clone()),
+        Err(e) => Err(Error::Io(std::io::Error::other(format!(
+            "reading {}: {e}",
+            path.display()
+        )))),
+    }
+}
+
+/// What the engine's `NetworkMode` must say for the run's network; creates cde's own
+/// network on first use.
+async fn network_mode(runtime: &Runtime, spec: &ConnectorSpec<'_>) -> Result<String> {
+    match &spec.network {
+        Network::Isolated => runtime.ensure_isolated_network(spec.runs_network).await,
+        Network::None => Ok("none".into()),
+        Network::Named(name) => {
+            if runtime.network_exists(name).await? {
+                Ok(name.clone())
+            } else {
+                Err(Error::InvalidConfig(format!(
+                    "network: there is no network {name:?} on the engine"
+                )))
+            }
+        }
+    }
 }
 
 fn labels(spec: &ConnectorSpec) -> HashMap<String, String> {
@@ -50,7 +206,8 @@ fn labels(spec: &ConnectorSpec) -> HashMap<String, String> {
 /// The run's one container: the connector image, with the Container API binary mounted
 /// as its entrypoint, which listens on `127.0.0.1:80` and then runs the connector command
 /// as its child (see `container-api/src/supervisor.rs`).
-pub fn container_body(spec: &ConnectorSpec) -> ContainerCreateBody {
+/// `network_mode` is what the engine is told (see [`Network`]).
+pub fn container_body(spec: &ConnectorSpec, network_mode: &str) -> ContainerCreateBody {
     let mut env = spec.env.clone();
     env.push(format!("CONTAINER_API_URL=http://{API_HOST}"));
     env.push(format!("CDE_WORK_DIR={CONTAINER_WORK_DIR}"));
@@ -61,10 +218,13 @@ pub fn container_body(spec: &ConnectorSpec) -> ContainerCreateBody {
         "127.0.0.1:80",
         "--grace",
         &spec.grace_secs.to_string(),
-        "--",
     ]
     .map(String::from)
     .into();
+    if spec.input_values == InputValues::Typed {
+        cmd.push("--typed-values".into());
+    }
+    cmd.push("--".into());
     cmd.extend(spec.command.iter().cloned());
     let run_dir = spec.run_dir.display();
     ContainerCreateBody {
@@ -81,6 +241,7 @@ pub fn container_body(spec: &ConnectorSpec) -> ContainerCreateBody {
                 format!("{run_dir}/input:{RUN_DIR_IN_CONTAINER}/input:ro"),
                 format!("{run_dir}/work:{CONTAINER_WORK_DIR}"),
             ]),
+            network_mode: Some(network_mode.to_owned()),
             extra_hosts: Some(vec![format!("{API_HOST}:127.0.0.1")]),
             // PID 1 ignores signals it has no handler for; an init passes SIGTERM on to
             // the supervisor and reaps whatever the connector leaves behind.
@@ -97,10 +258,14 @@ pub fn container_body(spec: &ConnectorSpec) -> ContainerCreateBody {
     }
 }
 
-/// Creates the run's container, not yet started.
+/// Creates the run's container, not yet started, on its network.
 pub async fn create(runtime: &Runtime, spec: &ConnectorSpec<'_>) -> Result<String> {
+    let network_mode = network_mode(runtime, spec).await?;
     runtime
-        .create(&format!("cde-{}", spec.run_id), container_body(spec))
+        .create(
+            &format!("cde-{}", spec.run_id),
+            container_body(spec, &network_mode),
+        )
         .await
 }
 
@@ -167,9 +332,8 @@ mod tests {
         assert_eq!(splitter.finish().as_deref(), Some("tail \u{fffd}"));
     }
 
-    #[test]
-    fn the_api_supervises_the_connector_in_one_container() {
-        let spec = ConnectorSpec {
+    fn spec() -> ConnectorSpec<'static> {
+        ConnectorSpec {
             instance: "i1",
             run_id: "r1",
             connector_code: "c",
@@ -181,12 +345,20 @@ mod tests {
                 memory_mb: 64,
                 cpus: 0.5,
                 pids: 32,
+                disk_mb: 100,
             },
             run_dir: Path::new("/data/runs/r1"),
             api_binary: Path::new("/data/bin/container-api-0123"),
             grace_secs: 7,
-        };
-        let body = container_body(&spec);
+            network: Network::Isolated,
+            runs_network: "cde-runs",
+            input_values: InputValues::Text,
+        }
+    }
+
+    #[test]
+    fn the_api_supervises_the_connector_in_one_container() {
+        let body = container_body(&spec(), "0123abcd");
         assert_eq!(body.image.as_deref(), Some("img"));
         assert_eq!(body.entrypoint.unwrap(), ["/cde/bin/container-api"]);
         assert_eq!(
@@ -213,7 +385,7 @@ mod tests {
             ]
         );
         let host = body.host_config.unwrap();
-        assert_eq!(host.network_mode, None);
+        assert_eq!(host.network_mode.as_deref(), Some("0123abcd"));
         assert_eq!(host.extra_hosts.unwrap(), ["cde-container-api:127.0.0.1"]);
         assert_eq!(host.cap_drop.unwrap(), ["ALL"]);
         assert_eq!(host.security_opt.unwrap(), ["no-new-privileges"]);
@@ -234,5 +406,66 @@ mod tests {
         assert_eq!(labels["cde.run"], "r1");
         assert_eq!(labels["cde.instance"], "i1");
         assert_eq!(labels["cde.managed-by"], "cde");
+    }
+
+    #[test]
+    fn typed_values_are_asked_of_the_api_before_the_command() {
+        let spec = ConnectorSpec {
+            input_values: InputValues::Typed,
+            ..spec()
+        };
+        let cmd = container_body(&spec, "none").cmd.unwrap();
+        assert_eq!(
+            cmd,
+            [
+                "--run-dir",
+                "/cde/run",
+                "--listen",
+                "127.0.0.1:80",
+                "--grace",
+                "7",
+                "--typed-values",
+                "--",
+                "python3",
+                "main.py",
+                "--x=1"
+            ]
+        );
+    }
+
+    #[test]
+    fn network_values() {
+        assert_eq!("isolated".parse::<Network>(), Ok(Network::Isolated));
+        assert_eq!("none".parse::<Network>(), Ok(Network::None));
+        assert_eq!(
+            "ops_net.1".parse::<Network>(),
+            Ok(Network::Named("ops_net.1".into()))
+        );
+        for bad in ["", "host", "container:abc", "-x", "a b"] {
+            assert!(bad.parse::<Network>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            serde_json::to_string(&Network::Named("n".into())).unwrap(),
+            "\"n\""
+        );
+    }
+
+    #[test]
+    fn a_requested_network_outranks_the_manifests() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            network_for_run(dir.path(), &Network::None).unwrap(),
+            Network::None
+        );
+        record_requested_network(dir.path(), None).unwrap();
+        assert_eq!(
+            network_for_run(dir.path(), &Network::None).unwrap(),
+            Network::None
+        );
+        record_requested_network(dir.path(), Some(&Network::Named("bridge".into()))).unwrap();
+        assert_eq!(
+            network_for_run(dir.path(), &Network::None).unwrap(),
+            Network::Named("bridge".into())
+        );
     }
 }

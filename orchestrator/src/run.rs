@@ -119,6 +119,9 @@ pub struct RunRequest {
     pub options: BTreeMap<String, String>,
     #[serde(default)]
     pub limits: LimitsOverride,
+    /// The network the run joins, instead of its manifest's.
+    #[serde(default)]
+    pub network: Option<pod::Network>,
 }
 
 /// How a run ended.
@@ -209,6 +212,7 @@ impl Cde {
         let id = uuid::Uuid::now_v7().to_string();
         let run_dir = self.config.runs_dir().join(&id);
         prepare_run_dir(&run_dir)?;
+        pod::record_requested_network(&run_dir, request.network.as_ref())?;
         if let Err(e) = prepare_inputs(manifest, &run_dir.join("input"), inputs) {
             std::fs::remove_dir_all(&run_dir)?;
             return Err(e);
@@ -356,6 +360,9 @@ impl Cde {
             run_dir: Path::new(&run.run_dir),
             api_binary,
             grace_secs: self.config.stop_grace_secs,
+            network: pod::network_for_run(Path::new(&run.run_dir), &manifest.network)?,
+            runs_network: &self.config.run_network,
+            input_values: manifest.input_values,
         };
         Ok(Ok(pod::create(runtime, &spec).await?))
     }
@@ -388,14 +395,20 @@ impl Cde {
             (Utc::now() - at).to_std().unwrap_or_default()
         });
         let remaining = run.limits.timeout().saturating_sub(elapsed);
-        let (exit, timed_out) =
-            match tokio::time::timeout(remaining, runtime.wait(&container)).await {
-                Ok(exit) => (exit, false),
+        let run_dir = Path::new(&run.run_dir);
+        let (exit, timed_out, disk_exceeded) = tokio::select! {
+            waited = tokio::time::timeout(remaining, runtime.wait(&container)) => match waited {
+                Ok(exit) => (exit, false, false),
                 Err(_) => {
                     self.stop(runtime, &container).await?;
-                    (runtime.wait(&container).await, true)
+                    (runtime.wait(&container).await, true, false)
                 }
-            };
+            },
+            _ = crate::disk::watch(runtime, &container, run_dir, run.limits.disk_mb) => {
+                self.stop(runtime, &container).await?;
+                (runtime.wait(&container).await, false, true)
+            }
+        };
         let Some(exit) = exit? else {
             return Ok(Ending::failed(LOST));
         };
@@ -413,6 +426,12 @@ impl Cde {
             Ending {
                 status: RunStatus::TimedOut,
                 reason: format!("timed out after {}s", run.limits.timeout_secs),
+                exit_code,
+            }
+        } else if disk_exceeded {
+            Ending {
+                status: RunStatus::Failed,
+                reason: format!("disk limit exceeded ({} MiB)", run.limits.disk_mb),
                 exit_code,
             }
         } else if self.store.cancel_requested(&run.id).await? {

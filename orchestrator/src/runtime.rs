@@ -2,10 +2,13 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, ContainerState, ContainerStateStatusEnum};
+use bollard::models::{
+    ContainerCreateBody, ContainerState, ContainerStateStatusEnum, Network, NetworkCreateRequest,
+};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, InspectContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
@@ -27,6 +30,9 @@ pub struct Exit {
     pub code: i64,
     pub oom_killed: bool,
 }
+
+/// The bridge option that stops containers on one network from reaching each other.
+pub const ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
 
 /// A container as listed.
 pub struct Container {
@@ -193,6 +199,127 @@ impl Runtime {
             .is_some_and(|state| state.status != Some(ContainerStateStatusEnum::CREATED)))
     }
 
+    /// Bytes the container has written to its writable layer (`SizeRw`); `None` when the
+    /// container is gone. The engine walks the layer to answer, so this is not cheap.
+    pub async fn writable_layer_bytes(&self, id: &str) -> Result<Option<u64>> {
+        let options = InspectContainerOptionsBuilder::default().size(true).build();
+        match self.docker.inspect_container(id, Some(options)).await {
+            Ok(inspected) => Ok(Some(inspected.size_rw.unwrap_or(0).max(0) as u64)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(docker_error(format!("measuring container {id}"), e)),
+        }
+    }
+
+    /// Networks named exactly `name` (the engine filters by substring).
+    pub async fn networks_named(&self, name: &str) -> Result<Vec<Network>> {
+        let filters = HashMap::from([("name", vec![name])]);
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let networks = self
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| docker_error(format!("listing network {name}"), e))?;
+        Ok(networks
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .collect())
+    }
+
+    /// Whether a network of that name (or ID) exists.
+    pub async fn network_exists(&self, name: &str) -> Result<bool> {
+        match self.docker.inspect_network(name, None).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(docker_error(format!("inspecting network {name}"), e)),
+        }
+    }
+
+    /// The ID of cde's own bridge network `name`, on which containers cannot reach each
+    /// other, created on first use. The engine does not refuse a second network of the same
+    /// name, so processes creating it at once may make several: all then pick the first
+    /// created, and each removes its own if that is not the one. (A creation still in
+    /// flight is not listed yet, so two processes may still each keep their own; both
+    /// networks isolate runs, and later runs all join the first.)
+    pub async fn ensure_isolated_network(&self, name: &str) -> Result<String> {
+        // Within one process, runs starting at once create it once; across processes the
+        // choice below settles it (at worst two processes use a network each, both isolating).
+        static CREATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _creating = CREATING.lock().await;
+        let existing = self.networks_named(name).await?;
+        let id = match chosen(&existing) {
+            Some(id) => id,
+            None => {
+                let created = self.create_isolated_network(name).await?;
+                let now = self.networks_named(name).await?;
+                let Some(id) = chosen(&now).or_else(|| created.clone()) else {
+                    return Err(Error::Config(format!(
+                        "network {name} was removed while cde created it"
+                    )));
+                };
+                if let Some(created) = created.filter(|created| *created != id) {
+                    if let Err(e) = self.docker.remove_network(&created).await {
+                        tracing::warn!("removing the duplicate network {name} ({created}): {e}");
+                    }
+                }
+                id
+            }
+        };
+        let network = self
+            .docker
+            .inspect_network(&id, None)
+            .await
+            .map_err(|e| docker_error(format!("inspecting network {name}"), e))?;
+        let icc = network
+            .options
+            .as_ref()
+            .and_then(|options| options.get(ICC_OPTION))
+            .map(String::as_str);
+        if network.driver.as_deref() != Some("bridge") || icc != Some("false") {
+            return Err(Error::Config(format!(
+                "network {name} exists but is not a bridge with {ICC_OPTION}=false: runs on it could reach each other; remove it (cde creates it) or set CDE_RUN_NETWORK"
+            )));
+        }
+        Ok(id)
+    }
+
+    /// Creates the network; `None` when one of that name appeared meanwhile.
+    async fn create_isolated_network(&self, name: &str) -> Result<Option<String>> {
+        let request = NetworkCreateRequest {
+            name: name.to_owned(),
+            driver: Some("bridge".into()),
+            options: Some(HashMap::from([(ICC_OPTION.to_owned(), "false".to_owned())])),
+            labels: Some(HashMap::from([(
+                MANAGED_BY.to_owned(),
+                MANAGED_BY_VALUE.to_owned(),
+            )])),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(created) => Ok(Some(created.id)),
+            // 409: the engine refused a second network of that name.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(None),
+            Err(e) => Err(docker_error(format!("creating network {name}"), e)),
+        }
+    }
+
+    /// Removes every network named `name`; none is fine.
+    pub async fn remove_networks_named(&self, name: &str) -> Result<()> {
+        for network in self.networks_named(name).await? {
+            let id = network.id.unwrap_or_default();
+            match self.docker.remove_network(&id).await {
+                Err(e) if !is_not_found(&e) => {
+                    return Err(docker_error(format!("removing network {name} ({id})"), e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// All containers (running or not) carrying `label` (`key` or `key=value`).
     pub async fn containers_labelled(&self, label: &str) -> Result<Vec<Container>> {
         let filters = HashMap::from([("label", vec![label])]);
@@ -214,6 +341,26 @@ impl Runtime {
             })
             .collect())
     }
+}
+
+fn docker_error(operation: String, error: bollard::errors::Error) -> Error {
+    Error::Io(std::io::Error::other(format!("{operation}: {error}")))
+}
+
+/// Of several networks with one name, the one every process picks: the first created.
+fn chosen(networks: &[Network]) -> Option<String> {
+    networks
+        .iter()
+        .filter_map(|n| {
+            let created = n
+                .created
+                .as_deref()
+                .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());
+            // A network without a readable time sorts last.
+            Some(((created.is_none(), created), n.id.clone()?))
+        })
+        .min()
+        .map(|(_, id)| id)
 }
 
 pub fn is_not_found(error: &bollard::errors::Error) -> bool {
