@@ -63,7 +63,7 @@ pub fn scan(path: &Path) -> Result<(i64, Vec<String>)> {
 /// Places `source` at `target` without copying when both are on one file system.
 pub fn link_or_copy(source: &Path, target: &Path) -> Result<()> {
     if let Some(dir) = target.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::private::create_dir(dir)?;
     }
     if !source.exists() {
         std::fs::File::create(target)?;
@@ -107,9 +107,7 @@ impl Cde {
             std::fs::remove_file(&path)?;
         }
         link_or_copy(file, &path)?;
-        let mut permissions = std::fs::metadata(&path)?.permissions();
-        permissions.set_readonly(true);
-        std::fs::set_permissions(&path, permissions)?;
+        crate::private::seal_file(&path)?;
         let dataset = Dataset {
             name: name.to_owned(),
             version,
