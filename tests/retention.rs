@@ -236,7 +236,7 @@ async fn exercise(cde: &Cde) {
     let mut expected = ids(&[&a1, &a2, &b1]);
     expected.sort();
     assert_eq!(expired, expected);
-    assert_eq!(dry.pipeline_runs, [p1.id.clone()]);
+    assert_eq!(dry.pipeline_runs, std::slice::from_ref(&p1.id));
     assert_eq!(
         dry.dataset_versions
             .iter()
