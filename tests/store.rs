@@ -135,6 +135,10 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
     store.insert_run(&older, None).await.unwrap();
     let queue = store.runs_in(&[RunStatus::Queued]).await.unwrap();
     assert_eq!(
+        queue[0].config["TOKEN"], "secret",
+        "sealed, and opened again"
+    );
+    assert_eq!(
         queue.iter().map(|r| &r.id).collect::<Vec<_>>(),
         [&older.id, &newer.id],
         "oldest first"
@@ -205,7 +209,10 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
         (stored.status, stored.exit_code, stored.output_rows),
         (RunStatus::Failed, Some(3), Some(42))
     );
-    assert_eq!(stored.config["TOKEN"], "secret");
+    assert_eq!(
+        stored.config["TOKEN"], "********",
+        "an ended run keeps no secret"
+    );
     assert_eq!(stored.limits, older.limits);
     assert_eq!(
         stored.created_at.timestamp_micros(),

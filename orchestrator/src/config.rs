@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct Config {
     /// `CDE_DATA_DIR`: database, run directories. Default: the user's data folder + `cde`.
     #[serde(default = "default_data_dir")]
@@ -60,6 +60,41 @@ pub struct Config {
     /// `CDE_SWEEP_INTERVAL_SECS`: how often the server removes containers no active run owns.
     #[serde(default = "default_sweep_interval")]
     pub sweep_interval_secs: u64,
+    /// `CDE_SECRET_KEY`: the key (64 hex digits, or base64 of 32 bytes) password values are
+    /// encrypted with in the store. When unset, `<data dir>/secret.key`, created on first use.
+    pub secret_key: Option<String>,
+    /// `CDE_RETAIN_RUNS_DAYS`: a finished run's directory and logs are removed this many
+    /// days after it ended (0: no age limit).
+    #[serde(default = "default_retain_days")]
+    pub retain_runs_days: u64,
+    /// `CDE_RETAIN_RUNS`: per connector, only the newest this many finished runs keep their
+    /// directories and logs (0: no count limit).
+    #[serde(default = "default_retain_runs")]
+    pub retain_runs: u64,
+    /// `CDE_RETAIN_DATASETS_DAYS`: dataset versions older than this are removed (0: no age
+    /// limit), except a dataset's latest version and export-delta baselines.
+    #[serde(default = "default_retain_days")]
+    pub retain_datasets_days: u64,
+    /// `CDE_RETAIN_DATASET_VERSIONS`: per dataset, only the newest this many versions are
+    /// kept (0: no count limit), and export-delta baselines.
+    #[serde(default = "default_retain_dataset_versions")]
+    pub retain_dataset_versions: u64,
+    /// `CDE_GC_INTERVAL_SECS`: how often the server applies the retention limits (0: never).
+    #[serde(default = "default_gc_interval")]
+    pub gc_interval_secs: u64,
+}
+
+fn default_retain_days() -> u64 {
+    30
+}
+fn default_retain_runs() -> u64 {
+    100
+}
+fn default_retain_dataset_versions() -> u64 {
+    10
+}
+fn default_gc_interval() -> u64 {
+    3600
 }
 
 fn default_max_concurrent_runs() -> usize {
@@ -124,6 +159,12 @@ impl Default for Config {
             api_token: None,
             server: None,
             sweep_interval_secs: default_sweep_interval(),
+            secret_key: None,
+            retain_runs_days: default_retain_days(),
+            retain_runs: default_retain_runs(),
+            retain_datasets_days: default_retain_days(),
+            retain_dataset_versions: default_retain_dataset_versions(),
+            gc_interval_secs: default_gc_interval(),
         }
     }
 }
@@ -145,6 +186,18 @@ impl Config {
 
     pub fn api_token_path(&self) -> PathBuf {
         self.data_dir.join("api-token")
+    }
+
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.data_dir.join("secret.key")
+    }
+
+    pub fn pipeline_runs_dir(&self) -> PathBuf {
+        self.data_dir.join("pipeline-runs")
+    }
+
+    pub fn datasets_dir(&self) -> PathBuf {
+        self.data_dir.join("datasets")
     }
 
     pub fn default_limits(&self) -> Limits {
@@ -177,6 +230,13 @@ impl Config {
             ("CDE_LISTEN", self.listen.clone()),
             ("CDE_API_TOKEN", secret(&self.api_token)),
             (
+                "CDE_SECRET_KEY",
+                self.secret_key.as_ref().map_or_else(
+                    || format!("(unset: {})", self.secret_key_path().display()),
+                    |_| crate::settings::MASK.to_owned(),
+                ),
+            ),
+            (
                 "CDE_MAX_CONCURRENT_RUNS",
                 self.max_concurrent_runs.to_string(),
             ),
@@ -199,6 +259,17 @@ impl Config {
                 "CDE_SWEEP_INTERVAL_SECS",
                 self.sweep_interval_secs.to_string(),
             ),
+            ("CDE_RETAIN_RUNS_DAYS", self.retain_runs_days.to_string()),
+            ("CDE_RETAIN_RUNS", self.retain_runs.to_string()),
+            (
+                "CDE_RETAIN_DATASETS_DAYS",
+                self.retain_datasets_days.to_string(),
+            ),
+            (
+                "CDE_RETAIN_DATASET_VERSIONS",
+                self.retain_dataset_versions.to_string(),
+            ),
+            ("CDE_GC_INTERVAL_SECS", self.gc_interval_secs.to_string()),
             (
                 "CDE_CONTAINER_API_BINARY",
                 optional(
@@ -215,33 +286,108 @@ impl Config {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:********@host/db`.
-fn mask_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!(
-                    "{}{user}:{}{}",
-                    &url[..scheme + 3],
-                    crate::settings::MASK,
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+/// Never prints the API token, the secret key or the database password.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = |v: &Option<String>| v.as_ref().map(|_| crate::settings::MASK);
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("container_api_binary", &self.container_api_binary)
+            .field("stop_grace_secs", &self.stop_grace_secs)
+            .field("run_lease_secs", &self.run_lease_secs)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(mask_password),
+            )
+            .field("max_concurrent_runs", &self.max_concurrent_runs)
+            .field("default_timeout_secs", &self.default_timeout_secs)
+            .field("default_memory_mb", &self.default_memory_mb)
+            .field("default_cpus", &self.default_cpus)
+            .field("default_pids", &self.default_pids)
+            .field("health_check_timeout_secs", &self.health_check_timeout_secs)
+            .field("listen", &self.listen)
+            .field("api_token", &masked(&self.api_token))
+            .field("server", &self.server)
+            .field("sweep_interval_secs", &self.sweep_interval_secs)
+            .field("secret_key", &masked(&self.secret_key))
+            .field("retain_runs_days", &self.retain_runs_days)
+            .field("retain_runs", &self.retain_runs)
+            .field("retain_datasets_days", &self.retain_datasets_days)
+            .field("retain_dataset_versions", &self.retain_dataset_versions)
+            .field("gc_interval_secs", &self.gc_interval_secs)
+            .finish()
     }
+}
+
+/// `postgres://user:secret@host/db?password=x` → `postgres://user:********@host/db?password=********`.
+pub fn mask_password(url: &str) -> String {
+    let mask = crate::settings::MASK;
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut masked = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match base[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:{mask}{}", &base[..scheme + 3], &base[at..]),
+            None => base.to_owned(),
+        },
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((name, _)) if name.to_ascii_lowercase().ends_with("password") => {
+                    format!("{name}={mask}")
+                }
+                _ => parameter.to_owned(),
+            })
+            .collect();
+        masked.push('?');
+        masked.push_str(&parameters.join("&"));
+    }
+    masked
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn database_passwords_are_masked() {
         assert_eq!(
-            super::mask_password("postgres://cde:pw@db:5432/cde"),
+            mask_password("postgres://cde:pw@db:5432/cde"),
             "postgres://cde:********@db:5432/cde"
         );
-        assert_eq!(super::mask_password("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(mask_password("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            mask_password("postgres://cde:p@w@db/cde?sslmode=require&password=pw2&sslpassword=pw3"),
+            "postgres://cde:********@db/cde?sslmode=require&password=********&sslpassword=********"
+        );
+        assert_eq!(
+            mask_password("postgres://db/cde?user=cde&Password=pw"),
+            "postgres://db/cde?user=cde&Password=********"
+        );
+    }
+
+    #[test]
+    fn debug_and_describe_print_no_secret() {
+        let config = Config {
+            api_token: Some("tok-d3adbeef".into()),
+            secret_key: Some("ab".repeat(32)),
+            database_url: Some("postgres://cde:pw-s3cret@db/cde?password=pw-s3cret2".into()),
+            ..Config::default()
+        };
+        for text in [
+            format!("{config:?}"),
+            format!("{config:#?}"),
+            config.describe(),
+        ] {
+            for secret in ["tok-d3adbeef", &"ab".repeat(32), "pw-s3cret"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+            assert!(text.contains("postgres://cde:********@db/cde"), "{text}");
+        }
+        assert!(format!("{config:?}").contains("retain_runs: 100"));
     }
 }

@@ -134,7 +134,7 @@ impl Cde {
         source: Option<impl Read>,
     ) -> Result<StagedRows, RowsError> {
         let dir = self.dataset_dir(name);
-        std::fs::create_dir_all(&dir)?;
+        crate::private::create_dir(&dir).map_err(std::io::Error::other)?;
         let mut staged = tempfile::Builder::new()
             .prefix(".staged-")
             .tempfile_in(&dir)?;
@@ -203,6 +203,7 @@ impl Cde {
                     created_at: Utc::now(),
                 };
                 if self.store.insert_dataset(&dataset).await? {
+                    crate::private::seal_file(&current)?;
                     return Ok(Some(dataset));
                 }
             }

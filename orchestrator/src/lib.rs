@@ -16,11 +16,14 @@ pub mod limits;
 pub mod manifest;
 pub mod pipeline;
 pub mod pod;
+pub mod private;
 pub mod registry;
+pub mod retention;
 pub mod run;
 pub mod rundir;
 pub mod runtime;
 pub mod scheduler;
+pub mod secret;
 pub mod settings;
 pub mod store;
 
@@ -50,7 +53,15 @@ pub struct Cde {
 
 impl Cde {
     pub async fn open(config: Config) -> Result<Self> {
-        let store = Store::open(config.database_url.as_deref(), &config.database_path()).await?;
+        private::secure_data_dir(&config)?;
+        let secrets =
+            secret::Secrets::load(config.secret_key.as_deref(), &config.secret_key_path())?;
+        let store = Store::open_with_secrets(
+            config.database_url.as_deref(),
+            &config.database_path(),
+            secrets,
+        )
+        .await?;
         let run_slots = Arc::new(Semaphore::new(config.max_concurrent_runs.max(1)));
         Ok(Self {
             config,

@@ -95,6 +95,13 @@ enum Command {
     },
     /// Cancel a run: a queued one at once, a started one with SIGTERM, then SIGKILL.
     Cancel { run_id: String },
+    /// Remove finished runs' directories and logs and dataset versions beyond the
+    /// retention limits (`CDE_RETAIN_*`); the server does this every `CDE_GC_INTERVAL_SECS`.
+    Gc {
+        /// Only print what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -408,6 +415,19 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
                 tokio::time::sleep(POLL).await;
             }
         }
+        Command::Gc { dry_run } => {
+            let report = backend.local("gc")?.collect_garbage(dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.describe());
+            }
+            Ok(if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Cancel { run_id } => {
             let run = backend.cancel(&run_id).await?;
             if json {
@@ -686,6 +706,7 @@ async fn serve(cde: Arc<Cde>) -> Result<ExitCode> {
     tokio::spawn(cde.clone().sweep_periodically());
     tokio::spawn(cde.clone().adopt_periodically());
     tokio::spawn(cde.clone().run_schedules());
+    tokio::spawn(cde.clone().collect_garbage_periodically());
     let listener = tokio::net::TcpListener::bind(&cde.config.listen).await?;
     eprintln!("cde server listening on http://{}", listener.local_addr()?);
     axum::serve(listener, cde::api::router(cde.clone(), token))

@@ -294,7 +294,7 @@ impl Cde {
     async fn drive_pipeline(&self, run: &mut PipelineRun) -> Result<Option<String>> {
         let pipeline = self.store.pipeline(&run.pipeline).await?;
         let work = self.config.data_dir.join("pipeline-runs").join(&run.id);
-        std::fs::create_dir_all(&work)?;
+        crate::private::create_dir(&work)?;
         let mut position = 0;
         let mut next_step = |kind: StepKind, step: &Step| {
             position += 1;
@@ -408,7 +408,7 @@ impl Cde {
         .await;
         let mut failure = None;
         let feedback = work.join("feedback.jsonl");
-        let mut feedback_out = BufWriter::new(std::fs::File::create(&feedback)?);
+        let mut feedback_out = BufWriter::new(crate::private::create_file(&feedback)?);
         for ((position, _, step), result) in exports.iter().zip(results) {
             match result? {
                 Ok(export) => {
@@ -574,7 +574,7 @@ fn join_on_id(main: &Path, additional: &[PathBuf], out: &Path) -> Result<i64> {
             }
         }
     }
-    let mut writer = BufWriter::new(std::fs::File::create(out)?);
+    let mut writer = BufWriter::new(crate::private::create_file(out)?);
     let mut rows = 0;
     for mut row in read_rows(main)? {
         if let Some(columns) = row

@@ -15,11 +15,14 @@ use crate::lease::{Lease, Leased};
 use crate::manifest::Manifest;
 use crate::pipeline::{Pipeline, PipelineRun, StepRun};
 use crate::run::{Run, RunStatus};
+use crate::secret::Secrets;
 
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     instance: String,
+    /// Seals run configurations and pipeline definitions, which hold password values.
+    secrets: Secrets,
 }
 
 /// A registered connector version.
@@ -54,15 +57,24 @@ fn decode_error(message: String) -> Error {
 }
 
 impl Store {
-    /// Opens `url` (any sqlx URL), or the SQLite file `sqlite_path` when `url` is `None`.
+    /// Opens `url` (any sqlx URL), or the SQLite file `sqlite_path` when `url` is `None`,
+    /// with the secret key in `secret.key` next to `sqlite_path` (created on first use).
     pub async fn open(url: Option<&str>, sqlite_path: &Path) -> Result<Self> {
+        let key_file = sqlite_path.with_file_name("secret.key");
+        Self::open_with_secrets(url, sqlite_path, Secrets::load(None, &key_file)?).await
+    }
+
+    /// [`open`](Self::open) with the key secrets are sealed with.
+    pub async fn open_with_secrets(
+        url: Option<&str>,
+        sqlite_path: &Path,
+        secrets: Secrets,
+    ) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let url = match url {
             Some(url) => url.to_owned(),
             None => {
-                if let Some(dir) = sqlite_path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
+                crate::private::prepare_database_file(sqlite_path)?;
                 format!("sqlite://{}?mode=rwc", sqlite_path.display())
             }
         };
@@ -71,7 +83,7 @@ impl Store {
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     if conn.backend_name() == "SQLite" {
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON")
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON")
                             .await?;
                     }
                     Ok(())
@@ -89,7 +101,48 @@ impl Store {
         let instance = sqlx::query_scalar("SELECT id FROM instance")
             .fetch_one(&pool)
             .await?;
-        Ok(Self { pool, instance })
+        let store = Self {
+            pool,
+            instance,
+            secrets,
+        };
+        store.seal_plain_secrets().await?;
+        Ok(store)
+    }
+
+    /// Seals what an older version stored in plain text: the configurations of runs not
+    /// ended yet and pipeline definitions. (Migration 0004 removed ended runs' secrets.)
+    async fn seal_plain_secrets(&self) -> Result<()> {
+        let runs: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, config FROM runs WHERE status IN ({}) AND config NOT LIKE '{}%'",
+            status_list(|status| !status.is_finished()),
+            crate::secret::SEALED_PREFIX
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        for (id, config) in runs {
+            sqlx::query("UPDATE runs SET config = $2 WHERE id = $1 AND config = $3")
+                .bind(&id)
+                .bind(self.secrets.seal(&config))
+                .bind(&config)
+                .execute(&self.pool)
+                .await?;
+        }
+        let pipelines: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT name, definition FROM pipelines WHERE definition NOT LIKE '{}%'",
+            crate::secret::SEALED_PREFIX
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        for (name, definition) in pipelines {
+            sqlx::query("UPDATE pipelines SET definition = $2 WHERE name = $1 AND definition = $3")
+                .bind(&name)
+                .bind(self.secrets.seal(&definition))
+                .bind(&definition)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// This installation's id; its containers carry it as the `cde.instance` label.
@@ -189,7 +242,7 @@ impl Store {
         .bind(&run.connector_code)
         .bind(run.connector_version)
         .bind(run.status.as_str())
-        .bind(serde_json::to_string(&run.config)?)
+        .bind(self.secrets.seal(&serde_json::to_string(&run.config)?))
         .bind(serde_json::to_string(&run.options)?)
         .bind(serde_json::to_string(&run.limits)?)
         .bind(&run.run_dir)
@@ -203,11 +256,13 @@ impl Store {
     }
 
     /// Writes the run's progress, unless it already ended (a cancelled queued run, say).
-    /// Returns false when the stored run had ended.
+    /// Returns false when the stored run had ended. An ended run keeps no secret: its
+    /// configuration becomes its masked option values.
     pub async fn update_run(&self, run: &Run) -> Result<bool> {
         let updated = sqlx::query(
             "UPDATE runs SET status = $2, reason = $3, exit_code = $4, output_rows = $5,
-             started_at = $6, running_at = $7, finished_at = $8
+             started_at = $6, running_at = $7, finished_at = $8,
+             config = CASE WHEN $9 = 1 THEN options ELSE config END
              WHERE id = $1 AND status IN ('queued', 'starting', 'running')",
         )
         .bind(&run.id)
@@ -218,6 +273,7 @@ impl Store {
         .bind(run.started_at.map(timestamp))
         .bind(run.running_at.map(timestamp))
         .bind(run.finished_at.map(timestamp))
+        .bind(i64::from(run.status.is_finished()))
         .execute(&self.pool)
         .await?;
         Ok(updated.rows_affected() == 1)
@@ -281,7 +337,8 @@ impl Store {
     /// Cancels a queued run at once; returns false when it is not queued.
     pub async fn cancel_queued(&self, id: &str) -> Result<bool> {
         let cancelled = sqlx::query(
-            "UPDATE runs SET status = 'cancelled', reason = 'cancelled', finished_at = $2
+            "UPDATE runs SET status = 'cancelled', reason = 'cancelled', finished_at = $2,
+             config = options
              WHERE id = $1 AND status = 'queued'",
         )
         .bind(id)
@@ -316,7 +373,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| Error::RunNotFound(id.to_owned()))
-            .and_then(|row| run_from_row(&row))
+            .and_then(|row| run_from_row(&row, &self.secrets))
     }
 
     /// Most recent first.
@@ -331,7 +388,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(run_from_row)
+        .map(|row| run_from_row(row, &self.secrets))
         .collect()
     }
 
@@ -348,7 +405,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(run_from_row)
+        .map(|row| run_from_row(row, &self.secrets))
         .collect()
     }
 
@@ -519,7 +576,7 @@ impl Store {
 impl Store {
     pub async fn save_pipeline(&self, pipeline: &Pipeline) -> Result<()> {
         let now = timestamp(Utc::now());
-        let definition = serde_json::to_string(pipeline)?;
+        let definition = self.secrets.seal(&serde_json::to_string(pipeline)?);
         let updated =
             sqlx::query("UPDATE pipelines SET definition = $2, updated_at = $3 WHERE name = $1")
                 .bind(&pipeline.name)
@@ -545,7 +602,7 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?
                 .ok_or_else(|| Error::PipelineNotFound(name.to_owned()))?;
-        Ok(serde_json::from_str(&definition)?)
+        self.pipeline_definition(&definition)
     }
 
     pub async fn pipelines(&self) -> Result<Vec<Pipeline>> {
@@ -555,8 +612,14 @@ impl Store {
                 .await?;
         definitions
             .iter()
-            .map(|d| Ok(serde_json::from_str(d)?))
+            .map(|d| self.pipeline_definition(d))
             .collect()
+    }
+
+    fn pipeline_definition(&self, stored: &str) -> Result<Pipeline> {
+        Ok(serde_json::from_str(
+            &self.secrets.open(stored, "a pipeline definition")?,
+        )?)
     }
 
     /// Fails with a clear error when a run of the same pipeline is still going.
@@ -743,6 +806,137 @@ impl Store {
     }
 }
 
+/// A finished run whose directory and logs the retention limits let go.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExpiredRun {
+    pub id: String,
+    pub connector_code: String,
+    pub run_dir: String,
+    pub ended_at: DateTime<Utc>,
+}
+
+/// What retention keeps: the newest `keep` (0: no count limit) and whatever ended at or
+/// after `since` (`None`: no age limit).
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    pub newest: u64,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Queries of retention (`cde gc`).
+impl Store {
+    /// Finished runs beyond the newest `keep.newest` of their connector or ended before
+    /// `keep.since`, not yet pruned, and not a step of a pipeline run still going.
+    pub async fn expired_runs(&self, keep: Keep) -> Result<Vec<ExpiredRun>> {
+        sqlx::query(&format!(
+            "SELECT id, connector_code, run_dir, ended FROM (
+                SELECT id, connector_code, run_dir, pruned_at, COALESCE(finished_at, created_at) AS ended,
+                ROW_NUMBER() OVER (PARTITION BY connector_code
+                    ORDER BY COALESCE(finished_at, created_at) DESC, id DESC) AS position
+                FROM runs WHERE status IN ({})
+             ) ranked
+             WHERE pruned_at IS NULL AND (($1 > 0 AND position > $1) OR ($2 <> '' AND ended < $2))
+             AND id NOT IN (SELECT s.run_id FROM pipeline_steps s
+                 JOIN pipeline_runs p ON p.id = s.pipeline_run_id
+                 WHERE p.status = 'running' AND s.run_id IS NOT NULL)
+             ORDER BY ended, id",
+            status_list(RunStatus::is_finished)
+        ))
+        .bind(keep.newest as i64)
+        .bind(keep.since.map(timestamp).unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ExpiredRun {
+                id: row.try_get("id")?,
+                connector_code: row.try_get("connector_code")?,
+                run_dir: row.try_get("run_dir")?,
+                ended_at: parse_timestamp(&row.try_get::<String, _>("ended")?)?,
+            })
+        })
+        .collect()
+    }
+
+    /// Deletes a run's log lines and records that its directory is gone.
+    pub async fn prune_run(&self, run_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM run_logs WHERE run_id = $1")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE runs SET pruned_at = $2 WHERE id = $1")
+            .bind(run_id)
+            .bind(timestamp(Utc::now()))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Dataset versions beyond the newest `keep.newest` of their dataset or made before
+    /// `keep.since`; never a dataset's latest version, nor an export-delta baseline.
+    pub async fn expired_datasets(&self, keep: Keep) -> Result<Vec<Dataset>> {
+        sqlx::query(
+            "SELECT name, version, run_id, path, rows_count, columns, created_at FROM (
+                SELECT name, version, run_id, path, rows_count, columns, created_at,
+                ROW_NUMBER() OVER (PARTITION BY name ORDER BY version DESC) AS position
+                FROM datasets
+             ) ranked
+             WHERE position > 1 AND (($1 > 0 AND position > $1) OR ($2 <> '' AND created_at < $2))
+             AND path NOT IN (SELECT path FROM export_snapshots)
+             ORDER BY name, version",
+        )
+        .bind(keep.newest as i64)
+        .bind(keep.since.map(timestamp).unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(dataset_from_row)
+        .collect()
+    }
+
+    /// Deletes a dataset version's row, unless it became an export-delta baseline meanwhile.
+    pub async fn delete_dataset_version(&self, name: &str, version: i64) -> Result<bool> {
+        let deleted = sqlx::query(
+            "DELETE FROM datasets WHERE name = $1 AND version = $2
+             AND path NOT IN (SELECT path FROM export_snapshots)",
+        )
+        .bind(name)
+        .bind(version)
+        .execute(&self.pool)
+        .await?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    /// Ended pipeline runs beyond the newest `keep.newest` of their pipeline or ended
+    /// before `keep.since`, whose work directories are not pruned yet.
+    pub async fn expired_pipeline_runs(&self, keep: Keep) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM (
+                SELECT id, pruned_at, COALESCE(finished_at, created_at) AS ended,
+                ROW_NUMBER() OVER (PARTITION BY pipeline ORDER BY created_at DESC, id DESC) AS position
+                FROM pipeline_runs WHERE status <> 'running'
+             ) ranked
+             WHERE pruned_at IS NULL AND (($1 > 0 AND position > $1) OR ($2 <> '' AND ended < $2))
+             ORDER BY ended, id",
+        )
+        .bind(keep.newest as i64)
+        .bind(keep.since.map(timestamp).unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn prune_pipeline_run(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE pipeline_runs SET pruned_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(timestamp(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
 const PIPELINE_RUN_COLUMNS: &str =
     "SELECT id, pipeline, status, reason, trigger_kind, dataset_version, created_at, finished_at FROM pipeline_runs";
 
@@ -771,9 +965,24 @@ fn optional_timestamp(row: &AnyRow, column: &str) -> Result<Option<DateTime<Utc>
         .transpose()
 }
 
-fn run_from_row(row: &AnyRow) -> Result<Run> {
+/// `'a', 'b'`: the statuses `select` keeps, for an SQL `IN` list.
+fn status_list(select: impl Fn(RunStatus) -> bool) -> String {
+    RunStatus::ALL
+        .into_iter()
+        .filter(|status| select(*status))
+        .map(|status| format!("'{}'", status.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn run_from_row(row: &AnyRow, secrets: &Secrets) -> Result<Run> {
+    let id: String = row.try_get("id")?;
+    let config = secrets.open(
+        &row.try_get::<String, _>("config")?,
+        &format!("the option values of run {id}"),
+    )?;
     Ok(Run {
-        id: row.try_get("id")?,
+        id,
         connector_code: row.try_get("connector_code")?,
         connector_version: row.try_get("connector_version")?,
         status: row
@@ -782,7 +991,7 @@ fn run_from_row(row: &AnyRow) -> Result<Run> {
             .map_err(decode_error)?,
         reason: row.try_get("reason")?,
         exit_code: row.try_get("exit_code")?,
-        config: serde_json::from_str(&row.try_get::<String, _>("config")?)?,
+        config: serde_json::from_str(&config)?,
         options: serde_json::from_str(&row.try_get::<String, _>("options")?)?,
         limits: serde_json::from_str(&row.try_get::<String, _>("limits")?)?,
         run_dir: row.try_get("run_dir")?,
