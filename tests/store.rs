@@ -91,6 +91,7 @@ fn run(code: &str, version: i64, created_secs_ago: i64) -> Run {
         },
         run_dir: "/tmp/nowhere".into(),
         output_rows: None,
+        network: None,
         created_at: Utc::now() - chrono::Duration::seconds(created_secs_ago),
         started_at: None,
         running_at: None,

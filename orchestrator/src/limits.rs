@@ -83,6 +83,10 @@ impl Limits {
         (self.memory_mb as i64).saturating_mul(1024 * 1024)
     }
 
+    pub fn disk_bytes(&self) -> u64 {
+        self.disk_mb.saturating_mul(1024 * 1024)
+    }
+
     pub fn nano_cpus(&self) -> i64 {
         (self.cpus * 1e9) as i64
     }

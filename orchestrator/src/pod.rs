@@ -143,39 +143,6 @@ fn is_network_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// Where a run request's `network` waits in the run directory between submission and start
-/// (the store keeps no column for it).
-const REQUESTED_NETWORK_FILE: &str = "network";
-
-/// Records the network a run request asked for, if any, in its run directory.
-pub fn record_requested_network(run_dir: &Path, network: Option<&Network>) -> Result<()> {
-    if let Some(network) = network {
-        let path = run_dir.join(REQUESTED_NETWORK_FILE);
-        std::fs::write(&path, network.to_string()).map_err(|e| {
-            Error::Io(std::io::Error::other(format!(
-                "writing {}: {e}",
-                path.display()
-            )))
-        })?;
-    }
-    Ok(())
-}
-
-/// The network a run joins: the one its request asked for, else its manifest's.
-pub fn network_for_run(run_dir: &Path, manifest: &Network) -> Result<Network> {
-    let path = run_dir.join(REQUESTED_NETWORK_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse().map_err(|e: String| {
-            Error::InvalidConfig(format!("network (from {}): {e}", path.display()))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(manifest.clone()),
-        Err(e) => Err(Error::Io(std::io::Error::other(format!(
-            "reading {}: {e}",
-            path.display()
-        )))),
-    }
-}
-
 /// What the engine's `NetworkMode` must say for the run's network; creates cde's own
 /// network on first use.
 async fn network_mode(runtime: &Runtime, spec: &ConnectorSpec<'_>) -> Result<String> {
@@ -447,25 +414,6 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Network::Named("n".into())).unwrap(),
             "\"n\""
-        );
-    }
-
-    #[test]
-    fn a_requested_network_outranks_the_manifests() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            network_for_run(dir.path(), &Network::None).unwrap(),
-            Network::None
-        );
-        record_requested_network(dir.path(), None).unwrap();
-        assert_eq!(
-            network_for_run(dir.path(), &Network::None).unwrap(),
-            Network::None
-        );
-        record_requested_network(dir.path(), Some(&Network::Named("bridge".into()))).unwrap();
-        assert_eq!(
-            network_for_run(dir.path(), &Network::None).unwrap(),
-            Network::Named("bridge".into())
         );
     }
 }

@@ -104,6 +104,9 @@ pub struct Run {
     pub limits: Limits,
     pub run_dir: String,
     pub output_rows: Option<i64>,
+    /// The network the run request asked for, instead of its manifest's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<pod::Network>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub running_at: Option<DateTime<Utc>>,
@@ -212,7 +215,6 @@ impl Cde {
         let id = uuid::Uuid::now_v7().to_string();
         let run_dir = self.config.runs_dir().join(&id);
         prepare_run_dir(&run_dir)?;
-        pod::record_requested_network(&run_dir, request.network.as_ref())?;
         if let Err(e) = prepare_inputs(manifest, &run_dir.join("input"), inputs) {
             std::fs::remove_dir_all(&run_dir)?;
             return Err(e);
@@ -229,6 +231,7 @@ impl Cde {
             limits,
             run_dir: run_dir.canonicalize()?.display().to_string(),
             output_rows: None,
+            network: request.network,
             created_at: Utc::now(),
             started_at: None,
             running_at: None,
@@ -360,7 +363,10 @@ impl Cde {
             run_dir: Path::new(&run.run_dir),
             api_binary,
             grace_secs: self.config.stop_grace_secs,
-            network: pod::network_for_run(Path::new(&run.run_dir), &manifest.network)?,
+            network: run
+                .network
+                .clone()
+                .unwrap_or_else(|| manifest.network.clone()),
             runs_network: &self.config.run_network,
             input_values: manifest.input_values,
         };
@@ -578,9 +584,9 @@ fn count_output(run: &Run) -> Option<i64> {
         .map(|(rows, _)| rows)
 }
 
-/// The most a run may have written: no output file larger than this is read.
-fn output_limit(_run: &Run) -> u64 {
-    u64::MAX
+/// No output file larger than the run's disk limit is read.
+fn output_limit(run: &Run) -> u64 {
+    run.limits.disk_bytes()
 }
 
 /// Creates the run directory. The container runs as whatever user its image says, and
@@ -648,6 +654,12 @@ fn prepare_inputs(manifest: &Manifest, input_dir: &Path, inputs: &RunInputs) -> 
         )
         .map_err(|e| Error::InvalidConfig(format!("computing the delta: {e}")))?;
     }
+    // The connector runs as whatever user its image says, and reads these (copies of
+    // read-only datasets) as that user; the data directory above keeps them private.
+    for entry in std::fs::read_dir(input_dir)? {
+        crate::private::chmod(&entry?.path(), 0o644)?;
+    }
+    crate::private::chmod(input_dir, 0o755)?;
     Ok(())
 }
 

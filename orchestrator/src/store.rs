@@ -235,8 +235,8 @@ impl Store {
     pub async fn insert_run(&self, run: &Run, lease: Option<&Lease>) -> Result<()> {
         sqlx::query(
             "INSERT INTO runs (id, connector_code, connector_version, status, config, options, limits,
-             run_dir, created_at, started_at, lease_owner, lease_until)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             run_dir, created_at, started_at, lease_owner, lease_until, network)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&run.id)
         .bind(&run.connector_code)
@@ -250,6 +250,7 @@ impl Store {
         .bind(run.started_at.map(timestamp))
         .bind(lease.map(|lease| lease.owner.as_str()))
         .bind(lease.map(|lease| timestamp(lease.until)))
+        .bind(run.network.as_ref().map(|network| network.to_string()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -956,7 +957,8 @@ fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
 }
 
 const RUN_COLUMNS: &str = "SELECT id, connector_code, connector_version, status, reason, exit_code,
-    config, options, limits, run_dir, output_rows, created_at, started_at, running_at, finished_at FROM runs";
+    config, options, limits, run_dir, output_rows, created_at, started_at, running_at, finished_at,
+    network FROM runs";
 
 fn optional_timestamp(row: &AnyRow, column: &str) -> Result<Option<DateTime<Utc>>> {
     row.try_get::<Option<String>, _>(column)?
@@ -996,6 +998,10 @@ fn run_from_row(row: &AnyRow, secrets: &Secrets) -> Result<Run> {
         limits: serde_json::from_str(&row.try_get::<String, _>("limits")?)?,
         run_dir: row.try_get("run_dir")?,
         output_rows: row.try_get("output_rows")?,
+        network: row
+            .try_get::<Option<String>, _>("network")?
+            .map(|network| network.parse().map_err(decode_error))
+            .transpose()?,
         created_at: parse_timestamp(&row.try_get::<String, _>("created_at")?)?,
         started_at: optional_timestamp(row, "started_at")?,
         running_at: optional_timestamp(row, "running_at")?,
