@@ -30,9 +30,17 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The value as it would appear raw or base64-encoded at any alignment in a longer text.
+/// The value as it would appear raw, JSON-escaped, in the halves the `behave` connector
+/// prints on two lines, or base64-encoded at any alignment in a longer text.
 fn forms(value: &str) -> Vec<Vec<u8>> {
-    let mut forms = vec![value.as_bytes().to_vec()];
+    let escaped = serde_json::to_string(value).unwrap();
+    let half = value.len() / 2;
+    let mut forms = vec![
+        value.as_bytes().to_vec(),
+        escaped.as_bytes()[1..escaped.len() - 1].to_vec(),
+        value.as_bytes()[..half].to_vec(),
+        value.as_bytes()[half..].to_vec(),
+    ];
     for shift in 0..3 {
         let mut bytes = vec![b'x'; shift];
         bytes.extend_from_slice(value.as_bytes());
@@ -64,8 +72,9 @@ fn holders(paths: &[PathBuf], secrets: &[String]) -> Vec<String> {
     found
 }
 
+/// A value whose JSON-escaped form differs from it.
 fn secret(label: &str) -> String {
-    format!("{label}-{}", uuid::Uuid::new_v4().simple())
+    format!("{label}-{}-\"q\\", uuid::Uuid::new_v4().simple())
 }
 
 async fn raw(data_dir: &Path, query: &str, id: &str) -> String {

@@ -52,8 +52,19 @@ def main():
         signal.signal(signal.SIGTERM, lambda *_: print("ignoring SIGTERM", flush=True))
     log("info", f"behave starting in mode {mode}")
     if mode == "leak-secret":
-        log("info", f"the token is {os.environ.get('TOKEN', '')}")
-        print(f"stdout token {os.environ.get('TOKEN', '')}", flush=True)
+        # Every way a connector might let its password out.
+        token = os.environ.get("TOKEN", "")
+        log("info", f"the token is {token}")
+        post("/logs/info", {"message": "token in a context", "context": {"token": token}})
+        log("info", json.dumps({"token": token}))
+        print(f"stdout token {token}", flush=True)
+        print(json.dumps({"token": token}), flush=True)
+        print(f"stderr token {token}", file=sys.stderr, flush=True)
+        half = len(token) // 2
+        print(f"split token {token[:half]}", flush=True)
+        print(f"{token[half:]} was split", flush=True)
+        with open(os.path.join(os.environ.get("CDE_WORK_DIR", "/tmp"), "token.txt"), "w") as f:
+            f.write(token)
     write(0, records)
     if mode == "oom":
         hog = []
