@@ -84,6 +84,7 @@ async fn should_fail_fails_the_run_and_the_cli_exits_non_zero() {
     let data = tempfile::tempdir().unwrap();
     let cli = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_cde"))
+            .env("CDE_RUN_NETWORK", TEST_NETWORK)
             .args(args)
             .env("CDE_DATA_DIR", data.path())
             .output()

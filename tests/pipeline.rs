@@ -375,6 +375,7 @@ async fn standalone_runs_take_an_input_and_a_previous_snapshot() {
     );
     let cli = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_cde"))
+            .env("CDE_RUN_NETWORK", TEST_NETWORK)
             .args(args)
             .env("CDE_DATA_DIR", data.path())
             .output()

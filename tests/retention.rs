@@ -362,6 +362,7 @@ async fn the_server_removes_expired_runs_and_versions() {
     assert_eq!(versions.len(), 3);
 
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_cde"))
+        .env("CDE_RUN_NETWORK", TEST_NETWORK)
         .args(["gc", "--dry-run"])
         .env("CDE_DATA_DIR", data.path())
         .env("CDE_RETAIN_RUNS", "1")
@@ -396,10 +397,7 @@ async fn the_server_removes_expired_runs_and_versions() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    gc.abort();
     assert!(Path::new(&runs[2].run_dir).exists());
-    assert!(!cde.store.logs(&runs[2].id, 0).await.unwrap().is_empty());
-    assert!(cde.store.logs(&runs[0].id, 0).await.unwrap().is_empty());
     let deadline = Instant::now() + Duration::from_secs(20);
     while cde.store.datasets("connector/behave").await.unwrap().len() > 1 {
         assert!(
@@ -408,6 +406,9 @@ async fn the_server_removes_expired_runs_and_versions() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    gc.abort();
+    assert!(!cde.store.logs(&runs[2].id, 0).await.unwrap().is_empty());
+    assert!(cde.store.logs(&runs[0].id, 0).await.unwrap().is_empty());
     assert!(!versions[1].exists() && !versions[2].exists());
     assert!(versions[0].exists(), "the latest version stays");
 }

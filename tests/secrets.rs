@@ -138,6 +138,19 @@ async fn leak(cde: &Cde, data_dir: &Path) -> Vec<String> {
         .await
         .unwrap();
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    // The connector did leak it every way; each line arrived, masked.
+    let logs = cde.store.logs(&run.id, 0).await.unwrap();
+    let messages: Vec<&str> = logs.iter().map(|(_, l)| l.message.as_str()).collect();
+    for expected in [
+        "the token is ********",
+        "stdout token ********",
+        "stderr token ********",
+        "split token ********",
+        "******** was split",
+        r#"{"token": "********"}"#,
+    ] {
+        assert!(messages.contains(&expected), "{expected}: {messages:?}");
+    }
     let config = raw(data_dir, "SELECT config FROM runs WHERE id = $1", &run.id).await;
     assert!(
         config.contains(r#""TOKEN":"********""#),

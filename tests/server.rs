@@ -24,6 +24,7 @@ impl Server {
             .open(data_dir.join("server.log"))
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cde"))
+            .env("CDE_RUN_NETWORK", TEST_NETWORK)
             .arg("server")
             .env("CDE_DATA_DIR", data_dir)
             .env("CDE_LISTEN", format!("127.0.0.1:{port}"))
@@ -252,6 +253,7 @@ async fn the_cli_drives_a_server_when_cde_server_is_set() {
     let client_dir = tempfile::tempdir().unwrap();
     let cli = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_cde"))
+            .env("CDE_RUN_NETWORK", TEST_NETWORK)
             .args(args)
             .env("CDE_DATA_DIR", client_dir.path())
             .env("CDE_SERVER", &server.url)

@@ -44,9 +44,13 @@ pub fn behave_image() {
     image("tests/connectors/behave");
 }
 
+/// The network the tests' runs join, apart from a real installation's (`.ci/run` removes it).
+pub const TEST_NETWORK: &str = "cde-test-runs";
+
 pub fn config(data_dir: &Path) -> Config {
     Config {
         data_dir: data_dir.to_path_buf(),
+        run_network: TEST_NETWORK.into(),
         stop_grace_secs: 2,
         run_lease_secs: 3,
         ..Config::default()
