@@ -13,55 +13,6 @@ use cde::store::{RunFilter, Store};
 use chrono::Utc;
 use common::*;
 use container_api::{LogLine, LogSource};
-use sqlx::Connection;
-
-/// A fresh PostgreSQL database, dropped on drop; `None` (with a note) outside CI when unset.
-struct Postgres {
-    admin_url: String,
-    name: String,
-}
-
-impl Postgres {
-    async fn create() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("CDE_TEST_DATABASE_URL") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set CDE_TEST_DATABASE_URL"
-            );
-            eprintln!("PostgreSQL part skipped: set CDE_TEST_DATABASE_URL (see .ci/run)");
-            return None;
-        };
-        let name = format!("cde_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        Some(Self { admin_url, name })
-    }
-
-    fn url(&self) -> String {
-        let base = self.admin_url.rsplit_once('/').unwrap().0;
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let (url, name) = (self.admin_url.clone(), self.name.clone());
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
-            })
-        })
-        .join()
-        .unwrap();
-    }
-}
 
 fn manifest(label: &str) -> Manifest {
     let text = std::fs::read_to_string(sample_manifest()).unwrap();

@@ -113,34 +113,30 @@ impl Store {
     /// Seals what an older version stored in plain text: the configurations of runs not
     /// ended yet and pipeline definitions. (Migration 0004 removed ended runs' secrets.)
     async fn seal_plain_secrets(&self) -> Result<()> {
-        let runs: Vec<(String, String)> = sqlx::query_as(&format!(
-            "SELECT id, config FROM runs WHERE status IN ({}) AND config NOT LIKE '{}%'",
-            status_list(|status| !status.is_finished()),
+        let unfinished = format!("status IN ({})", status_list(|s| !s.is_finished()));
+        self.seal_column("runs", "id", "config", &unfinished)
+            .await?;
+        self.seal_column("pipelines", "name", "definition", "1 = 1")
+            .await
+    }
+
+    /// Seals the plain-text values of `table.column` in the rows matching `filter`.
+    async fn seal_column(&self, table: &str, key: &str, column: &str, filter: &str) -> Result<()> {
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT {key}, {column} FROM {table} WHERE {filter} AND {column} NOT LIKE '{}%'",
             crate::secret::SEALED_PREFIX
         ))
         .fetch_all(&self.pool)
         .await?;
-        for (id, config) in runs {
-            sqlx::query("UPDATE runs SET config = $2 WHERE id = $1 AND config = $3")
-                .bind(&id)
-                .bind(self.secrets.seal(&config))
-                .bind(&config)
-                .execute(&self.pool)
-                .await?;
-        }
-        let pipelines: Vec<(String, String)> = sqlx::query_as(&format!(
-            "SELECT name, definition FROM pipelines WHERE definition NOT LIKE '{}%'",
-            crate::secret::SEALED_PREFIX
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        for (name, definition) in pipelines {
-            sqlx::query("UPDATE pipelines SET definition = $2 WHERE name = $1 AND definition = $3")
-                .bind(&name)
-                .bind(self.secrets.seal(&definition))
-                .bind(&definition)
-                .execute(&self.pool)
-                .await?;
+        for (id, plain) in rows {
+            sqlx::query(&format!(
+                "UPDATE {table} SET {column} = $2 WHERE {key} = $1 AND {column} = $3"
+            ))
+            .bind(&id)
+            .bind(self.secrets.seal(&plain))
+            .bind(&plain)
+            .execute(&self.pool)
+            .await?;
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use std::sync::{Mutex, OnceLock};
 
 use cde::run::{Run, RunRequest};
 use cde::{Cde, Config};
+use sqlx::Connection;
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -103,5 +104,53 @@ pub async fn wait_for(cde: &Cde, run_id: &str, status: cde::run::RunStatus, secs
             return run;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A fresh PostgreSQL database from `CDE_TEST_DATABASE_URL`, dropped on drop; `None` (with a note) outside CI when unset.
+pub struct Postgres {
+    admin_url: String,
+    name: String,
+}
+
+impl Postgres {
+    pub async fn create() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("CDE_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must set CDE_TEST_DATABASE_URL"
+            );
+            eprintln!("PostgreSQL part skipped: set CDE_TEST_DATABASE_URL (see .ci/run)");
+            return None;
+        };
+        let name = format!("cde_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        Some(Self { admin_url, name })
+    }
+
+    pub fn url(&self) -> String {
+        let base = self.admin_url.rsplit_once('/').unwrap().0;
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+            })
+        })
+        .join()
+        .unwrap();
     }
 }
