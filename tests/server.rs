@@ -18,6 +18,7 @@ struct Server {
 
 impl Server {
     async fn start(data_dir: &std::path::Path, port: u16) -> Self {
+        api_binary_built();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
