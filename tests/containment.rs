@@ -25,6 +25,24 @@ async fn attack(data: &std::path::Path) -> Arc<Cde> {
     cde
 }
 
+/// `GET path` of the management API serving `cde`: the status and the body.
+async fn api_get(cde: &Arc<Cde>, path: &str) -> (u16, serde_json::Value) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}{path}", listener.local_addr().unwrap());
+    let app = cde::api::router(cde.clone(), "token".to_owned());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth("token")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap();
+    server.abort();
+    (status, body)
+}
+
 async fn versions(cde: &Cde) -> Vec<cde::dataset::Dataset> {
     cde.store
         .datasets(&connector_dataset(ATTACK))
@@ -65,6 +83,10 @@ async fn an_output_symlink_to_a_host_file_is_refused() {
         "{reason}"
     );
     assert!(versions(&cde).await.is_empty(), "no dataset from a link");
+    let (status, body) = api_get(&cde, &format!("/runs/{}/output", run.id)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_output");
+    assert!(!body.to_string().contains("host secret"), "{body}");
     let host_file = std::fs::metadata(&target).unwrap();
     assert_eq!(
         host_file.permissions().mode() & 0o777,
@@ -120,6 +142,15 @@ async fn lines_written_around_the_api_fail_the_run_with_their_line_number() {
     );
     assert_eq!(run.exit_code, Some(0), "the connector itself exited 0");
     assert!(versions(&cde).await.is_empty());
+    let (status, body) = api_get(&cde, &format!("/runs/{}/output", run.id)).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 4 is not JSON"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

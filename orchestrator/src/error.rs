@@ -18,6 +18,9 @@ pub enum Error {
     RunNotFound(String),
     #[error("invalid run configuration: {0}")]
     InvalidConfig(String),
+    /// What a run wrote cannot be read as records (refused, or not JSON).
+    #[error("the run's output: {0}")]
+    RunOutput(String),
     #[error("health check of {code} failed: {reason}")]
     HealthCheck { code: String, reason: String },
     #[error("container-api binary: {0}")]

@@ -36,7 +36,7 @@ pub enum OpenError {
 
 impl From<OpenError> for crate::Error {
     fn from(e: OpenError) -> Self {
-        crate::Error::InvalidConfig(e.to_string())
+        crate::Error::RunOutput(e.to_string())
     }
 }
 

@@ -104,6 +104,9 @@ impl From<Error> for ApiError {
             Error::InvalidConfig(message) => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_config", message)
             }
+            Error::RunOutput(message) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_output", message)
+            }
             // The manifest is well-formed, but its image does not pass its own check.
             Error::HealthCheck { .. } => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

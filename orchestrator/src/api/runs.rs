@@ -180,6 +180,7 @@ pub struct OutputPage {
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 422, description = "The run's output is refused (a link or other non-regular file) or not JSON.", body = ErrorBody),
     ),
 )]
 async fn run_output(
@@ -193,8 +194,8 @@ async fn run_output(
         None => DEFAULT_RECORDS,
     };
     let run = cde.store.run(&id).await?;
-    // A finished run's validated output if it has one, else what the run wrote so far,
-    // opened as the hostile file it may be.
+    // A successful run's validated output, else what the run wrote (so far), opened as
+    // the hostile file it may be.
     let (name, relative) = match query.kind {
         OutputType::Output => (
             dataset::connector_dataset(&run.connector_code),
@@ -210,8 +211,11 @@ async fn run_output(
     let (records, more) = tokio::task::spawn_blocking(move || {
         let file = match recorded {
             Some(dataset) => Some(std::fs::File::open(dataset.path())?),
-            None if run.status.is_finished() => None,
-            None => rundir::open(std::path::Path::new(&run.run_dir), relative, u64::MAX)?,
+            None => rundir::open(
+                std::path::Path::new(&run.run_dir),
+                relative,
+                run.limits.disk_bytes(),
+            )?,
         };
         read_records(file, offset, limit)
     })
@@ -249,7 +253,11 @@ fn read_records(
     }
     let mut records = Vec::with_capacity(limit);
     while records.len() < limit && next_line(&mut line)? {
-        records.push(serde_json::from_str(&line)?);
+        let number = offset + records.len() + 1;
+        records.push(
+            serde_json::from_str(&line)
+                .map_err(|e| crate::Error::RunOutput(format!("line {number} is not JSON: {e}")))?,
+        );
     }
     let more = records.len() == limit && next_line(&mut line)?;
     Ok((records, more))
