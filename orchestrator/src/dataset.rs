@@ -42,11 +42,14 @@ pub enum RowsError {
     Io(#[from] std::io::Error),
 }
 
-impl From<RowsError> for Error {
-    fn from(e: RowsError) -> Self {
-        match e {
+impl RowsError {
+    /// The error about rows read from the file `path`, naming it and the line.
+    fn in_file(self, path: &Path) -> Error {
+        match self {
+            RowsError::Invalid { line, reason } => {
+                Error::InvalidConfig(format!("{} line {line}: {reason}", path.display()))
+            }
             RowsError::Io(e) => Error::Io(e),
-            invalid => Error::InvalidConfig(invalid.to_string()),
         }
     }
 }
@@ -105,12 +108,7 @@ pub fn scan(path: &Path) -> Result<(i64, Vec<String>)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, vec![])),
         Err(e) => return Err(e.into()),
     };
-    copy_rows(file, &mut std::io::sink()).map_err(|e| match e {
-        RowsError::Invalid { line, reason } => {
-            Error::InvalidConfig(format!("{} line {line}: {reason}", path.display()))
-        }
-        RowsError::Io(e) => Error::Io(e),
-    })
+    copy_rows(file, &mut std::io::sink()).map_err(|e| e.in_file(path))
 }
 
 /// Validated rows waiting in a dataset's directory to become one of its versions.
@@ -162,12 +160,7 @@ impl Cde {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
-        self.stage_rows(name, file).map_err(|e| match e {
-            RowsError::Invalid { line, reason } => {
-                Error::InvalidConfig(format!("{} line {line}: {reason}", path.display()))
-            }
-            RowsError::Io(e) => Error::Io(e),
-        })
+        self.stage_rows(name, file).map_err(|e| e.in_file(path))
     }
 
     /// Records staged rows as the next version of dataset `name`. The file gets its final
