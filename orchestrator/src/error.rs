@@ -1,13 +1,123 @@
+//! One error type for the orchestrator. Each variant names what failed and on what; the
+//! stable [`ErrorCode`] it answers with over HTTP is decided in [`Error::code`], and the
+//! HTTP status in `api::error`, nowhere else.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The kinds of things the API finds by name or id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    Connector,
+    Run,
+    Pipeline,
+    PipelineRun,
+    Dataset,
+}
+
+impl std::fmt::Display for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Object::Connector => "connector",
+            Object::Run => "run",
+            Object::Pipeline => "pipeline",
+            Object::PipelineRun => "pipeline run",
+            Object::Dataset => "dataset",
+        })
+    }
+}
+
+/// Stable, machine-readable error codes: what API clients (the CLI among them) branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    InvalidManifest,
+    InvalidConfig,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    HealthCheckFailed,
+    InvalidOutput,
+    Internal,
+    DockerUnavailable,
+    Unavailable,
+    /// A code this version does not know (a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("configuration: {0}")]
-    Config(String),
+    #[error("{object} not found: {id}")]
+    NotFound { object: Object, id: String },
     #[error("invalid manifest {path}: {message}")]
     Manifest { path: String, message: String },
+    /// A request that cannot be run as asked: options, limits, inputs, a pipeline definition.
+    #[error("invalid run configuration: {0}")]
+    InvalidConfig(String),
+    /// The object is busy or changed under the request (a pipeline already running, a
+    /// registration racing another).
+    #[error("{0}")]
+    Conflict(String),
+    /// What a run wrote cannot be read as records (refused, or not JSON).
+    #[error("the run's output: {0}")]
+    RunOutput(String),
+    #[error("health check of {code} failed: {reason}")]
+    HealthCheck { code: String, reason: String },
+    /// The process configuration (environment, data directory, secret key).
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("container-api binary: {0}")]
+    ApiBinary(String),
+    /// A call to the Docker engine, named by what it was doing.
+    #[error("{op}: {source}")]
+    Engine {
+        op: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// A statement against the store, named by what it was doing.
+    #[error("{op}: {source}")]
+    Store {
+        op: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("migrating the database: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A file or directory operation, with the path it was on.
+    #[error("{op} {}: {source}", path.display())]
+    File {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{op}: {source}")]
+    Json {
+        op: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A management API server reached by the CLI, and what it answered.
+    #[error("{server}: {message}")]
+    Remote {
+        server: String,
+        code: ErrorCode,
+        message: String,
+    },
+    /// Anything else, said in full where it happened.
+    #[error("{0}")]
+    Other(String),
+    // Transitional: being replaced by the variants above.
     #[error("connector not found: {0}")]
     ConnectorNotFound(String),
     #[error("pipeline {0} is already running")]
@@ -16,25 +126,80 @@ pub enum Error {
     PipelineNotFound(String),
     #[error("run not found: {0}")]
     RunNotFound(String),
-    #[error("invalid run configuration: {0}")]
-    InvalidConfig(String),
-    /// What a run wrote cannot be read as records (refused, or not JSON).
-    #[error("the run's output: {0}")]
-    RunOutput(String),
-    #[error("health check of {code} failed: {reason}")]
-    HealthCheck { code: String, reason: String },
-    #[error("container-api binary: {0}")]
-    ApiBinary(String),
     #[error("server: {0}")]
     Server(String),
     #[error("docker: {0}")]
     Docker(#[from] bollard::errors::Error),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("database migration: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("json: {0}")]
-    Json(#[from] serde_json::Error),
+    BareJson(#[from] serde_json::Error),
+}
+
+impl Error {
+    pub fn not_found(object: Object, id: impl Into<String>) -> Self {
+        Error::NotFound {
+            object,
+            id: id.into(),
+        }
+    }
+
+    pub fn engine(op: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Self {
+        let op = op.into();
+        move |source| Error::Engine { op, source }
+    }
+
+    pub fn store(op: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Self {
+        let op = op.into();
+        move |source| Error::Store { op, source }
+    }
+
+    pub fn file(op: &'static str, path: impl AsRef<Path>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.as_ref().to_owned();
+        move |source| Error::File { op, path, source }
+    }
+
+    pub fn json(op: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Self {
+        let op = op.into();
+        move |source| Error::Json { op, source }
+    }
+
+    /// The stable code the API answers this error with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::Manifest { .. } => ErrorCode::InvalidManifest,
+            Error::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::RunOutput(_) => ErrorCode::InvalidOutput,
+            Error::HealthCheck { .. } => ErrorCode::HealthCheckFailed,
+            // The engine answered: a failure of ours or its, not an outage.
+            Error::Engine {
+                source: bollard::errors::Error::DockerResponseServerError { .. },
+                ..
+            } => ErrorCode::Internal,
+            Error::Engine { .. } => ErrorCode::DockerUnavailable,
+            Error::Remote { code, .. } => *code,
+            Error::Config(_)
+            | Error::ApiBinary(_)
+            | Error::Store { .. }
+            | Error::Migration(_)
+            | Error::File { .. }
+            | Error::Json { .. }
+            | Error::Other(_) => ErrorCode::Internal,
+            Error::ConnectorNotFound(_) | Error::RunNotFound(_) | Error::PipelineNotFound(_) => {
+                ErrorCode::NotFound
+            }
+            Error::PipelineBusy(_) => ErrorCode::Conflict,
+            Error::Docker(bollard::errors::Error::DockerResponseServerError { .. }) => {
+                ErrorCode::Internal
+            }
+            Error::Docker(_) => ErrorCode::DockerUnavailable,
+            Error::Server(_) | Error::Database(_) | Error::Io(_) | Error::BareJson(_) => {
+                ErrorCode::Internal
+            }
+        }
+    }
 }
