@@ -10,8 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cde::run::{RunRequest, RunStatus};
-use cde::store::RunFilter;
+use cde::model::{RunFilter, RunRequest, RunStatus};
 use cde::{Cde, Config};
 use support::median;
 

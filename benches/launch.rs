@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::query_parameters::EventsOptionsBuilder;
-use cde::run::{RunRequest, RunStatus};
+use cde::model::{RunRequest, RunStatus};
 use cde::{Cde, Config};
 use futures_util::StreamExt;
 use support::{median, ms};

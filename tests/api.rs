@@ -249,7 +249,7 @@ async fn connectors_register_from_yaml_and_json_and_unknown_fields_are_named() {
 
     // The same manifest as JSON changes nothing.
     let manifest =
-        serde_json::to_value(cde::manifest::Manifest::parse(&yaml, false).unwrap()).unwrap();
+        serde_json::to_value(cde::model::Manifest::parse(&yaml, false).unwrap()).unwrap();
     let (status, body) = server.post("/connectors", manifest.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cde::dataset::connector_dataset;
-use cde::run::{Run, RunStatus};
+use cde::model::{Run, RunStatus};
 use cde::Cde;
 use common::*;
 
@@ -43,7 +43,7 @@ async fn api_get(cde: &Arc<Cde>, path: &str) -> (u16, serde_json::Value) {
     (status, body)
 }
 
-async fn versions(cde: &Cde) -> Vec<cde::dataset::Dataset> {
+async fn versions(cde: &Cde) -> Vec<cde::model::Dataset> {
     cde.store
         .datasets(&connector_dataset(ATTACK))
         .await
@@ -261,7 +261,7 @@ async fn adopt(cde: &Arc<Cde>, count: usize) {
 async fn a_run_whose_executor_died_before_starting_its_container_is_started_by_the_adopter() {
     let data = tempfile::tempdir().unwrap();
     let first = attack(data.path()).await;
-    let inputs = cde::dataset::RunInputs::default();
+    let inputs = cde::model::RunInputs::default();
     // Its executor created the container and died before starting it.
     let created = first
         .start_with(request(ATTACK, &[("TAG", "created")]), &inputs)
@@ -294,7 +294,7 @@ async fn a_run_whose_executor_died_before_starting_its_container_is_started_by_t
 async fn a_server_starting_leaves_a_live_pipeline_run_alone_and_fails_a_dead_one() {
     let data = tempfile::tempdir().unwrap();
     let cde = attack(data.path()).await;
-    let pipeline = cde::pipeline::Pipeline::parse(
+    let pipeline = cde::model::Pipeline::parse(
         "name: slow\nsources:\n  - {connector: attack, options: {MODE: tagged, LINES: \"25\"}}\n",
         false,
     )
@@ -315,7 +315,7 @@ async fn a_server_starting_leaves_a_live_pipeline_run_alone_and_fails_a_dead_one
     let finished = executing.await.unwrap();
     assert_eq!(
         finished.status,
-        cde::pipeline::PipelineStatus::Succeeded,
+        cde::model::PipelineStatus::Succeeded,
         "{finished:?}"
     );
 
@@ -325,7 +325,7 @@ async fn a_server_starting_leaves_a_live_pipeline_run_alone_and_fails_a_dead_one
     loop {
         server.recover().await.unwrap();
         let run = server.store.pipeline_run(&dead.id).await.unwrap();
-        if run.status == cde::pipeline::PipelineStatus::Failed {
+        if run.status == cde::model::PipelineStatus::Failed {
             assert!(run.reason.unwrap().contains("interrupted"));
             break;
         }

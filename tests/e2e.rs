@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use cde::run::{Run, RunStatus};
+use cde::model::{Run, RunStatus};
 use cde::Cde;
 use common::*;
 use container_api::LogSource;

@@ -6,9 +6,9 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cde::manifest::Manifest;
-use cde::pod::Network;
-use cde::run::{Run, RunRequest, RunStatus};
+use cde::model::Manifest;
+use cde::model::Network;
+use cde::model::{Run, RunRequest, RunStatus};
 use cde::Cde;
 use common::*;
 

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cde::run::{RunRequest, RunStatus};
+use cde::model::{RunRequest, RunStatus};
 use cde::Cde;
 use common::*;
 
@@ -27,7 +27,7 @@ fn behave_request(options: &[(&str, &str)]) -> RunRequest {
 async fn started(
     cde: &Arc<Cde>,
     request: RunRequest,
-) -> (String, tokio::task::JoinHandle<cde::run::Run>) {
+) -> (String, tokio::task::JoinHandle<cde::model::Run>) {
     let run = cde.submit(request).await.unwrap();
     let claimed = cde.claim(run.clone()).await.unwrap().unwrap();
     let executor = tokio::spawn({

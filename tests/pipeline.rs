@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cde::pipeline::{Pipeline, PipelineRun, PipelineStatus, Step, StepKind};
+use cde::model::{Pipeline, PipelineRun, PipelineStatus, Step, StepKind};
 use cde::Cde;
 use common::*;
 use serde_json::{json, Value};

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cde::dataset::Dataset;
-use cde::limits::Limits;
-use cde::pipeline::{Pipeline, PipelineRun, PipelineStatus, Step, StepKind, StepRun};
-use cde::run::{Run, RunStatus};
+use cde::model::Dataset;
+use cde::model::Limits;
+use cde::model::{Pipeline, PipelineRun, PipelineStatus, Step, StepKind, StepRun};
+use cde::model::{Run, RunStatus};
 use cde::{Cde, Config};
 use chrono::Utc;
 use common::*;
@@ -96,7 +96,7 @@ async fn fabricate_pipeline_run(cde: &Cde, days: i64, finished: bool) -> Pipelin
         finished_at: None,
         steps: vec![],
     };
-    let lease = cde::lease::Lease {
+    let lease = cde::model::Lease {
         owner: "retention-test".into(),
         until: chrono::Utc::now(),
     };
@@ -119,7 +119,7 @@ fn ids(runs: &[&Run]) -> Vec<String> {
 /// The selection on whichever database `cde` uses.
 async fn exercise(cde: &Cde) {
     let text = std::fs::read_to_string(sample_manifest()).unwrap();
-    let manifest = cde::manifest::Manifest::parse(&text, false).unwrap();
+    let manifest = cde::model::Manifest::parse(&text, false).unwrap();
     cde.store.register(&manifest).await.unwrap();
     let mut other = manifest.clone();
     other.code = "other-source".into();

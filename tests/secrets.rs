@@ -9,8 +9,8 @@ use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use cde::pipeline::{Pipeline, PipelineStatus, Step};
-use cde::run::RunStatus;
+use cde::model::RunStatus;
+use cde::model::{Pipeline, PipelineStatus, Step};
 use cde::Cde;
 use common::*;
 use sqlx::Connection;

@@ -5,11 +5,12 @@
 
 mod common;
 
-use cde::lease::{Lease, Leased};
-use cde::limits::Limits;
-use cde::manifest::Manifest;
-use cde::run::{Run, RunStatus};
-use cde::store::{RunFilter, Store};
+use cde::model::Limits;
+use cde::model::Manifest;
+use cde::model::RunFilter;
+use cde::model::{Lease, Leased};
+use cde::model::{Run, RunStatus};
+use cde::store::Store;
 use chrono::Utc;
 use common::*;
 use container_api::{LogLine, LogSource};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cde::manifest::Manifest;
+use cde::model::Manifest;
 
 /// The test connector image (stdlib Python on the local base image).
 pub const IMAGE: &str = "cde-test/behave:latest";

@@ -8,9 +8,7 @@ use serde::Deserialize;
 
 use crate::api::connectors::Connector;
 use crate::error::{Error, Result};
-use crate::registry::Registration;
-use crate::run::{Run, RunRequest};
-use crate::store::RunFilter;
+use crate::model::{Registration, Run, RunFilter, RunRequest};
 
 pub struct Client {
     base: String,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::limits::Limits;
+use crate::model::Limits;
 
 #[derive(Clone, Deserialize)]
 pub struct Config {
@@ -39,7 +39,7 @@ pub struct Config {
     pub default_pids: i64,
     /// `CDE_DEFAULT_DISK_MB`: disk a run may fill (run directory plus its container's
     /// writable layer) unless its connector or the request says otherwise.
-    #[serde(default = "crate::limits::default_disk_mb")]
+    #[serde(default = "crate::model::limits::default_disk_mb")]
     pub default_disk_mb: u64,
     /// `CDE_RUN_NETWORK`: the network cde creates for runs whose manifest says
     /// `network: isolated` (a bridge on which runs cannot reach each other).
@@ -152,7 +152,7 @@ impl Default for Config {
             default_memory_mb: default_memory(),
             default_cpus: default_cpus(),
             default_pids: default_pids(),
-            default_disk_mb: crate::limits::default_disk_mb(),
+            default_disk_mb: crate::model::limits::default_disk_mb(),
             run_network: default_run_network(),
             health_check_timeout_secs: default_health_check_timeout(),
             listen: default_listen(),

@@ -5,35 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 use crate::error::Result;
-use crate::run::RunStatus;
+
+use crate::model::{Lease, Leased, RunStatus};
 use crate::Cde;
-
-/// A process's hold on a started run, valid until `until`.
-#[derive(Debug, Clone)]
-pub struct Lease {
-    pub owner: String,
-    pub until: DateTime<Utc>,
-}
-
-impl Lease {
-    /// `owner`'s lease from now for `duration`.
-    fn from_now(owner: &str, duration: Duration) -> Self {
-        Self {
-            owner: owner.to_owned(),
-            until: Utc::now() + duration,
-        }
-    }
-}
-
-/// What a lease is held on.
-#[derive(Debug, Clone, Copy)]
-pub enum Leased {
-    Run,
-    PipelineRun,
-}
 
 /// Renews a lease in the background until dropped.
 pub(crate) struct Renewal(tokio::task::AbortHandle);

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod api_binary;
+mod cde;
 pub mod client;
 pub mod config;
 pub mod dataset;
@@ -12,8 +13,8 @@ pub mod disk;
 pub mod document;
 pub mod error;
 pub mod lease;
-pub mod limits;
 pub mod manifest;
+pub mod model;
 pub mod pipeline;
 pub mod pod;
 pub mod private;
@@ -27,54 +28,6 @@ pub mod secret;
 pub mod settings;
 pub mod store;
 
-use std::sync::Arc;
-
-use tokio::sync::{Notify, OnceCell, Semaphore};
-
+pub use cde::Cde;
 pub use config::Config;
 pub use error::{Error, Result};
-use runtime::Runtime;
-use store::Store;
-
-/// The orchestrator: configuration, store and (connected on first use) the Docker engine.
-pub struct Cde {
-    pub config: Config,
-    pub store: Store,
-    runtime: OnceCell<Runtime>,
-    /// The installed Container API binary, once known.
-    api_binary: OnceCell<std::path::PathBuf>,
-    /// `max_concurrent_runs` permits, taken by queued runs and pipeline steps alike.
-    run_slots: Arc<Semaphore>,
-    /// Identifies this process in the leases of the runs it executes.
-    lease_owner: String,
-    /// Wakes the scheduler when a run is queued.
-    queue_changed: Notify,
-}
-
-impl Cde {
-    pub async fn open(config: Config) -> Result<Self> {
-        private::secure_data_dir(&config)?;
-        let secrets =
-            secret::Secrets::load(config.secret_key.as_deref(), &config.secret_key_path())?;
-        let store = Store::open_with_secrets(
-            config.database_url.as_deref(),
-            &config.database_path(),
-            secrets,
-        )
-        .await?;
-        let run_slots = Arc::new(Semaphore::new(config.max_concurrent_runs.max(1)));
-        Ok(Self {
-            config,
-            store,
-            runtime: OnceCell::new(),
-            api_binary: OnceCell::new(),
-            run_slots,
-            lease_owner: uuid::Uuid::new_v4().to_string(),
-            queue_changed: Notify::new(),
-        })
-    }
-
-    pub async fn runtime(&self) -> Result<&Runtime> {
-        self.runtime.get_or_try_init(Runtime::connect).await
-    }
-}

@@ -10,13 +10,11 @@ use tokio::task::JoinHandle;
 
 use cde::api::connectors::Connector;
 use cde::client::Client;
-use cde::dataset::RunInputs;
-use cde::limits::LimitsOverride;
-use cde::pipeline::{Pipeline, PipelineRun, PipelineStatus};
-use cde::registry::Registration;
-use cde::run::{Run, RunRequest, RunStatus};
+use cde::model::{
+    LimitsOverride, Pipeline, PipelineRun, PipelineStatus, Registration, Run, RunFilter, RunInputs,
+    RunRequest, RunStatus,
+};
 use cde::settings::Settings;
-use cde::store::RunFilter;
 use cde::{Cde, Config, Error, Result};
 use container_api::LogLine;
 
@@ -66,7 +64,7 @@ enum Command {
         disk: Option<u64>,
         /// The network to join: isolated (cde's own), none, or an existing network's name.
         #[arg(long, value_name = "NETWORK")]
-        network: Option<cde::pod::Network>,
+        network: Option<cde::model::Network>,
         /// The feed a data service or export reads (JSONL, one object per line).
         #[arg(long, value_name = "FILE.jsonl")]
         input: Option<PathBuf>,

@@ -1,225 +1,9 @@
-//! The connector manifest: what an operator registers (JSON or YAML).
+//! Reading and validating connector manifests (the types are in `model::manifest`).
 
 use std::path::Path;
 
-use serde::{Deserialize, Deserializer, Serialize};
-
 use crate::error::Result;
-use crate::limits::LimitsOverride;
-use crate::pod::Network;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
-    pub code: String,
-    pub label: String,
-    #[serde(rename = "type")]
-    pub kind: ConnectorType,
-    pub image: String,
-    pub command: String,
-    #[serde(default)]
-    pub arguments: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_check: Option<String>,
-    #[serde(default)]
-    pub execution_mode: ExecutionMode,
-    #[serde(default)]
-    pub options: Vec<OptionSpec>,
-    /// Resource limits for this connector's runs (defaults come from configuration).
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub limits: LimitsOverride,
-    /// The network its runs join: `isolated` (default), `none` or an operator's network.
-    #[serde(default, skip_serializing_if = "Network::is_default")]
-    pub network: Network,
-    /// How the Container API hands input records' values to the connector: `text` (default,
-    /// every value a string) or `typed` (numbers, booleans and nulls keep their JSON type).
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub input_values: InputValues,
-    /// Data services: where in the pipeline they run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<Stage>,
-    /// Data services: prefix of the columns they add, `___` plus letters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub column_prefix: Option<String>,
-    /// Data services: how many times one pipeline may use it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_usage: Option<u32>,
-    /// Exports: columns the channel needs; a run whose input lacks one fails before it starts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub required_columns: Vec<String>,
-    /// Export deltas: the column that identifies a product across runs (default `id`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delta_key: Option<String>,
-}
-
-impl Manifest {
-    /// The column an export delta compares on.
-    pub fn delta_key(&self) -> &str {
-        self.delta_key.as_deref().unwrap_or("id")
-    }
-
-    pub fn reads_input(&self) -> bool {
-        self.kind != ConnectorType::DataSource
-    }
-}
-
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    Import,
-    Intermediate,
-    Export,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum ConnectorType {
-    DataSource,
-    DataService,
-    Export,
-    ExportDelta,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ExecutionMode {
-    /// Options arrive as environment variables named like the option.
-    #[default]
-    Env,
-    /// Options arrive as `--name=value` arguments.
-    Args,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum InputValues {
-    #[default]
-    Text,
-    Typed,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OptionSpec {
-    pub name: String,
-    pub field_type: FieldType,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    #[serde(default)]
-    pub required: bool,
-    #[serde(
-        default,
-        deserialize_with = "scalar_as_string",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub default: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub placeholder: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<serde_json::Value>,
-}
-
-impl OptionSpec {
-    /// The values a `select` or `select_multiple` option allows: `config.choices`, a list of
-    /// strings or of `{value, label}` objects.
-    pub fn choices(&self) -> Vec<String> {
-        let Some(choices) = self
-            .config
-            .as_ref()
-            .and_then(|c| c.get("choices"))
-            .and_then(|c| c.as_array())
-        else {
-            return vec![];
-        };
-        choices
-            .iter()
-            .filter_map(|choice| match choice {
-                serde_json::Value::String(value) => Some(value.clone()),
-                serde_json::Value::Object(object) => object
-                    .get("value")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        let field = |name: &str| format!("options.{}.{name}", self.name);
-        match self.field_type {
-            FieldType::Checkbox => {
-                if let Some(default) = self.default.as_deref().filter(|d| *d != "0" && *d != "1") {
-                    return Err(format!(
-                        "{}: a checkbox default is \"0\" or \"1\", not {default:?}",
-                        field("default")
-                    ));
-                }
-            }
-            FieldType::Select | FieldType::SelectMultiple => {
-                let listed = self
-                    .config
-                    .as_ref()
-                    .and_then(|c| c.get("choices"))
-                    .and_then(|c| c.as_array())
-                    .map_or(0, Vec::len);
-                let choices = self.choices();
-                if choices.is_empty() || choices.len() != listed {
-                    return Err(format!(
-                        "{}: a select lists its choices as strings or {{value, label}} objects",
-                        field("config.choices")
-                    ));
-                }
-                let defaults: Vec<&str> = match (self.field_type, self.default.as_deref()) {
-                    (_, None) => vec![],
-                    (FieldType::Select, Some(d)) => vec![d],
-                    (_, Some(d)) => d.split(',').filter(|v| !v.is_empty()).collect(),
-                };
-                if let Some(bad) = defaults.iter().find(|d| !choices.iter().any(|c| c == *d)) {
-                    return Err(format!(
-                        "{}: {bad:?} is not one of the choices",
-                        field("default")
-                    ));
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldType {
-    Input,
-    Textarea,
-    Password,
-    Checkbox,
-    Select,
-    SelectMultiple,
-    StageColumnsDropdown,
-}
-
-/// Defaults are strings (they become environment variables), but `default: 0` in YAML is common.
-fn scalar_as_string<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<String>, D::Error> {
-    use serde::de::Error as _;
-    match Option::<serde_json::Value>::deserialize(deserializer)? {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => Ok(Some(s)),
-        Some(serde_json::Value::Bool(b)) => Ok(Some(if b { "1" } else { "0" }.to_owned())),
-        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(D::Error::custom(format!(
-            "default must be a string, number or boolean, got {other}"
-        ))),
-    }
-}
+use crate::model::{ConnectorType, FieldType, Manifest, OptionSpec};
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Self> {
@@ -291,7 +75,7 @@ impl Manifest {
         {
             return Err(format!("{field}: only a data-service declares it"));
         }
-        crate::limits::Limits {
+        crate::model::Limits {
             timeout_secs: 1,
             memory_mb: 6,
             cpus: 1.0,
@@ -304,6 +88,50 @@ impl Manifest {
 
     pub fn option(&self, name: &str) -> Option<&OptionSpec> {
         self.options.iter().find(|o| o.name == name)
+    }
+}
+
+impl OptionSpec {
+    fn validate(&self) -> Result<(), String> {
+        let field = |name: &str| format!("options.{}.{name}", self.name);
+        match self.field_type {
+            FieldType::Checkbox => {
+                if let Some(default) = self.default.as_deref().filter(|d| *d != "0" && *d != "1") {
+                    return Err(format!(
+                        "{}: a checkbox default is \"0\" or \"1\", not {default:?}",
+                        field("default")
+                    ));
+                }
+            }
+            FieldType::Select | FieldType::SelectMultiple => {
+                let listed = self
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.get("choices"))
+                    .and_then(|c| c.as_array())
+                    .map_or(0, Vec::len);
+                let choices = self.choices();
+                if choices.is_empty() || choices.len() != listed {
+                    return Err(format!(
+                        "{}: a select lists its choices as strings or {{value, label}} objects",
+                        field("config.choices")
+                    ));
+                }
+                let defaults: Vec<&str> = match (self.field_type, self.default.as_deref()) {
+                    (_, None) => vec![],
+                    (FieldType::Select, Some(d)) => vec![d],
+                    (_, Some(d)) => d.split(',').filter(|v| !v.is_empty()).collect(),
+                };
+                if let Some(bad) = defaults.iter().find(|d| !choices.iter().any(|c| c == *d)) {
+                    return Err(format!(
+                        "{}: {bad:?} is not one of the choices",
+                        field("default")
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -334,6 +162,7 @@ fn is_option_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{InputValues, Network};
 
     const SAMPLE: &str = r#"
 code: sample-source

@@ -6,18 +6,10 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, HostConfig};
 
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+
+use crate::model::{Manifest, Registration};
 use crate::runtime::{MANAGED_BY, MANAGED_BY_VALUE};
 use crate::Cde;
-
-/// The outcome of registering a manifest.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Registration {
-    pub code: String,
-    pub version: i64,
-    /// False when the manifest equals the latest registered version.
-    pub created: bool,
-}
 
 impl Cde {
     pub async fn register_file(&self, path: &Path) -> Result<Registration> {

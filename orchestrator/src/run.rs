@@ -2,7 +2,6 @@
 //! outcome. Everything a run needs to continue lives in the store and on the engine, so
 //! any orchestrator process can pick up a run another one started.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,171 +10,19 @@ use chrono::{DateTime, SubsecRound, Utc};
 use container_api::mask::{Masker, MASK_ENV};
 use container_api::{LogLine, LogSource};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::dataset::{self, RowsError, RunInputs, StagedRows};
+use crate::dataset::{self, RowsError, StagedRows};
 use crate::delta;
 use crate::error::{Error, Result};
-use crate::limits::{Limits, LimitsOverride};
-use crate::manifest::{ConnectorType, Manifest};
+
+use crate::model::{ConnectorType, Ending, Manifest, Run, RunInputs, RunRequest, RunStatus};
 use crate::pod::{self, ConnectorSpec, LineSplitter};
 use crate::runtime::{Output, Runtime};
 use crate::settings::Settings;
 use crate::{api_binary, rundir, Cde};
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum,
-)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-pub enum RunStatus {
-    Queued,
-    Starting,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    TimedOut,
-}
-
-impl RunStatus {
-    pub const ALL: [RunStatus; 7] = [
-        RunStatus::Queued,
-        RunStatus::Starting,
-        RunStatus::Running,
-        RunStatus::Succeeded,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-        RunStatus::TimedOut,
-    ];
-    pub const ACTIVE: [RunStatus; 2] = [RunStatus::Starting, RunStatus::Running];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Starting => "starting",
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-            RunStatus::TimedOut => "timed_out",
-        }
-    }
-
-    pub fn is_finished(self) -> bool {
-        !matches!(
-            self,
-            RunStatus::Queued | RunStatus::Starting | RunStatus::Running
-        )
-    }
-}
-
-impl std::str::FromStr for RunStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        RunStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| format!("unknown run status {s:?}"))
-    }
-}
-
-impl std::fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Run {
-    pub id: String,
-    pub connector_code: String,
-    pub connector_version: i64,
-    pub status: RunStatus,
-    /// Why the run ended as it did: `exit code 1`, `timed out after 30s`, `image not found: …`.
-    pub reason: Option<String>,
-    pub exit_code: Option<i64>,
-    /// Option values exactly as the connector gets them; holds secrets, never served.
-    #[serde(skip)]
-    pub config: BTreeMap<String, String>,
-    /// Option values with passwords masked.
-    pub options: BTreeMap<String, String>,
-    pub limits: Limits,
-    pub run_dir: String,
-    pub output_rows: Option<i64>,
-    /// The network the run request asked for, instead of its manifest's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<pod::Network>,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub running_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// What to run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RunRequest {
-    pub connector: String,
-    #[serde(default)]
-    pub options: BTreeMap<String, String>,
-    #[serde(default)]
-    pub limits: LimitsOverride,
-    /// The network the run joins, instead of its manifest's.
-    #[serde(default)]
-    pub network: Option<pod::Network>,
-}
-
-/// How a run ended.
-#[derive(Debug)]
-pub struct Ending {
-    pub status: RunStatus,
-    pub reason: String,
-    pub exit_code: Option<i64>,
-}
-
-impl Ending {
-    fn failed(reason: impl Into<String>) -> Self {
-        Self {
-            status: RunStatus::Failed,
-            reason: reason.into(),
-            exit_code: None,
-        }
-    }
-
-    fn cancelled(exit_code: Option<i64>) -> Self {
-        Self {
-            status: RunStatus::Cancelled,
-            reason: "cancelled".into(),
-            exit_code,
-        }
-    }
-}
-
 const LOST: &str = "lost: container disappeared";
-
-impl Run {
-    pub fn output_path(&self) -> PathBuf {
-        Path::new(&self.run_dir).join("output/output.jsonl")
-    }
-
-    /// The values of its password options, which must never reach a file unmasked.
-    pub fn secrets(&self) -> Vec<String> {
-        self.config
-            .iter()
-            .filter(|(name, value)| self.options.get(*name) != Some(value) && !value.is_empty())
-            .map(|(_, value)| value.clone())
-            .collect()
-    }
-
-    fn end(&mut self, ending: Ending) {
-        self.status = ending.status;
-        self.reason = Some(ending.reason);
-        self.exit_code = ending.exit_code;
-        self.finished_at = Some(Utc::now());
-    }
-}
 
 impl Cde {
     /// Checks the request and records the run as `queued`. Nothing starts yet.
@@ -894,17 +741,6 @@ fn redact(mut line: LogLine, masker: &Masker) -> LogLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statuses_round_trip() {
-        for status in RunStatus::ALL {
-            assert_eq!(status.as_str().parse::<RunStatus>().unwrap(), status);
-        }
-        assert_eq!(
-            serde_json::to_string(&RunStatus::TimedOut).unwrap(),
-            "\"timed_out\""
-        );
-    }
 
     #[test]
     fn engine_timestamps_are_split_off() {

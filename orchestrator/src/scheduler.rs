@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::pod::{INSTANCE_LABEL, RUN_LABEL};
-use crate::run::RunStatus;
+
+use crate::model::RunStatus;
 use crate::Cde;
 
 /// How often the queue is looked at even when nothing woke the scheduler (runs queued by
@@ -53,7 +54,7 @@ impl Cde {
     }
 
     /// The oldest queued run, claimed for this process.
-    async fn next_queued(&self) -> Result<Option<crate::run::Run>> {
+    async fn next_queued(&self) -> Result<Option<crate::model::Run>> {
         for run in self.store.runs_in(&[RunStatus::Queued]).await? {
             if let Some(run) = self.claim(run).await? {
                 return Ok(Some(run));

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::manifest::{ExecutionMode, FieldType, Manifest};
+use crate::model::{ExecutionMode, FieldType, Manifest};
 
 /// What a secret value is shown as.
 pub const MASK: &str = "********";

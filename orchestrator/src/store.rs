@@ -9,13 +9,15 @@ use sha2::{Digest, Sha256};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Executor, Row};
 
-use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::lease::{Lease, Leased};
-use crate::manifest::Manifest;
-use crate::pipeline::{Pipeline, PipelineRun, StepRun};
-use crate::run::{Run, RunStatus};
+
 use crate::secret::Secrets;
+use strum::VariantArray;
+
+use crate::model::{
+    ConnectorVersion, Dataset, Lease, Leased, Manifest, Pipeline, PipelineRun, Run, RunFilter,
+    RunStatus, StepRun,
+};
 
 #[derive(Clone)]
 pub struct Store {
@@ -23,22 +25,6 @@ pub struct Store {
     instance: String,
     /// Seals run configurations and pipeline definitions, which hold password values.
     secrets: Secrets,
-}
-
-/// A registered connector version.
-#[derive(Debug, Clone)]
-pub struct ConnectorVersion {
-    pub version: i64,
-    pub manifest: Manifest,
-    pub created_at: DateTime<Utc>,
-}
-
-/// Which runs to list.
-#[derive(Debug, Clone, Default)]
-pub struct RunFilter {
-    pub status: Option<RunStatus>,
-    pub connector: Option<String>,
-    pub limit: Option<i64>,
 }
 
 /// Timestamps are stored as fixed-width RFC 3339 text, so they sort as text in both databases.
@@ -735,7 +721,7 @@ impl Store {
         .map(|step| {
             Ok(StepRun {
                 position: step.try_get("position")?,
-                kind: step.try_get::<String, _>("kind")?.parse().map_err(decode_error)?,
+                kind: step.try_get::<String, _>("kind")?.parse().map_err(|e: strum::ParseError| decode_error(e.to_string()))?,
                 connector: step.try_get("connector")?,
                 run_id: step.try_get("run_id")?,
                 status: step.try_get("status")?,
@@ -751,7 +737,7 @@ impl Store {
             status: row
                 .try_get::<String, _>("status")?
                 .parse()
-                .map_err(decode_error)?,
+                .map_err(|e: strum::ParseError| decode_error(e.to_string()))?,
             reason: row.try_get("reason")?,
             trigger: row.try_get("trigger_kind")?,
             dataset_version: row.try_get("dataset_version")?,
@@ -965,9 +951,9 @@ fn optional_timestamp(row: &AnyRow, column: &str) -> Result<Option<DateTime<Utc>
 
 /// `'a', 'b'`: the statuses `select` keeps, for an SQL `IN` list.
 fn status_list(select: impl Fn(RunStatus) -> bool) -> String {
-    RunStatus::ALL
-        .into_iter()
-        .filter(|status| select(*status))
+    RunStatus::VARIANTS
+        .iter()
+        .filter(|status| select(**status))
         .map(|status| format!("'{}'", status.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
@@ -986,7 +972,7 @@ fn run_from_row(row: &AnyRow, secrets: &Secrets) -> Result<Run> {
         status: row
             .try_get::<String, _>("status")?
             .parse()
-            .map_err(decode_error)?,
+            .map_err(|e: strum::ParseError| decode_error(e.to_string()))?,
         reason: row.try_get("reason")?,
         exit_code: row.try_get("exit_code")?,
         config: serde_json::from_str(&config)?,

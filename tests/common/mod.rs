@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use cde::run::{Run, RunRequest};
+use cde::model::{Run, RunRequest};
 use cde::{Cde, Config};
 use sqlx::Connection;
 
@@ -110,7 +110,7 @@ pub fn records(run: &Run) -> Vec<serde_json::Value> {
 }
 
 /// Waits until the run reaches `status` (or any finished one), up to `secs`.
-pub async fn wait_for(cde: &Cde, run_id: &str, status: cde::run::RunStatus, secs: u64) -> Run {
+pub async fn wait_for(cde: &Cde, run_id: &str, status: cde::model::RunStatus, secs: u64) -> Run {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
         let run = cde.store.run(run_id).await.unwrap();

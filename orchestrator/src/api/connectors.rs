@@ -14,9 +14,8 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
-use crate::manifest::Manifest;
-use crate::registry::Registration;
-use crate::store::ConnectorVersion;
+
+use crate::model::{ConnectorVersion, Manifest, Registration};
 use crate::Cde;
 
 pub fn routes() -> OpenApiRouter<Arc<Cde>> {

@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use super::connectors::is_json;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Path, Query};
-use crate::dataset::Dataset;
-use crate::pipeline::{Pipeline, PipelineRun};
+
+use crate::model::{Dataset, Pipeline, PipelineRun};
 use crate::Cde;
 
 pub fn routes() -> OpenApiRouter<Arc<Cde>> {

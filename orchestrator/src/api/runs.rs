@@ -13,8 +13,8 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, Path, Query};
-use crate::run::{Run, RunRequest, RunStatus};
-use crate::store::RunFilter;
+
+use crate::model::{Run, RunFilter, RunRequest, RunStatus};
 use crate::Cde;
 use crate::{dataset, rundir};
 

@@ -13,8 +13,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
-use crate::run::RunStatus;
+
+use crate::model::RunStatus;
 use crate::Cde;
+use strum::VariantArray;
 
 pub fn routes() -> OpenApiRouter<Arc<Cde>> {
     OpenApiRouter::new()
@@ -73,7 +75,7 @@ async fn metrics(
         "# HELP cde_runs Runs in the store, by status.\n\
          # TYPE cde_runs gauge\n",
     );
-    for status in RunStatus::ALL {
+    for &status in RunStatus::VARIANTS {
         let count = counts.get(status.as_str()).copied().unwrap_or(0);
         let _ = writeln!(text, "cde_runs{{status=\"{status}\"}} {count}");
     }

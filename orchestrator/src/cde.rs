@@ -1,0 +1,54 @@
+//! The orchestrator itself: its configuration, store and engine, shared by every part.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, OnceCell, Semaphore};
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::runtime::Runtime;
+use crate::store::Store;
+use crate::{private, secret};
+
+/// The orchestrator: configuration, store and (connected on first use) the Docker engine.
+pub struct Cde {
+    pub config: Config,
+    pub store: Store,
+    pub(crate) runtime: OnceCell<Runtime>,
+    /// The installed Container API binary, once known.
+    pub(crate) api_binary: OnceCell<std::path::PathBuf>,
+    /// `max_concurrent_runs` permits, taken by queued runs and pipeline steps alike.
+    pub(crate) run_slots: Arc<Semaphore>,
+    /// Identifies this process in the leases of the runs it executes.
+    pub(crate) lease_owner: String,
+    /// Wakes the scheduler when a run is queued.
+    pub(crate) queue_changed: Notify,
+}
+
+impl Cde {
+    pub async fn open(config: Config) -> Result<Self> {
+        private::secure_data_dir(&config)?;
+        let secrets =
+            secret::Secrets::load(config.secret_key.as_deref(), &config.secret_key_path())?;
+        let store = Store::open_with_secrets(
+            config.database_url.as_deref(),
+            &config.database_path(),
+            secrets,
+        )
+        .await?;
+        let run_slots = Arc::new(Semaphore::new(config.max_concurrent_runs.max(1)));
+        Ok(Self {
+            config,
+            store,
+            runtime: OnceCell::new(),
+            api_binary: OnceCell::new(),
+            run_slots,
+            lease_owner: uuid::Uuid::new_v4().to_string(),
+            queue_changed: Notify::new(),
+        })
+    }
+
+    pub async fn runtime(&self) -> Result<&Runtime> {
+        self.runtime.get_or_try_init(Runtime::connect).await
+    }
+}

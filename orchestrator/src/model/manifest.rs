@@ -1,0 +1,178 @@
+//! The connector manifest: what an operator registers (JSON or YAML). Parsing and
+//! validation are in `crate::manifest`.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::limits::LimitsOverride;
+use super::network::Network;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub code: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub kind: ConnectorType,
+    pub image: String,
+    pub command: String,
+    #[serde(default)]
+    pub arguments: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<String>,
+    #[serde(default)]
+    pub execution_mode: ExecutionMode,
+    #[serde(default)]
+    pub options: Vec<OptionSpec>,
+    /// Resource limits for this connector's runs (defaults come from configuration).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: LimitsOverride,
+    /// The network its runs join: `isolated` (default), `none` or an operator's network.
+    #[serde(default, skip_serializing_if = "Network::is_default")]
+    pub network: Network,
+    /// How the Container API hands input records' values to the connector: `text` (default,
+    /// every value a string) or `typed` (numbers, booleans and nulls keep their JSON type).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub input_values: InputValues,
+    /// Data services: where in the pipeline they run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    /// Data services: prefix of the columns they add, `___` plus letters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_prefix: Option<String>,
+    /// Data services: how many times one pipeline may use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_usage: Option<u32>,
+    /// Exports: columns the channel needs; a run whose input lacks one fails before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_columns: Vec<String>,
+    /// Export deltas: the column that identifies a product across runs (default `id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_key: Option<String>,
+}
+
+impl Manifest {
+    /// The column an export delta compares on.
+    pub fn delta_key(&self) -> &str {
+        self.delta_key.as_deref().unwrap_or("id")
+    }
+
+    pub fn reads_input(&self) -> bool {
+        self.kind != ConnectorType::DataSource
+    }
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Import,
+    Intermediate,
+    Export,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectorType {
+    DataSource,
+    DataService,
+    Export,
+    ExportDelta,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionMode {
+    /// Options arrive as environment variables named like the option.
+    #[default]
+    Env,
+    /// Options arrive as `--name=value` arguments.
+    Args,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InputValues {
+    #[default]
+    Text,
+    Typed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptionSpec {
+    pub name: String,
+    pub field_type: FieldType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(
+        default,
+        deserialize_with = "scalar_as_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub default: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+}
+
+impl OptionSpec {
+    /// The values a `select` or `select_multiple` option allows: `config.choices`, a list of
+    /// strings or of `{value, label}` objects.
+    pub fn choices(&self) -> Vec<String> {
+        let Some(choices) = self
+            .config
+            .as_ref()
+            .and_then(|c| c.get("choices"))
+            .and_then(|c| c.as_array())
+        else {
+            return vec![];
+        };
+        choices
+            .iter()
+            .filter_map(|choice| match choice {
+                serde_json::Value::String(value) => Some(value.clone()),
+                serde_json::Value::Object(object) => object
+                    .get("value")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    Input,
+    Textarea,
+    Password,
+    Checkbox,
+    Select,
+    SelectMultiple,
+    StageColumnsDropdown,
+}
+
+/// Defaults are strings (they become environment variables), but `default: 0` in YAML is common.
+fn scalar_as_string<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    use serde::de::Error as _;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(serde_json::Value::Bool(b)) => Ok(Some(if b { "1" } else { "0" }.to_owned())),
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(D::Error::custom(format!(
+            "default must be a string, number or boolean, got {other}"
+        ))),
+    }
+}

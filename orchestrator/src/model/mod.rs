@@ -1,0 +1,22 @@
+//! The domain's types, and nothing else: every other module depends on them, they depend
+//! on no other module of the crate.
+
+pub mod connector;
+pub mod dataset;
+pub mod lease;
+pub mod limits;
+pub mod manifest;
+pub mod network;
+pub mod pipeline;
+pub mod run;
+
+pub use connector::{ConnectorVersion, Registration};
+pub use dataset::{Dataset, RunInputs};
+pub use lease::{Lease, Leased};
+pub use limits::{Limits, LimitsOverride};
+pub use manifest::{
+    ConnectorType, ExecutionMode, FieldType, InputValues, Manifest, OptionSpec, Stage,
+};
+pub use network::Network;
+pub use pipeline::{Pipeline, PipelineRun, PipelineStatus, Step, StepKind, StepRun};
+pub use run::{Ending, Run, RunFilter, RunRequest, RunStatus};

@@ -1,0 +1,167 @@
+//! A run: one execution of a connector version, from `queued` to a recorded outcome.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::limits::{Limits, LimitsOverride};
+use super::network::Network;
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    clap::ValueEnum,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Starting,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+impl RunStatus {
+    pub const ACTIVE: [RunStatus; 2] = [RunStatus::Starting, RunStatus::Running];
+
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn is_finished(self) -> bool {
+        !matches!(
+            self,
+            RunStatus::Queued | RunStatus::Starting | RunStatus::Running
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Run {
+    pub id: String,
+    pub connector_code: String,
+    pub connector_version: i64,
+    pub status: RunStatus,
+    /// Why the run ended as it did: `exit code 1`, `timed out after 30s`, `image not found: …`.
+    pub reason: Option<String>,
+    pub exit_code: Option<i64>,
+    /// Option values exactly as the connector gets them; holds secrets, never served.
+    #[serde(skip)]
+    pub config: BTreeMap<String, String>,
+    /// Option values with passwords masked.
+    pub options: BTreeMap<String, String>,
+    pub limits: Limits,
+    pub run_dir: String,
+    pub output_rows: Option<i64>,
+    /// The network the run request asked for, instead of its manifest's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub running_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What to run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    pub connector: String,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: LimitsOverride,
+    /// The network the run joins, instead of its manifest's.
+    #[serde(default)]
+    pub network: Option<Network>,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Ending {
+    pub status: RunStatus,
+    pub reason: String,
+    pub exit_code: Option<i64>,
+}
+
+impl Ending {
+    pub fn failed(reason: impl Into<String>) -> Self {
+        Self {
+            status: RunStatus::Failed,
+            reason: reason.into(),
+            exit_code: None,
+        }
+    }
+
+    pub fn cancelled(exit_code: Option<i64>) -> Self {
+        Self {
+            status: RunStatus::Cancelled,
+            reason: "cancelled".into(),
+            exit_code,
+        }
+    }
+}
+
+impl Run {
+    pub fn output_path(&self) -> PathBuf {
+        Path::new(&self.run_dir).join("output/output.jsonl")
+    }
+
+    /// The values of its password options, which must never reach a file unmasked.
+    pub fn secrets(&self) -> Vec<String> {
+        self.config
+            .iter()
+            .filter(|(name, value)| self.options.get(*name) != Some(value) && !value.is_empty())
+            .map(|(_, value)| value.clone())
+            .collect()
+    }
+
+    pub fn end(&mut self, ending: Ending) {
+        self.status = ending.status;
+        self.reason = Some(ending.reason);
+        self.exit_code = ending.exit_code;
+        self.finished_at = Some(Utc::now());
+    }
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub connector: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::VariantArray;
+
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip() {
+        for status in RunStatus::VARIANTS.iter().copied() {
+            assert_eq!(status.as_str().parse::<RunStatus>().unwrap(), status);
+        }
+        assert_eq!(
+            serde_json::to_string(&RunStatus::TimedOut).unwrap(),
+            "\"timed_out\""
+        );
+    }
+}
