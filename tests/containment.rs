@@ -268,14 +268,14 @@ async fn a_run_whose_executor_died_before_starting_its_container_is_started_by_t
         .await
         .unwrap();
     let container = first.create_container(&created).await.unwrap().unwrap();
-    let runtime = first.runtime().await.unwrap();
+    let runtime = first.engine().await.unwrap();
     assert!(!runtime.has_started(&container).await.unwrap());
     // Another one died before it could even create it.
     let claimed = first
         .start_with(request(ATTACK, &[("TAG", "claimed")]), &inputs)
         .await
         .unwrap();
-    assert!(cde::pod::find(runtime, &claimed.id)
+    assert!(cde::engine::container::find(runtime, &claimed.id)
         .await
         .unwrap()
         .is_none());

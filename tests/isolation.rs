@@ -6,6 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cde::engine::Engine;
 use cde::model::Manifest;
 use cde::model::Network;
 use cde::model::{Run, RunRequest, RunStatus};
@@ -30,7 +31,7 @@ impl Drop for Setup {
         let network = self.network.clone();
         std::thread::spawn(move || {
             tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let runtime = cde::runtime::Runtime::connect().await.unwrap();
+                let runtime = cde::engine::Docker::connect().await.unwrap();
                 if let Err(e) = runtime.remove_networks_named(&network).await {
                     eprintln!("{e}");
                 }
@@ -148,7 +149,7 @@ async fn runs_on_cdes_network_cannot_reach_each_other() {
     let blocked = connect(cde, &address, None).await;
     assert_eq!(blocked["reached"], false, "{blocked}");
     assert_eq!(blocked["received"], "", "{blocked}");
-    let runtime = cde.runtime().await.unwrap();
+    let runtime = cde.engine().await.unwrap();
     assert!(runtime.network_exists(&setup.network).await.unwrap());
 
     // So does it without any network, where the Container API still takes the record.
@@ -192,8 +193,8 @@ async fn a_run_on_a_missing_network_fails_naming_it() {
 #[tokio::test]
 async fn runs_creating_cdes_network_at_once_agree_on_one() {
     let (one, two) = (
-        cde::runtime::Runtime::connect().await.unwrap(),
-        cde::runtime::Runtime::connect().await.unwrap(),
+        cde::engine::Docker::connect().await.unwrap(),
+        cde::engine::Docker::connect().await.unwrap(),
     );
     for _ in 0..5 {
         let name = format!(

@@ -157,8 +157,8 @@ async fn a_vanished_connector_fails_the_run_as_lost() {
         behave_request(&[("MODE", "sleep"), ("SECONDS", "60")]),
     )
     .await;
-    let runtime = cde.runtime().await.unwrap();
-    let container = cde::pod::find(runtime, &id).await.unwrap();
+    let runtime = cde.engine().await.unwrap();
+    let container = cde::engine::container::find(runtime, &id).await.unwrap();
     runtime.remove(&container.unwrap()).await.unwrap();
     let run = executor.await.unwrap();
     assert_eq!(run.status, RunStatus::Failed, "{run:?}");
@@ -193,7 +193,7 @@ async fn a_failing_or_hanging_health_check_refuses_the_registration() {
         cde.store.connectors().await.unwrap().is_empty(),
         "nothing was registered"
     );
-    let runtime = cde.runtime().await.unwrap();
+    let runtime = cde.engine().await.unwrap();
     let instance = format!("cde.instance={}", cde.store.instance());
     assert!(runtime
         .containers_labelled(&instance)
@@ -258,7 +258,7 @@ async fn queued_runs_start_in_order_within_the_concurrency_limit() {
 #[tokio::test]
 async fn the_sweeper_removes_containers_no_active_run_owns() {
     let (_data, cde) = behave(|_| {}).await;
-    let runtime = cde.runtime().await.unwrap();
+    let runtime = cde.engine().await.unwrap();
     let body = bollard::models::ContainerCreateBody {
         image: Some("cde-test/behave:latest".into()),
         labels: Some(

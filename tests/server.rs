@@ -156,13 +156,15 @@ async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
 
     // While no orchestrator runs, the containers go on; one of them vanishes.
     let cde = open(config(data.path())).await;
-    let runtime = cde.runtime().await.unwrap();
+    let runtime = cde.engine().await.unwrap();
     let (vanishing, kept) = ids.split_last().unwrap();
     for id in kept {
-        let container = cde::pod::find(runtime, id).await.unwrap();
+        let container = cde::engine::container::find(runtime, id).await.unwrap();
         assert!(container.is_some(), "containers outlive the server");
     }
-    cde::pod::remove(runtime, vanishing).await.unwrap();
+    cde::engine::container::remove(runtime, vanishing)
+        .await
+        .unwrap();
 
     let server = Server::start(data.path(), port).await;
     for id in kept {

@@ -5,16 +5,16 @@ use std::sync::Arc;
 use tokio::sync::{Notify, OnceCell, Semaphore};
 
 use crate::config::Config;
+use crate::engine::{Docker, Engine};
 use crate::error::Result;
-use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::{private, secret};
 
-/// The orchestrator: configuration, store and (connected on first use) the Docker engine.
+/// The orchestrator: configuration, store and (connected on first use) the container engine.
 pub struct Cde {
     pub config: Config,
     pub store: Store,
-    pub(crate) runtime: OnceCell<Runtime>,
+    engine: OnceCell<Arc<dyn Engine>>,
     /// The installed Container API binary, once known.
     pub(crate) api_binary: OnceCell<std::path::PathBuf>,
     /// `max_concurrent_runs` permits, taken by queued runs and pipeline steps alike.
@@ -40,7 +40,7 @@ impl Cde {
         Ok(Self {
             config,
             store,
-            runtime: OnceCell::new(),
+            engine: OnceCell::new(),
             api_binary: OnceCell::new(),
             run_slots,
             lease_owner: uuid::Uuid::new_v4().to_string(),
@@ -48,7 +48,21 @@ impl Cde {
         })
     }
 
-    pub async fn runtime(&self) -> Result<&Runtime> {
-        self.runtime.get_or_try_init(Runtime::connect).await
+    /// [`open`](Self::open) with an engine of the caller's (a fake one, in tests).
+    pub async fn with_engine(config: Config, engine: Arc<dyn Engine>) -> Result<Self> {
+        let cde = Self::open(config).await?;
+        let _ = cde.engine.set(engine);
+        Ok(cde)
+    }
+
+    /// The container engine: the local Docker engine, connected on first use.
+    pub async fn engine(&self) -> Result<&dyn Engine> {
+        let engine = self
+            .engine
+            .get_or_try_init(|| async {
+                Ok::<_, crate::Error>(Arc::new(Docker::connect().await?) as Arc<dyn Engine>)
+            })
+            .await?;
+        Ok(engine.as_ref())
     }
 }

@@ -7,8 +7,8 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 
 use crate::error::{Error, Result};
 
+use crate::engine::{MANAGED_BY, MANAGED_BY_VALUE};
 use crate::model::{Manifest, Registration};
-use crate::runtime::{MANAGED_BY, MANAGED_BY_VALUE};
 use crate::Cde;
 
 impl Cde {
@@ -44,8 +44,8 @@ impl Cde {
             code: manifest.code.clone(),
             reason,
         };
-        let runtime = self.runtime().await?;
-        if !runtime.image_exists(&manifest.image).await? {
+        let engine = self.engine().await?;
+        if !engine.image_exists(&manifest.image).await? {
             return Err(failed(format!("image not found: {}", manifest.image)));
         }
         let limits = self.config.default_limits().with(&manifest.limits);
@@ -63,7 +63,7 @@ impl Cde {
                 [
                     (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
                     (
-                        crate::pod::INSTANCE_LABEL.to_owned(),
+                        crate::engine::container::INSTANCE_LABEL.to_owned(),
                         self.store.instance().to_owned(),
                     ),
                     ("cde.role".to_owned(), "health-check".to_owned()),
@@ -86,11 +86,11 @@ impl Cde {
             manifest.code,
             uuid::Uuid::new_v4().simple()
         );
-        let id = runtime.create(&name, body).await?;
+        let id = engine.create(&name, body).await?;
         let timeout = Duration::from_secs(self.config.health_check_timeout_secs);
         let outcome = async {
-            runtime.start(&id).await?;
-            let exit = match tokio::time::timeout(timeout, runtime.wait(&id)).await {
+            engine.start(&id).await?;
+            let exit = match tokio::time::timeout(timeout, engine.wait(&id)).await {
                 Err(_) => {
                     return Err(failed(format!(
                         "did not exit within {}s",
@@ -102,7 +102,7 @@ impl Cde {
             if exit.code == 0 {
                 return Ok(());
             }
-            let output = runtime.output_tail(&id, 5).await.unwrap_or_default();
+            let output = engine.output_tail(&id, 5).await.unwrap_or_default();
             let output = if output.is_empty() {
                 String::new()
             } else {
@@ -111,7 +111,7 @@ impl Cde {
             Err(failed(format!("exited with code {}{output}", exit.code)))
         }
         .await;
-        runtime.remove(&id).await?;
+        engine.remove(&id).await?;
         outcome
     }
 }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::container::{INSTANCE_LABEL, RUN_LABEL};
 use crate::error::Result;
-use crate::pod::{INSTANCE_LABEL, RUN_LABEL};
 
 use crate::model::RunStatus;
 use crate::Cde;
@@ -71,10 +71,10 @@ impl Cde {
 
     /// Removes this instance's containers whose run has ended or is unknown. Returns how many.
     pub async fn sweep(&self) -> Result<usize> {
-        let runtime = self.runtime().await?;
+        let engine = self.engine().await?;
         let mut removed = 0;
         let instance = format!("{INSTANCE_LABEL}={}", self.store.instance());
-        for container in runtime.containers_labelled(&instance).await? {
+        for container in engine.containers_labelled(&instance).await? {
             let owned = match container.labels.get(RUN_LABEL) {
                 Some(run_id) => match self.store.run(run_id).await {
                     Ok(run) => !run.status.is_finished(),
@@ -89,7 +89,7 @@ impl Cde {
                 }
             };
             if !owned {
-                runtime.remove(&container.id).await?;
+                engine.remove(&container.id).await?;
                 removed += 1;
             }
         }

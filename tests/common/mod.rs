@@ -90,7 +90,7 @@ pub fn request(connector: &str, options: &[(&str, &str)]) -> RunRequest {
 
 /// Containers of a run still on the engine (there must be none once it is recorded).
 pub async fn leftovers(cde: &Cde, run_id: &str) -> Vec<String> {
-    let runtime = cde.runtime().await.unwrap();
+    let runtime = cde.engine().await.unwrap();
     runtime
         .containers_labelled(&format!("cde.run={run_id}"))
         .await

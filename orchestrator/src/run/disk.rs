@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::runtime::Runtime;
+use crate::engine::Engine;
 
 /// How often the watch measures at most.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -55,7 +55,7 @@ pub fn run_dir_usage(run_dir: &Path) -> u64 {
 
 /// Measures the run's disk use about every [`POLL`] and returns, with the MiB it measured,
 /// once that exceeds `limit_mb`. Never returns while the run stays below its limit.
-pub async fn watch(runtime: &Runtime, container_id: &str, run_dir: &Path, limit_mb: u64) -> u64 {
+pub async fn watch(engine: &dyn Engine, container_id: &str, run_dir: &Path, limit_mb: u64) -> u64 {
     let limit = limit_mb.saturating_mul(MIB);
     let mut layer = 0;
     let (mut next_layer, mut next_files) = (Instant::now(), Instant::now());
@@ -63,7 +63,7 @@ pub async fn watch(runtime: &Runtime, container_id: &str, run_dir: &Path, limit_
     loop {
         let now = Instant::now();
         if now >= next_layer {
-            match runtime.writable_layer_bytes(container_id).await {
+            match engine.writable_layer_bytes(container_id).await {
                 Ok(bytes) => layer = bytes.unwrap_or(layer),
                 Err(e) => tracing::warn!("disk watch: {e}"),
             }

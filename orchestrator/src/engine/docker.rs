@@ -1,7 +1,8 @@
-//! The Docker engine, as the rest of the orchestrator needs it.
+//! The Docker engine, through bollard.
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use bollard::models::{
     ContainerCreateBody, ContainerState, ContainerStateStatusEnum, Network, NetworkCreateRequest,
 };
@@ -10,172 +11,29 @@ use bollard::query_parameters::{
     ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
     StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
-use bollard::Docker;
-use futures_util::{Stream, StreamExt};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 
+use super::{Container, Engine, Exit, Output, MANAGED_BY, MANAGED_BY_VALUE};
 use crate::error::{Error, Result};
-
-/// Every container and image cde creates carries this label.
-pub const MANAGED_BY: &str = "cde.managed-by";
-pub const MANAGED_BY_VALUE: &str = "cde";
-
-#[derive(Clone)]
-pub struct Runtime {
-    docker: Docker,
-}
-
-/// How a container ended, as `inspect` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Exit {
-    pub code: i64,
-    pub oom_killed: bool,
-}
 
 /// The bridge option that stops containers on one network from reaching each other.
 pub const ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
 
-/// A container as listed.
-pub struct Container {
-    pub id: String,
-    pub labels: HashMap<String, String>,
-    /// Unix seconds.
-    pub created: i64,
+/// The local Docker engine.
+#[derive(Clone)]
+pub struct Docker {
+    docker: bollard::Docker,
 }
 
-/// One chunk of a container's output.
-pub enum Output {
-    Stdout(bytes::Bytes),
-    Stderr(bytes::Bytes),
-}
-
-impl Runtime {
+impl Docker {
     pub async fn connect() -> Result<Self> {
-        let docker = Docker::connect_with_local_defaults()?
+        let docker = bollard::Docker::connect_with_local_defaults()
+            .map_err(Error::engine("connecting to the Docker engine"))?
             .negotiate_version()
-            .await?;
+            .await
+            .map_err(Error::engine("connecting to the Docker engine"))?;
         Ok(Self { docker })
-    }
-
-    pub async fn image_exists(&self, image: &str) -> Result<bool> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
-        let options = CreateContainerOptionsBuilder::default().name(name).build();
-        Ok(self.docker.create_container(Some(options), body).await?.id)
-    }
-
-    pub async fn start(&self, id: &str) -> Result<()> {
-        Ok(self.docker.start_container(id, None).await?)
-    }
-
-    /// Output from the container's start, following until it stops; with `timestamps`,
-    /// every frame starts with the engine's RFC 3339 time and a space.
-    pub fn follow(&self, id: &str, timestamps: bool) -> impl Stream<Item = Result<Output>> + use<> {
-        let options = LogsOptionsBuilder::default()
-            .follow(true)
-            .stdout(true)
-            .stderr(true)
-            .timestamps(timestamps)
-            .build();
-        self.docker
-            .logs(id, Some(options))
-            .filter_map(|chunk| async {
-                match chunk {
-                    Ok(bollard::container::LogOutput::StdOut { message }) => {
-                        Some(Ok(Output::Stdout(message)))
-                    }
-                    Ok(bollard::container::LogOutput::StdErr { message }) => {
-                        Some(Ok(Output::Stderr(message)))
-                    }
-                    Ok(_) => None,
-                    Err(e) => Some(Err(e.into())),
-                }
-            })
-    }
-
-    /// Waits until the container is not running, then reads its exit code and OOM flag;
-    /// `None` when the container is gone or being removed.
-    pub async fn wait(&self, id: &str) -> Result<Option<Exit>> {
-        let options = WaitContainerOptionsBuilder::default()
-            .condition("not-running")
-            .build();
-        let waited = self.docker.wait_container(id, Some(options)).next().await;
-        match waited {
-            // bollard reports a non-zero exit as an error; inspect below has the facts.
-            None
-            | Some(Ok(_))
-            | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) => {}
-            Some(Err(e)) if is_not_found(&e) => return Ok(None),
-            Some(Err(e)) => return Err(e.into()),
-        }
-        let Some(state) = self.state(id).await? else {
-            return Ok(None);
-        };
-        // `docker rm -f` marks the container as being removed before it kills it.
-        if state.status == Some(ContainerStateStatusEnum::REMOVING) {
-            return Ok(None);
-        }
-        if state.status == Some(ContainerStateStatusEnum::RUNNING) {
-            return Err(Error::Io(std::io::Error::other(format!(
-                "container {id} still running after wait"
-            ))));
-        }
-        Ok(Some(Exit {
-            code: state.exit_code.unwrap_or(-1),
-            oom_killed: state.oom_killed.unwrap_or(false),
-        }))
-    }
-
-    /// SIGTERM, then SIGKILL after `grace_secs`.
-    pub async fn stop(&self, id: &str, grace_secs: u64) -> Result<()> {
-        let options = StopContainerOptionsBuilder::default()
-            .t(i32::try_from(grace_secs).unwrap_or(i32::MAX))
-            .build();
-        match self.docker.stop_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            // 304: already stopped.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub async fn remove(&self, id: &str) -> Result<()> {
-        let options = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
-        match self.docker.remove_container(id, Some(options)).await {
-            Err(e) if !is_not_found(&e) => Err(e.into()),
-            _ => Ok(()),
-        }
-    }
-
-    /// The last `lines` lines of the container's output, joined by ` | `.
-    pub async fn output_tail(&self, id: &str, lines: usize) -> Result<String> {
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .tail(&lines.to_string())
-            .build();
-        let chunks: Vec<_> = self.docker.logs(id, Some(options)).collect().await;
-        let mut text = String::new();
-        for chunk in chunks {
-            text.push_str(&String::from_utf8_lossy(&chunk?.into_bytes()));
-        }
-        Ok(text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" | "))
     }
 
     /// The container's state as `inspect` reports it; `None` when there is no such container.
@@ -183,30 +41,7 @@ impl Runtime {
         match self.docker.inspect_container(id, None).await {
             Ok(inspected) => Ok(Some(inspected.state.unwrap_or_default())),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub async fn exists(&self, id: &str) -> Result<bool> {
-        Ok(self.state(id).await?.is_some())
-    }
-
-    /// Whether the container was ever started (it may have exited since); false when it is gone.
-    pub async fn has_started(&self, id: &str) -> Result<bool> {
-        Ok(self
-            .state(id)
-            .await?
-            .is_some_and(|state| state.status != Some(ContainerStateStatusEnum::CREATED)))
-    }
-
-    /// Bytes the container has written to its writable layer (`SizeRw`); `None` when the
-    /// container is gone. The engine walks the layer to answer, so this is not cheap.
-    pub async fn writable_layer_bytes(&self, id: &str) -> Result<Option<u64>> {
-        let options = InspectContainerOptionsBuilder::default().size(true).build();
-        match self.docker.inspect_container(id, Some(options)).await {
-            Ok(inspected) => Ok(Some(inspected.size_rw.unwrap_or(0).max(0) as u64)),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(docker_error(format!("measuring container {id}"), e)),
+            Err(e) => Err(Error::engine(format!("inspecting container {id}"))(e)),
         }
     }
 
@@ -220,19 +55,207 @@ impl Runtime {
             .docker
             .list_networks(Some(options))
             .await
-            .map_err(|e| docker_error(format!("listing network {name}"), e))?;
+            .map_err(Error::engine(format!("listing network {name}")))?;
         Ok(networks
             .into_iter()
             .filter(|n| n.name.as_deref() == Some(name))
             .collect())
     }
 
+    /// Creates the network; `None` when one of that name appeared meanwhile.
+    async fn create_isolated_network(&self, name: &str) -> Result<Option<String>> {
+        let request = NetworkCreateRequest {
+            name: name.to_owned(),
+            driver: Some("bridge".into()),
+            options: Some(HashMap::from([(ICC_OPTION.to_owned(), "false".to_owned())])),
+            labels: Some(HashMap::from([(
+                MANAGED_BY.to_owned(),
+                MANAGED_BY_VALUE.to_owned(),
+            )])),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(created) => Ok(Some(created.id)),
+            // 409: the engine refused a second network of that name.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(None),
+            Err(e) => Err(Error::engine(format!("creating network {name}"))(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for Docker {
+    async fn image_exists(&self, image: &str) -> Result<bool> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(Error::engine(format!("inspecting image {image}"))(e)),
+        }
+    }
+
+    async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(Error::engine(format!("creating container {name}")))?;
+        Ok(created.id)
+    }
+
+    async fn start(&self, id: &str) -> Result<()> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(Error::engine(format!("starting container {id}")))
+    }
+
+    /// Output from the container's start, following until it stops; with `timestamps`,
+    /// every frame starts with the engine's RFC 3339 time and a space.
+    fn follow(&self, id: &str, timestamps: bool) -> BoxStream<'static, Result<Output>> {
+        let op = format!("reading the output of container {id}");
+        let options = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .timestamps(timestamps)
+            .build();
+        self.docker
+            .logs(id, Some(options))
+            .filter_map(move |chunk| {
+                let op = op.clone();
+                async move {
+                    match chunk {
+                        Ok(bollard::container::LogOutput::StdOut { message }) => {
+                            Some(Ok(Output::Stdout(message)))
+                        }
+                        Ok(bollard::container::LogOutput::StdErr { message }) => {
+                            Some(Ok(Output::Stderr(message)))
+                        }
+                        Ok(_) => None,
+                        Err(e) => Some(Err(Error::engine(op)(e))),
+                    }
+                }
+            })
+            .boxed()
+    }
+
+    /// Waits until the container is not running, then reads its exit code and OOM flag;
+    /// `None` when the container is gone or being removed.
+    async fn wait(&self, id: &str) -> Result<Option<Exit>> {
+        let options = WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
+        let waited = self.docker.wait_container(id, Some(options)).next().await;
+        match waited {
+            // bollard reports a non-zero exit as an error; inspect below has the facts.
+            None
+            | Some(Ok(_))
+            | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) => {}
+            Some(Err(e)) if is_not_found(&e) => return Ok(None),
+            Some(Err(e)) => return Err(Error::engine(format!("waiting for container {id}"))(e)),
+        }
+        let Some(state) = self.state(id).await? else {
+            return Ok(None);
+        };
+        // `docker rm -f` marks the container as being removed before it kills it.
+        if state.status == Some(ContainerStateStatusEnum::REMOVING) {
+            return Ok(None);
+        }
+        if state.status == Some(ContainerStateStatusEnum::RUNNING) {
+            return Err(Error::Other(format!(
+                "waiting for container {id}: still running after the wait ended"
+            )));
+        }
+        Ok(Some(Exit {
+            code: state.exit_code.unwrap_or(-1),
+            oom_killed: state.oom_killed.unwrap_or(false),
+        }))
+    }
+
+    /// SIGTERM, then SIGKILL after `grace_secs`.
+    async fn stop(&self, id: &str, grace_secs: u64) -> Result<()> {
+        let options = StopContainerOptionsBuilder::default()
+            .t(i32::try_from(grace_secs).unwrap_or(i32::MAX))
+            .build();
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(Error::engine(format!("stopping container {id}"))(e)),
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Err(e) if !is_not_found(&e) => {
+                Err(Error::engine(format!("removing container {id}"))(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The last `lines` lines of the container's output, joined by ` | `.
+    async fn output_tail(&self, id: &str, lines: usize) -> Result<String> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let chunks: Vec<_> = self.docker.logs(id, Some(options)).collect().await;
+        let mut text = String::new();
+        for chunk in chunks {
+            let chunk = chunk.map_err(Error::engine(format!(
+                "reading the output of container {id}"
+            )))?;
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" | "))
+    }
+
+    async fn exists(&self, id: &str) -> Result<bool> {
+        Ok(self.state(id).await?.is_some())
+    }
+
+    /// Whether the container was ever started (it may have exited since); false when it is gone.
+    async fn has_started(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .state(id)
+            .await?
+            .is_some_and(|state| state.status != Some(ContainerStateStatusEnum::CREATED)))
+    }
+
+    /// Bytes the container has written to its writable layer (`SizeRw`); `None` when the
+    /// container is gone. The engine walks the layer to answer, so this is not cheap.
+    async fn writable_layer_bytes(&self, id: &str) -> Result<Option<u64>> {
+        let options = InspectContainerOptionsBuilder::default().size(true).build();
+        match self.docker.inspect_container(id, Some(options)).await {
+            Ok(inspected) => Ok(Some(inspected.size_rw.unwrap_or(0).max(0) as u64)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(Error::engine(format!("measuring container {id}"))(e)),
+        }
+    }
+
     /// Whether a network of that name (or ID) exists.
-    pub async fn network_exists(&self, name: &str) -> Result<bool> {
+    async fn network_exists(&self, name: &str) -> Result<bool> {
         match self.docker.inspect_network(name, None).await {
             Ok(_) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(docker_error(format!("inspecting network {name}"), e)),
+            Err(e) => Err(Error::engine(format!("inspecting network {name}"))(e)),
         }
     }
 
@@ -242,7 +265,7 @@ impl Runtime {
     /// created, and each removes its own if that is not the one. (A creation still in
     /// flight is not listed yet, so two processes may still each keep their own; both
     /// networks isolate runs, and later runs all join the first.)
-    pub async fn ensure_isolated_network(&self, name: &str) -> Result<String> {
+    async fn ensure_isolated_network(&self, name: &str) -> Result<String> {
         // Within one process, runs starting at once create it once; across processes the
         // choice below settles it (at worst two processes use a network each, both isolating).
         static CREATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -270,7 +293,7 @@ impl Runtime {
             .docker
             .inspect_network(&id, None)
             .await
-            .map_err(|e| docker_error(format!("inspecting network {name}"), e))?;
+            .map_err(Error::engine(format!("inspecting network {name}")))?;
         let icc = network
             .options
             .as_ref()
@@ -284,35 +307,13 @@ impl Runtime {
         Ok(id)
     }
 
-    /// Creates the network; `None` when one of that name appeared meanwhile.
-    async fn create_isolated_network(&self, name: &str) -> Result<Option<String>> {
-        let request = NetworkCreateRequest {
-            name: name.to_owned(),
-            driver: Some("bridge".into()),
-            options: Some(HashMap::from([(ICC_OPTION.to_owned(), "false".to_owned())])),
-            labels: Some(HashMap::from([(
-                MANAGED_BY.to_owned(),
-                MANAGED_BY_VALUE.to_owned(),
-            )])),
-            ..Default::default()
-        };
-        match self.docker.create_network(request).await {
-            Ok(created) => Ok(Some(created.id)),
-            // 409: the engine refused a second network of that name.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(None),
-            Err(e) => Err(docker_error(format!("creating network {name}"), e)),
-        }
-    }
-
     /// Removes every network named `name`; none is fine.
-    pub async fn remove_networks_named(&self, name: &str) -> Result<()> {
+    async fn remove_networks_named(&self, name: &str) -> Result<()> {
         for network in self.networks_named(name).await? {
             let id = network.id.unwrap_or_default();
             match self.docker.remove_network(&id).await {
                 Err(e) if !is_not_found(&e) => {
-                    return Err(docker_error(format!("removing network {name} ({id})"), e))
+                    return Err(Error::engine(format!("removing network {name} ({id})"))(e))
                 }
                 _ => {}
             }
@@ -321,7 +322,7 @@ impl Runtime {
     }
 
     /// All containers (running or not) carrying `label` (`key` or `key=value`).
-    pub async fn containers_labelled(&self, label: &str) -> Result<Vec<Container>> {
+    async fn containers_labelled(&self, label: &str) -> Result<Vec<Container>> {
         let filters = HashMap::from([("label", vec![label])]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
@@ -330,7 +331,10 @@ impl Runtime {
         Ok(self
             .docker
             .list_containers(Some(options))
-            .await?
+            .await
+            .map_err(Error::engine(format!(
+                "listing containers labelled {label}"
+            )))?
             .into_iter()
             .filter_map(|c| {
                 Some(Container {
@@ -341,10 +345,6 @@ impl Runtime {
             })
             .collect())
     }
-}
-
-fn docker_error(operation: String, error: bollard::errors::Error) -> Error {
-    Error::Io(std::io::Error::other(format!("{operation}: {error}")))
 }
 
 /// Of several networks with one name, the one every process picks: the first created.

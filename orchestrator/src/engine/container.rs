@@ -10,8 +10,8 @@ use container_api::storage::CONTAINER_WORK_DIR;
 
 use crate::error::{Error, Result};
 
+use crate::engine::{Engine, MANAGED_BY, MANAGED_BY_VALUE};
 use crate::model::{InputValues, Limits, Network};
-use crate::runtime::{Runtime, MANAGED_BY, MANAGED_BY_VALUE};
 
 pub const API_HOST: &str = "cde-container-api";
 pub const RUN_LABEL: &str = "cde.run";
@@ -48,12 +48,12 @@ pub struct ConnectorSpec<'a> {
 
 /// What the engine's `NetworkMode` must say for the run's network; creates cde's own
 /// network on first use.
-async fn network_mode(runtime: &Runtime, spec: &ConnectorSpec<'_>) -> Result<String> {
+async fn network_mode(engine: &dyn Engine, spec: &ConnectorSpec<'_>) -> Result<String> {
     match &spec.network {
-        Network::Isolated => runtime.ensure_isolated_network(spec.runs_network).await,
+        Network::Isolated => engine.ensure_isolated_network(spec.runs_network).await,
         Network::None => Ok("none".into()),
         Network::Named(name) => {
-            if runtime.network_exists(name).await? {
+            if engine.network_exists(name).await? {
                 Ok(name.clone())
             } else {
                 Err(Error::InvalidConfig(format!(
@@ -129,9 +129,9 @@ pub fn container_body(spec: &ConnectorSpec, network_mode: &str) -> ContainerCrea
 }
 
 /// Creates the run's container, not yet started, on its network.
-pub async fn create(runtime: &Runtime, spec: &ConnectorSpec<'_>) -> Result<String> {
-    let network_mode = network_mode(runtime, spec).await?;
-    runtime
+pub async fn create(engine: &dyn Engine, spec: &ConnectorSpec<'_>) -> Result<String> {
+    let network_mode = network_mode(engine, spec).await?;
+    engine
         .create(
             &format!("cde-{}", spec.run_id),
             container_body(spec, &network_mode),
@@ -140,19 +140,19 @@ pub async fn create(runtime: &Runtime, spec: &ConnectorSpec<'_>) -> Result<Strin
 }
 
 /// The run's container, if it exists on the engine.
-pub async fn find(runtime: &Runtime, run_id: &str) -> Result<Option<String>> {
-    let containers = runtime
+pub async fn find(engine: &dyn Engine, run_id: &str) -> Result<Option<String>> {
+    let containers = engine
         .containers_labelled(&format!("{RUN_LABEL}={run_id}"))
         .await?;
     Ok(containers.into_iter().next().map(|c| c.id))
 }
 
 /// Removes every container of the run, whatever state it is in.
-pub async fn remove(runtime: &Runtime, run_id: &str) -> Result<()> {
-    let containers = runtime
+pub async fn remove(engine: &dyn Engine, run_id: &str) -> Result<()> {
+    let containers = engine
         .containers_labelled(&format!("{RUN_LABEL}={run_id}"))
         .await?;
-    let removals = containers.iter().map(|c| runtime.remove(&c.id));
+    let removals = containers.iter().map(|c| engine.remove(&c.id));
     futures_util::future::try_join_all(removals).await?;
     Ok(())
 }

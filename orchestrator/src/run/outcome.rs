@@ -1,0 +1,193 @@
+//! The decisions of a run's lifecycle, as pure functions of what was observed: how a run
+//! that another process left continues, and how a run whose container stopped ended.
+
+use crate::engine::Exit;
+use crate::model::{Ending, Limits, RunStatus};
+
+pub const LOST: &str = "lost: container disappeared";
+
+/// What a process taking over a run does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumption {
+    /// The container started: follow it to its end.
+    Follow,
+    /// The container was never started (or never created): start it.
+    Start,
+    /// The run was running but its container is gone.
+    Lost,
+}
+
+/// `container_started`: `None` when the run has no container, else whether it ever started.
+pub fn resumption(status: RunStatus, container_started: Option<bool>) -> Resumption {
+    match container_started {
+        Some(true) => Resumption::Follow,
+        None if status == RunStatus::Running => Resumption::Lost,
+        Some(false) | None => Resumption::Start,
+    }
+}
+
+/// Why cde stopped a container before it ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    Timeout,
+    Disk,
+}
+
+/// What is known of a run's container once it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    /// `None` when the container vanished before its exit could be read.
+    pub exit: Option<Exit>,
+    /// Whether it still existed after its exit. Only the run removes its container, so one
+    /// gone by then was removed by someone else (`docker rm -f` kills before it removes,
+    /// so its exit code alone cannot tell).
+    pub still_exists: bool,
+    pub stopped_by_cde: Option<StopCause>,
+    pub cancel_requested: bool,
+}
+
+/// How the run ended, from what was observed. cde's own stops come first (the exit code
+/// of a stopped container says only that it was stopped), then a cancel, then the OOM
+/// killer, then the exit code.
+pub fn ending(observed: Observed, limits: &Limits) -> Ending {
+    let exit = match observed.exit {
+        Some(exit) if observed.still_exists => exit,
+        _ => return Ending::failed(LOST),
+    };
+    let exit_code = Some(exit.code);
+    let (status, reason) = match observed.stopped_by_cde {
+        Some(StopCause::Timeout) => (
+            RunStatus::TimedOut,
+            format!("timed out after {}s", limits.timeout_secs),
+        ),
+        Some(StopCause::Disk) => (
+            RunStatus::Failed,
+            format!("disk limit exceeded ({} MiB)", limits.disk_mb),
+        ),
+        None if observed.cancel_requested => return Ending::cancelled(exit_code),
+        None if exit.oom_killed => (
+            RunStatus::Failed,
+            format!("out of memory (limit {} MiB)", limits.memory_mb),
+        ),
+        None if exit.code == 0 => (RunStatus::Succeeded, "exit code 0".into()),
+        None => (RunStatus::Failed, format!("exit code {}", exit.code)),
+    };
+    Ending {
+        status,
+        reason,
+        exit_code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        timeout_secs: 30,
+        memory_mb: 64,
+        cpus: 1.0,
+        pids: 64,
+        disk_mb: 100,
+    };
+
+    fn exited(code: i64, oom_killed: bool) -> Observed {
+        Observed {
+            exit: Some(Exit { code, oom_killed }),
+            still_exists: true,
+            stopped_by_cde: None,
+            cancel_requested: false,
+        }
+    }
+
+    fn decide(observed: Observed) -> (RunStatus, String, Option<i64>) {
+        let ending = ending(observed, &LIMITS);
+        (ending.status, ending.reason, ending.exit_code)
+    }
+
+    #[test]
+    fn the_exit_code_decides_a_run_nobody_stopped() {
+        assert_eq!(
+            decide(exited(0, false)),
+            (RunStatus::Succeeded, "exit code 0".into(), Some(0))
+        );
+        assert_eq!(
+            decide(exited(3, false)),
+            (RunStatus::Failed, "exit code 3".into(), Some(3))
+        );
+    }
+
+    #[test]
+    fn the_oom_killer_is_named_with_the_limit() {
+        assert_eq!(
+            decide(exited(137, true)),
+            (
+                RunStatus::Failed,
+                "out of memory (limit 64 MiB)".into(),
+                Some(137)
+            )
+        );
+    }
+
+    #[test]
+    fn cdes_own_stops_come_before_cancel_and_exit_code() {
+        let timed_out = Observed {
+            stopped_by_cde: Some(StopCause::Timeout),
+            cancel_requested: true,
+            ..exited(0, false)
+        };
+        assert_eq!(
+            decide(timed_out),
+            (RunStatus::TimedOut, "timed out after 30s".into(), Some(0))
+        );
+        let disk = Observed {
+            stopped_by_cde: Some(StopCause::Disk),
+            ..exited(143, true)
+        };
+        assert_eq!(
+            decide(disk),
+            (
+                RunStatus::Failed,
+                "disk limit exceeded (100 MiB)".into(),
+                Some(143)
+            )
+        );
+    }
+
+    #[test]
+    fn a_cancel_wins_over_the_exit_code_and_oom() {
+        let cancelled = Observed {
+            cancel_requested: true,
+            ..exited(137, true)
+        };
+        assert_eq!(
+            decide(cancelled),
+            (RunStatus::Cancelled, "cancelled".into(), Some(137))
+        );
+    }
+
+    #[test]
+    fn a_vanished_container_is_lost_whatever_it_exited_with() {
+        let removed = Observed {
+            still_exists: false,
+            ..exited(0, false)
+        };
+        assert_eq!(decide(removed), (RunStatus::Failed, LOST.into(), None));
+        let gone = Observed {
+            exit: None,
+            ..exited(0, false)
+        };
+        assert_eq!(decide(gone), (RunStatus::Failed, LOST.into(), None));
+    }
+
+    #[test]
+    fn a_taken_over_run_continues_by_its_container() {
+        use RunStatus::{Running, Starting};
+        assert_eq!(resumption(Running, Some(true)), Resumption::Follow);
+        assert_eq!(resumption(Starting, Some(true)), Resumption::Follow);
+        assert_eq!(resumption(Starting, Some(false)), Resumption::Start);
+        assert_eq!(resumption(Starting, None), Resumption::Start);
+        assert_eq!(resumption(Running, Some(false)), Resumption::Start);
+        assert_eq!(resumption(Running, None), Resumption::Lost);
+    }
+}
