@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod docker;
+pub mod fake;
 
 use std::collections::HashMap;
 

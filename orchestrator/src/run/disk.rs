@@ -7,7 +7,9 @@
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::engine::Engine;
 
@@ -83,7 +85,7 @@ pub async fn watch(engine: &dyn Engine, container_id: &str, run_dir: &Path, limi
             return used / MIB;
         }
         let next = next_layer.min(next_files);
-        tokio::time::sleep_until(next.into()).await;
+        tokio::time::sleep_until(next).await;
     }
 }
 

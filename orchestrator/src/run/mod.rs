@@ -13,7 +13,7 @@ use crate::dataset::{self, RowsError, StagedRows};
 use crate::error::{Error, Result};
 
 use crate::engine::container::{self as pod, ConnectorSpec};
-use crate::engine::Engine;
+use crate::engine::{Engine, Exit};
 use crate::model::{ConnectorType, Ending, Run, RunInputs, RunRequest, RunStatus};
 use crate::settings::Settings;
 use crate::{api_binary, rundir, Cde};
@@ -226,8 +226,11 @@ impl Cde {
     /// SIGTERM to the connector, SIGKILL after the grace period. The supervisor kills it
     /// itself then, and the engine only if the supervisor could not close the files.
     async fn stop(&self, engine: &dyn Engine, container: &str) -> Result<()> {
-        let grace = self.config.stop_grace_secs + pod::SUPERVISOR_MARGIN_SECS;
-        engine.stop(container, grace).await
+        engine.stop(container, self.stop_grace()).await
+    }
+
+    fn stop_grace(&self) -> u64 {
+        self.config.stop_grace_secs + pod::SUPERVISOR_MARGIN_SECS
     }
 
     /// Follows the started container to its exit, enforcing the timeout.
@@ -250,20 +253,15 @@ impl Cde {
             (Utc::now() - at).to_std().unwrap_or_default()
         });
         let remaining = run.limits.timeout().saturating_sub(elapsed);
-        let run_dir = Path::new(&run.run_dir);
-        let (exit, stopped_by_cde) = tokio::select! {
-            waited = tokio::time::timeout(remaining, engine.wait(&container)) => match waited {
-                Ok(exit) => (exit?, None),
-                Err(_) => {
-                    self.stop(engine, &container).await?;
-                    (engine.wait(&container).await?, Some(StopCause::Timeout))
-                }
-            },
-            _ = disk::watch(engine, &container, run_dir, run.limits.disk_mb) => {
-                self.stop(engine, &container).await?;
-                (engine.wait(&container).await?, Some(StopCause::Disk))
-            }
-        };
+        let (exit, stopped_by_cde) = await_exit(
+            engine,
+            &container,
+            remaining,
+            Path::new(&run.run_dir),
+            run.limits.disk_mb,
+            self.stop_grace(),
+        )
+        .await?;
         if exit.is_some() {
             match tokio::time::timeout(Duration::from_secs(10), following).await {
                 Ok(joined) => joined.map_err(|e| {
@@ -407,4 +405,26 @@ fn count_output(run: &Run) -> Option<i64> {
 /// No output file larger than the run's disk limit is read.
 fn output_limit(run: &Run) -> u64 {
     run.limits.disk_bytes()
+}
+
+/// Waits for the started container to exit, stopping it (SIGTERM, SIGKILL after
+/// `grace_secs`) once `timeout` passes or its disk use exceeds `disk_mb`; its exit (`None`
+/// when it vanished) and why cde stopped it, if it did.
+pub async fn await_exit(
+    engine: &dyn Engine,
+    container: &str,
+    timeout: Duration,
+    run_dir: &Path,
+    disk_mb: u64,
+    grace_secs: u64,
+) -> Result<(Option<Exit>, Option<StopCause>)> {
+    let cause = tokio::select! {
+        waited = tokio::time::timeout(timeout, engine.wait(container)) => match waited {
+            Ok(exit) => return Ok((exit?, None)),
+            Err(_) => StopCause::Timeout,
+        },
+        _ = disk::watch(engine, container, run_dir, disk_mb) => StopCause::Disk,
+    };
+    engine.stop(container, grace_secs).await?;
+    Ok((engine.wait(container).await?, Some(cause)))
 }
