@@ -3,7 +3,7 @@
 
 pub mod api;
 pub mod api_binary;
-pub mod client;
+pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod delta;
@@ -24,6 +24,7 @@ pub mod rundir;
 pub mod runtime;
 pub mod scheduler;
 pub mod secret;
+pub mod server;
 pub mod settings;
 pub mod store;
 
