@@ -60,7 +60,10 @@ pub trait Backend {
     ) -> Result<PipelineRun> {
         if let Some(executor) = executor {
             return executor.await.map_err(|e| {
-                Error::Other(format!("executing pipeline run {} of {}: {e}", run.id, run.pipeline))
+                Error::Other(format!(
+                    "executing pipeline run {} of {}: {e}",
+                    run.id, run.pipeline
+                ))
             })?;
         }
         loop {

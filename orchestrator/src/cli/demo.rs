@@ -13,7 +13,9 @@ pub async fn run(backend: &impl Backend, out: Output) -> Result<ExitCode> {
     let cde = backend.local("demo")?;
     crate::demo::build_sample_image()?;
     let root = crate::api_binary::source_root().expect("checked by build_sample_image");
-    let manifest = root.join(crate::demo::SAMPLE_CONNECTOR).join("manifest.yaml");
+    let manifest = root
+        .join(crate::demo::SAMPLE_CONNECTOR)
+        .join("manifest.yaml");
     let registration = cde.register_file(&manifest).await?;
     eprintln!(
         "registered {} version {}",

@@ -60,9 +60,8 @@ impl Cmd {
             }
             Cmd::Show { name } => {
                 out.show(&backend.pipeline(&name).await?, |pipeline| {
-                    serde_yaml_ng::to_string(pipeline).map_err(|e| {
-                        Error::Other(format!("printing pipeline {name} as YAML: {e}"))
-                    })
+                    serde_yaml_ng::to_string(pipeline)
+                        .map_err(|e| Error::Other(format!("printing pipeline {name} as YAML: {e}")))
                 })?;
             }
             Cmd::Run { name } => {

@@ -278,8 +278,12 @@ fn outcome(run: &crate::run::Run) -> String {
         run.reason.as_deref().unwrap_or("-")
     );
     if let Some(rows) = run.output_rows {
-        writeln!(text, "output    {} ({rows} rows)", run.output_path().display())
-            .expect("writing to a String");
+        writeln!(
+            text,
+            "output    {} ({rows} rows)",
+            run.output_path().display()
+        )
+        .expect("writing to a String");
     }
     text
 }
