@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cde::model::{RunFilter, RunRequest, RunStatus};
+use cde::server::{Loop, Server};
 use cde::{Cde, Config};
 use support::median;
 
@@ -29,6 +30,7 @@ fn main() {
     let config = Config {
         data_dir: data.path().to_path_buf(),
         max_concurrent_runs: PARALLEL,
+        listen: "127.0.0.1:0".into(),
         ..Config::default()
     };
     let cde = Arc::new(rt.block_on(Cde::open(config)).expect("cde opens"));
@@ -40,7 +42,11 @@ fn main() {
     let _cleanup = support::Cleanup { labels };
     rt.block_on(cde.register(support::trivial_manifest()))
         .expect("the trivial connector registers");
-    let scheduler = rt.spawn(cde.clone().schedule());
+    // The management API comes along unused; its token is never handed out.
+    let token = uuid::Uuid::new_v4().to_string();
+    let server = rt
+        .block_on(Server::start(cde.clone(), token, &[Loop::Schedule]))
+        .expect("the scheduler starts");
 
     // Warm-up: the container-api binary, the page cache, the engine's first containers.
     rt.block_on(cde_batch(&cde, PARALLEL));
@@ -74,7 +80,7 @@ fn main() {
         }
     }
     let load_after = support::machine_load();
-    scheduler.abort();
+    rt.block_on(server.shutdown());
     let (cde_median, xargs_median) = (median(&cde_s), median(&xargs_s));
     eprintln!("concurrent samples cde_s={cde_s:.1?} xargs_s={xargs_s:.1?}");
     for (round, (cde, xargs)) in cde_cpu.iter().zip(&xargs_cpu).enumerate() {

@@ -5,6 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
+use cde::server::Loop;
 use cde::Cde;
 use common::{leftovers, root, sample_image, sample_manifest, SAMPLE};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -22,6 +23,7 @@ struct Server {
     base: String,
     http: reqwest::Client,
     cde: Arc<Cde>,
+    _server: cde::server::Server,
     _data: tempfile::TempDir,
 }
 
@@ -31,17 +33,15 @@ impl Server {
         sample_image();
         let data = tempfile::tempdir().unwrap();
         let cde = Arc::new(common::open(common::config(data.path())).await);
-        if scheduler {
-            tokio::spawn(cde.clone().schedule());
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = cde::api::router(cde.clone(), TOKEN.to_owned());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let loops: &[Loop] = if scheduler { &[Loop::Schedule] } else { &[] };
+        let server = cde::server::Server::start(cde.clone(), TOKEN.to_owned(), loops)
+            .await
+            .unwrap();
         Self {
-            base,
+            base: server.url(),
             http: reqwest::Client::new(),
             cde,
+            _server: server,
             _data: data,
         }
     }

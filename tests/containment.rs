@@ -27,10 +27,10 @@ async fn attack(data: &std::path::Path) -> Arc<Cde> {
 
 /// `GET path` of the management API serving `cde`: the status and the body.
 async fn api_get(cde: &Arc<Cde>, path: &str) -> (u16, serde_json::Value) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}{path}", listener.local_addr().unwrap());
-    let app = cde::api::router(cde.clone(), "token".to_owned());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = cde::server::Server::start(cde.clone(), "token".to_owned(), &[])
+        .await
+        .unwrap();
+    let url = format!("{}{path}", server.url());
     let response = reqwest::Client::new()
         .get(url)
         .bearer_auth("token")
@@ -39,7 +39,7 @@ async fn api_get(cde: &Arc<Cde>, path: &str) -> (u16, serde_json::Value) {
         .unwrap();
     let status = response.status().as_u16();
     let body = response.json().await.unwrap();
-    server.abort();
+    server.shutdown().await;
     (status, body)
 }
 

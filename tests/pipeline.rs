@@ -448,10 +448,10 @@ async fn standalone_runs_take_an_input_and_a_previous_snapshot() {
 #[tokio::test]
 async fn pipelines_through_the_management_api() {
     let (_data, cde) = feed().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = cde::api::router(cde.clone(), "t".to_owned());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = cde::server::Server::start(cde.clone(), "t".to_owned(), &[])
+        .await
+        .unwrap();
+    let base = server.url();
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str| {
         http.request(method, format!("{base}{path}"))

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -14,47 +15,53 @@ const TOKEN: &str = "server-test-token";
 struct Server {
     child: Child,
     url: String,
+    /// Kept open: the server's standard output goes nowhere else.
+    _stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
-    async fn start(data_dir: &std::path::Path, port: u16) -> Self {
+    /// Starts `cde server` on a port of its choosing and reads the address it announces.
+    async fn start(data_dir: &std::path::Path) -> Self {
         api_binary_built();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.join("server.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cde"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cde"))
             .env("CDE_RUN_NETWORK", TEST_NETWORK)
             .arg("server")
             .env("CDE_DATA_DIR", data_dir)
-            .env("CDE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CDE_LISTEN", "127.0.0.1:0")
             .env("CDE_API_TOKEN", TOKEN)
             .env("CDE_MAX_CONCURRENT_RUNS", "6")
             .env("CDE_STOP_GRACE_SECS", "2")
             .env("CDE_RUN_LEASE_SECS", "3")
             .env("RUST_LOG", "cde=debug")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
             .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        // Ends at the announcement, or at end of file if the server exits first.
+        stdout.read_line(&mut line).unwrap();
+        let Some(url) = line.trim().strip_prefix("cde server listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "cde server did not announce its address ({line:?}): {}",
+                std::fs::read_to_string(data_dir.join("server.log")).unwrap()
+            );
+        };
         let server = Self {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: url.to_owned(),
+            _stdout: stdout,
         };
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(answer) = client.get(format!("{}/health", server.url)).send().await {
-                if answer.status().is_success() {
-                    return server;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "cde server did not answer: {}",
-            std::fs::read_to_string(data_dir.join("server.log")).unwrap()
-        );
+        let health = server.get("/health").await;
+        assert_eq!(health["status"], "ok", "{health}");
+        server
     }
 
     fn kill(mut self) {
@@ -112,20 +119,11 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
     behave_image();
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let server = Server::start(data.path(), port).await;
+    let server = Server::start(data.path()).await;
 
     let unauthorised = reqwest::get(format!("{}/runs", server.url)).await.unwrap();
     assert_eq!(unauthorised.status(), 401);
@@ -166,7 +164,7 @@ async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
         .await
         .unwrap();
 
-    let server = Server::start(data.path(), port).await;
+    let server = Server::start(data.path()).await;
     for id in kept {
         let run = server
             .wait_until(id, |s| s != "running" && s != "starting", 90)
@@ -251,7 +249,7 @@ async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
 async fn the_cli_drives_a_server_when_cde_server_is_set() {
     behave_image();
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), free_port()).await;
+    let server = Server::start(data.path()).await;
     // A client has a data directory of its own: nothing runs or is stored locally.
     let client_dir = tempfile::tempdir().unwrap();
     let cli = |args: &[&str]| {
@@ -306,4 +304,108 @@ async fn the_cli_drives_a_server_when_cde_server_is_set() {
     let (code, text) = cli(&["server"]);
     assert_eq!(code, Some(2));
     assert!(text.contains("unset CDE_SERVER"), "{text}");
+}
+
+/// `cde <args>` against `server` as a client with a data directory of its own.
+fn remote_cli(
+    server: &Server,
+    client_dir: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cde"))
+        .args(args)
+        .env("CDE_DATA_DIR", client_dir)
+        .env("CDE_SERVER", &server.url)
+        .env("CDE_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[tokio::test]
+async fn the_cli_drives_pipelines_on_a_server() {
+    image("tests/connectors/feed");
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path()).await;
+    let client_dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| remote_cli(&server, client_dir.path(), args);
+    for manifest in ["manifest.yaml", "export.yaml", "delta.yaml"] {
+        let path = root().join("tests/connectors/feed").join(manifest);
+        let (code, text) = cli(&["connector", "register", path.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{text}");
+    }
+    let write = |name: &str, text: &str| {
+        let path = client_dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let source = "sources:\n  - connector: feed-source\n    options: {ROWS: '[{\"id\": \"x\", \"price\": 1}]'}\n";
+    let shop = write(
+        "shop.yaml",
+        &format!("name: shop\n{source}exports:\n  - connector: feed-export\n"),
+    );
+    let broken = write(
+        "broken.json",
+        &serde_json::to_string(&json!({
+            "name": "broken",
+            "sources": [{"connector": "feed-source", "options": {"ROWS": "[{\"id\": \"y\"}]"}}],
+            "exports": [{"connector": "feed-delta", "options": {"FAIL": "1"}}],
+        }))
+        .unwrap(),
+    );
+    let (code, text) = cli(&["pipeline", "create", &shop]);
+    assert_eq!((code, text.trim()), (Some(0), "saved pipeline shop"));
+    let (code, text) = cli(&["pipeline", "create", &broken]);
+    assert_eq!((code, text.trim()), (Some(0), "saved pipeline broken"));
+    let invalid = write(
+        "invalid.yaml",
+        "name: invalid\nsources:\n  - connector: nope\n",
+    );
+    let (code, text) = cli(&["pipeline", "create", &invalid]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("sources[0] (nope)"), "{text}");
+
+    let (code, text) = cli(&["pipeline", "list"]);
+    assert_eq!(code, Some(0), "{text}");
+    let names: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(names, ["broken", "shop"], "{text}");
+    let (code, text) = cli(&["--json", "pipeline", "show", "shop"]);
+    assert_eq!(code, Some(0), "{text}");
+    let shown: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(shown["exports"][0]["connector"], "feed-export", "{shown}");
+
+    let (code, text) = cli(&["pipeline", "run", "shop"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("of shop: succeeded"), "{text}");
+    assert!(text.contains("dataset pipeline/shop version 1"), "{text}");
+    let (code, text) = cli(&["--json", "pipeline", "run", "broken"]);
+    assert_eq!(code, Some(1), "{text}");
+    let failed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("feed-delta"),
+        "{failed}"
+    );
+
+    let (code, text) = cli(&["--json", "pipeline", "runs", "shop"]);
+    assert_eq!(code, Some(0), "{text}");
+    let runs: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs[0]["status"], "succeeded", "{runs}");
+    let (code, text) = cli(&["pipeline", "run", "nope"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("pipeline not found: nope"), "{text}");
+    assert!(
+        !client_dir.path().join("cde.db").exists(),
+        "the client kept no store"
+    );
 }

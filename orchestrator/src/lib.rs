@@ -4,7 +4,7 @@
 pub mod api;
 pub mod api_binary;
 mod cde;
-pub mod client;
+pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod delta;
@@ -23,6 +23,7 @@ pub mod run;
 pub mod rundir;
 pub mod scheduler;
 pub mod secret;
+pub mod server;
 pub mod settings;
 pub mod store;
 

@@ -69,6 +69,8 @@ pub fn config(data_dir: &Path) -> Config {
         run_network: TEST_NETWORK.into(),
         stop_grace_secs: 2,
         run_lease_secs: 3,
+        // A management API over this configuration binds a free port.
+        listen: "127.0.0.1:0".into(),
         ..Config::default()
     }
 }

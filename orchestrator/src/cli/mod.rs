@@ -1,0 +1,104 @@
+//! The `cde` command line: one module per command, each with its own `run`, acting through
+//! a [`backend::Backend`] (this process, or a `cde server` when `CDE_SERVER` is set) and
+//! printing through [`output::Output`].
+
+mod backend;
+mod connector;
+mod demo;
+mod gc;
+mod openapi;
+mod output;
+mod pipeline;
+mod remote;
+mod run;
+mod server;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::{Cde, Config, Result};
+use backend::{Backend, Embedded};
+use output::Output;
+
+/// Runs data connectors packaged as container images.
+#[derive(Parser)]
+#[command(name = "cde", version)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build, register and run the sample Python connector.
+    Demo,
+    /// Serve the management API, execute queued runs and adopt runs left by an earlier server.
+    Server,
+    /// Print the management API's OpenAPI specification.
+    Openapi,
+    /// Register and inspect connectors.
+    #[command(subcommand)]
+    Connector(connector::Cmd),
+    /// Run a connector and wait for the outcome (exit status 0 exactly when it succeeded).
+    Run(run::Run),
+    /// Create, inspect and run pipelines.
+    #[command(subcommand)]
+    Pipeline(pipeline::Cmd),
+    /// List recent runs.
+    Runs(run::Runs),
+    /// Print a run's log lines.
+    Logs(run::Logs),
+    /// Cancel a run: a queued one at once, a started one with SIGTERM, then SIGKILL.
+    Cancel(run::Cancel),
+    /// Remove finished runs' directories and logs and dataset versions beyond the
+    /// retention limits (`CDE_RETAIN_*`); the server does this every `CDE_GC_INTERVAL_SECS`.
+    Gc(gc::Gc),
+}
+
+/// Runs the command; the exit status is 0 on success, 1 when a run, pipeline run or
+/// garbage collection did not succeed. Errors are for the caller to report (status 2).
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let out = Output { json: cli.json };
+    if let Cmd::Openapi = cli.command {
+        return openapi::run();
+    }
+    let config = Config::from_env()?;
+    match backend::remote(&config)? {
+        Some(remote) => cli.command.run(&remote, out).await,
+        None => {
+            let embedded = Embedded(Arc::new(Cde::open(config).await?));
+            cli.command.run(&embedded, out).await
+        }
+    }
+}
+
+impl Cmd {
+    async fn run(self, backend: &impl Backend, out: Output) -> Result<ExitCode> {
+        match self {
+            Cmd::Openapi => openapi::run(),
+            Cmd::Server => server::run(backend).await,
+            Cmd::Demo => demo::run(backend, out).await,
+            Cmd::Connector(cmd) => cmd.run(backend, out).await,
+            Cmd::Run(cmd) => cmd.run(backend, out).await,
+            Cmd::Pipeline(cmd) => cmd.run(backend, out).await,
+            Cmd::Runs(cmd) => cmd.run(backend, out).await,
+            Cmd::Logs(cmd) => cmd.run(backend, out).await,
+            Cmd::Cancel(cmd) => cmd.run(backend, out).await,
+            Cmd::Gc(cmd) => cmd.run(backend, out).await,
+        }
+    }
+}
+
+/// 0 exactly when `succeeded`.
+fn status(succeeded: bool) -> ExitCode {
+    if succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
