@@ -35,11 +35,15 @@ fn install(source: &Path, bin_dir: &Path) -> Result<PathBuf> {
     if installed.exists() {
         return Ok(installed);
     }
-    std::fs::create_dir_all(bin_dir)?;
-    let partial = tempfile::NamedTempFile::new_in(bin_dir)?;
-    std::fs::write(partial.path(), &bytes)?;
-    std::fs::set_permissions(partial.path(), std::fs::Permissions::from_mode(0o755))?;
-    partial.persist(&installed).map_err(|e| e.error)?;
+    let installing = Error::file("installing the container-api binary as", &installed);
+    std::fs::create_dir_all(bin_dir)
+        .and_then(|_| tempfile::NamedTempFile::new_in(bin_dir))
+        .and_then(|partial| {
+            std::fs::write(partial.path(), &bytes)?;
+            std::fs::set_permissions(partial.path(), std::fs::Permissions::from_mode(0o755))?;
+            partial.persist(&installed).map_err(|e| e.error)
+        })
+        .map_err(installing)?;
     Ok(installed)
 }
 

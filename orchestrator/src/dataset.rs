@@ -29,7 +29,11 @@ impl RowsError {
             RowsError::Invalid { line, reason } => {
                 Error::InvalidConfig(format!("{} line {line}: {reason}", path.display()))
             }
-            RowsError::Io(e) => Error::Io(e),
+            RowsError::Io(e) => Error::File {
+                op: "reading",
+                path: path.to_owned(),
+                source: e,
+            },
         }
     }
 }
@@ -80,13 +84,35 @@ pub fn copy_rows(
     Ok((rows, columns.into_iter().collect()))
 }
 
+/// The rows of a JSONL file of cde's own (a dataset version); a missing file has none.
+pub fn read_rows(path: &Path) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(Error::file("opening", path)(e)),
+    };
+    let mut rows = Vec::new();
+    for (number, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(Error::file("reading", path))?;
+        if !line.trim().is_empty() {
+            let row = serde_json::from_str(&line).map_err(Error::json(format!(
+                "reading {} line {}",
+                path.display(),
+                number + 1
+            )))?;
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
 /// Rows and the column set of a JSONL file of cde's own or the user's (never a run
 /// directory's: see [`crate::rundir`]); a missing file has none.
 pub fn scan(path: &Path) -> Result<(i64, Vec<String>)> {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, vec![])),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(Error::file("opening", path)(e)),
     };
     copy_rows(file, &mut std::io::sink()).map_err(|e| e.in_file(path))
 }
@@ -138,7 +164,7 @@ impl Cde {
         let file = match std::fs::File::open(path) {
             Ok(file) => Some(file),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(Error::file("opening", path)(e)),
         };
         self.stage_rows(name, file).map_err(|e| e.in_file(path))
     }
@@ -155,7 +181,9 @@ impl Cde {
     ) -> Result<Dataset> {
         let dir = self.dataset_dir(name);
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let mut current = staged.file.keep().map_err(|e| e.error)?;
+        let mut current = staged.file.keep().map_err(|e| {
+            Error::Other(format!("keeping a staged version of dataset {name}: {e}"))
+        })?;
         let recorded = async {
             for _ in 0..COMMIT_ATTEMPTS {
                 let version = self
@@ -164,7 +192,7 @@ impl Cde {
                     .await?
                     .map_or(1, |d| d.version + 1);
                 let path = dir.join(format!("{version}-{}.jsonl", &token[..12]));
-                std::fs::rename(&current, &path)?;
+                std::fs::rename(&current, &path).map_err(Error::file("recording", &path))?;
                 current = path;
                 let dataset = Dataset {
                     name: name.to_owned(),
@@ -188,7 +216,7 @@ impl Cde {
             other => {
                 let _ = std::fs::remove_file(&current);
                 Err(other.err().unwrap_or_else(|| {
-                    Error::InvalidConfig(format!(
+                    Error::Conflict(format!(
                         "recording a version of dataset {name}: {COMMIT_ATTEMPTS} concurrent commits took every version number tried"
                     ))
                 }))

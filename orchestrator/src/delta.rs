@@ -439,6 +439,15 @@ fn without_position(error: &serde_json::Error) -> String {
     }
 }
 
+/// The key of a row whose key column holds `value`: its string form (a string as it is, a
+/// number as written), the same in a delta and in a pipeline's join; `None` for `null`, a
+/// boolean, an object or an array.
+pub fn key_text(value: &serde_json::Value) -> Option<String> {
+    let raw = serde_json::value::to_raw_value(value).ok()?;
+    let mut text = String::new();
+    matches!(string_form(&raw, &mut text), Ok(true)).then_some(text)
+}
+
 /// Puts the string form of a key value into `out`: `Ok(false)` for `null`, `Err` with
 /// what it is for a boolean, an object or an array.
 fn string_form(raw: &RawValue, out: &mut String) -> Result<bool, &'static str> {

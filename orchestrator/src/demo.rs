@@ -21,7 +21,8 @@ pub fn build_image(dir: &str) -> Result<()> {
     let status = Command::new("bash")
         .arg(root.join("sample-connectors/build.sh"))
         .arg(root.join(dir))
-        .status()?;
+        .status()
+        .map_err(|e| Error::Other(format!("running sample-connectors/build.sh: {e}")))?;
     if !status.success() {
         return Err(Error::Config(format!(
             "sample-connectors/build.sh failed ({status})"

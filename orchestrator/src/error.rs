@@ -138,6 +138,27 @@ pub enum Error {
     BareJson(#[from] serde_json::Error),
 }
 
+/// Rows a user gave that cannot be compared are their mistake (400); a file cde cannot
+/// read or write is cde's (500).
+impl From<crate::delta::DeltaError> for Error {
+    fn from(error: crate::delta::DeltaError) -> Self {
+        use crate::delta::DeltaError;
+        match error {
+            DeltaError::Read { path, source } => Error::File {
+                op: "reading",
+                path,
+                source,
+            },
+            DeltaError::Write { path, source } => Error::File {
+                op: "writing",
+                path,
+                source,
+            },
+            invalid => Error::InvalidConfig(format!("computing the delta: {invalid}")),
+        }
+    }
+}
+
 impl Error {
     pub fn not_found(object: Object, id: impl Into<String>) -> Self {
         Error::NotFound {

@@ -4,15 +4,15 @@
 //! next run as an additional source.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use chrono::Utc;
 use serde_json::{Map, Value};
 
-use crate::dataset;
 use crate::error::{Error, Result};
+use crate::{dataset, delta};
 
 use crate::model::{
     ConnectorType, Dataset, Leased, Manifest, Pipeline, PipelineRun, PipelineStatus, Run,
@@ -107,10 +107,9 @@ impl Cde {
                 _ => &[ConnectorType::Export, ConnectorType::ExportDelta],
             };
             if !expected.contains(&manifest.kind) {
-                let kind = serde_json::to_value(manifest.kind)?;
                 return Err(at(format!(
                     "a {} does not belong in {group}",
-                    kind.as_str().unwrap_or_default()
+                    manifest.kind
                 )));
             }
             Settings::resolve(&manifest, step.options.clone()).map_err(|e| at(e.to_string()))?;
@@ -302,13 +301,18 @@ impl Cde {
                     // Validated when the export's run ended.
                     let name = dataset::connector_feedback_dataset(&export.connector_code);
                     if let Some(rows) = self.store.dataset_of_run(&name, &export.id).await? {
-                        std::io::copy(&mut std::fs::File::open(rows.path())?, &mut feedback_out)?;
+                        let mut file = std::fs::File::open(rows.path())
+                            .map_err(Error::file("opening", rows.path()))?;
+                        std::io::copy(&mut file, &mut feedback_out)
+                            .map_err(Error::file("copying feedback to", &feedback))?;
                     }
                 }
                 Err(reason) => failure = failure.or(Some(reason)),
             }
         }
-        feedback_out.flush()?;
+        feedback_out
+            .flush()
+            .map_err(Error::file("writing", &feedback))?;
         drop(feedback_out);
         if !exports.is_empty() {
             let name = dataset::feedback_dataset(&pipeline.name);
@@ -446,8 +450,8 @@ impl Cde {
 fn join_on_id(main: &Path, additional: &[PathBuf], out: &Path) -> Result<i64> {
     let mut extra: HashMap<String, Map<String, Value>> = HashMap::new();
     for path in additional {
-        for row in read_rows(path)? {
-            let Some(id) = row.get(PRODUCT_ID).map(key_text) else {
+        for row in dataset::read_rows(path)? {
+            let Some(id) = row.get(PRODUCT_ID).and_then(delta::key_text) else {
                 continue;
             };
             let columns = extra.entry(id).or_default();
@@ -458,44 +462,23 @@ fn join_on_id(main: &Path, additional: &[PathBuf], out: &Path) -> Result<i64> {
     }
     let mut writer = BufWriter::new(crate::private::create_file(out)?);
     let mut rows = 0;
-    for mut row in read_rows(main)? {
+    for mut row in dataset::read_rows(main)? {
         if let Some(columns) = row
             .get(PRODUCT_ID)
-            .map(key_text)
+            .and_then(delta::key_text)
             .and_then(|id| extra.get(&id))
         {
             for (column, value) in columns {
                 row.entry(column.clone()).or_insert_with(|| value.clone());
             }
         }
-        serde_json::to_writer(&mut writer, &row)?;
-        writer.write_all(b"\n")?;
+        serde_json::to_writer(&mut writer, &row)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writer.write_all(b"\n"))
+            .map_err(Error::file("writing", out))?;
         rows += 1;
     }
-    writer.flush()?;
-    Ok(rows)
-}
-
-fn key_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn read_rows(path: &Path) -> Result<Vec<Map<String, Value>>> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(e.into()),
-    };
-    let mut rows = Vec::new();
-    for line in BufReader::new(file).lines() {
-        let line = line?;
-        if !line.trim().is_empty() {
-            rows.push(serde_json::from_str(&line)?);
-        }
-    }
+    writer.flush().map_err(Error::file("writing", out))?;
     Ok(rows)
 }
 
@@ -518,7 +501,7 @@ mod tests {
         let prices = write("prices", "{\"id\":\"1\",\"price\":3,\"title\":\"ignored\"}\n{\"id\":2,\"price\":4}\n{\"id\":9,\"price\":5}\n");
         let out = dir.path().join("out");
         assert_eq!(join_on_id(&main, &[prices], &out).unwrap(), 3);
-        let rows = read_rows(&out).unwrap();
+        let rows = dataset::read_rows(&out).unwrap();
         assert_eq!(
             Value::Object(rows[0].clone()),
             serde_json::json!({"id": 1, "title": "a", "price": 3})

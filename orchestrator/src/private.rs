@@ -23,10 +23,7 @@ pub const SEALED_MODE: u32 = 0o400;
 const SUBDIRS: [&str; 4] = ["runs", "datasets", "pipeline-runs", "bin"];
 
 fn failed(action: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Io(std::io::Error::new(
-        e.kind(),
-        format!("{action} {}: {e}", path.display()),
-    ))
+    Error::Other(format!("{action} {}: {e}", path.display()))
 }
 
 pub fn chmod(path: &Path, mode: u32) -> Result<()> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{ExpiredRun, Keep};
 use crate::Cde;
 
@@ -124,7 +124,10 @@ impl Cde {
         };
         let run_keep = keep(config.retain_runs, config.retain_runs_days);
         // Run directories are recorded canonical (see `Cde::prepare`).
-        let runs_dir = config.runs_dir().canonicalize()?;
+        let runs_dir = config.runs_dir();
+        let runs_dir = runs_dir
+            .canonicalize()
+            .map_err(Error::file("resolving", &runs_dir))?;
         for run in self.store.expired_runs(run_keep).await? {
             if !dry_run {
                 let removed = remove_child(&runs_dir, &run.id, Path::new(&run.run_dir))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::container::{INSTANCE_LABEL, RUN_LABEL};
-use crate::error::Result;
+use crate::error::{ErrorCode, Result};
 
 use crate::model::RunStatus;
 use crate::Cde;
@@ -78,7 +78,7 @@ impl Cde {
             let owned = match container.labels.get(RUN_LABEL) {
                 Some(run_id) => match self.store.run(run_id).await {
                     Ok(run) => !run.status.is_finished(),
-                    Err(crate::Error::RunNotFound(_)) => false,
+                    Err(e) if e.code() == ErrorCode::NotFound => false,
                     Err(e) => return Err(e),
                 },
                 // A health check removes itself; one older than its time limit was left

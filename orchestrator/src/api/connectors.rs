@@ -1,5 +1,6 @@
 //! Registering and listing connectors.
 
+use crate::error::ErrorCode;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -109,8 +110,7 @@ pub(super) fn is_json(headers: &HeaderMap) -> Result<bool, ApiError> {
         "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Ok(false),
         other if other.ends_with("+json") => Ok(true),
         other => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             format!("a manifest is application/json or application/yaml, not {other:?}"),
         )),
     }

@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::Error;
+use crate::error::{Error, ErrorCode};
 
 /// An error answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -19,67 +19,77 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: `bad_request`, `invalid_manifest`, `invalid_config` (400),
-    /// `unauthorized` (401), `not_found` (404), `method_not_allowed` (405),
-    /// `payload_too_large` (413), `unsupported_media_type` (415), `health_check_failed`
-    /// (422), `internal` (500), `docker_unavailable`, `unavailable` (503).
+    /// `unauthorized` (401), `not_found` (404), `method_not_allowed` (405), `conflict`
+    /// (409), `payload_too_large` (413), `unsupported_media_type` (415),
+    /// `health_check_failed`, `invalid_output` (422), `internal` (500),
+    /// `docker_unavailable`, `unavailable` (503).
     #[schema(example = "not_found")]
-    pub code: String,
+    pub code: ErrorCode,
     /// For people; may change between versions.
     #[schema(example = "run not found: 0190c6c6-7d3a-7b1e-9d6a-0b9e4f1c2a3b")]
     pub message: String,
 }
 
+/// The HTTP status of every error code, here and nowhere else.
+pub fn status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BadRequest | ErrorCode::InvalidManifest | ErrorCode::InvalidConfig => {
+            StatusCode::BAD_REQUEST
+        }
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::HealthCheckFailed | ErrorCode::InvalidOutput => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::DockerUnavailable | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
         }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(ErrorCode::BadRequest, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid bearer token is required",
-        )
+        Self::new(ErrorCode::Unauthorized, "a valid bearer token is required")
     }
 
     fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the server log",
-        )
+        Self::new(ErrorCode::Internal, "internal error; see the server log")
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = status(self.code);
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
+                code: self.code,
                 message: self.message,
             },
         };
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
@@ -91,41 +101,27 @@ impl IntoResponse for ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        match &error {
-            Error::ConnectorNotFound(_) | Error::RunNotFound(_) | Error::PipelineNotFound(_) => {
-                Self::not_found(error.to_string())
-            }
-            Error::PipelineBusy(_) => {
-                Self::new(StatusCode::CONFLICT, "conflict", error.to_string())
-            }
-            Error::Manifest { message, .. } => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_manifest", message)
-            }
-            Error::InvalidConfig(message) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_config", message)
-            }
-            Error::RunOutput(message) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_output", message)
-            }
-            // The manifest is well-formed, but its image does not pass its own check.
-            Error::HealthCheck { .. } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "health_check_failed",
-                error.to_string(),
-            ),
-            // The engine answered: a failure of ours or its, not an outage.
-            Error::Docker(bollard::errors::Error::DockerResponseServerError { .. }) => {
+        match error.code() {
+            // Details of cde's own failures stay in its log.
+            ErrorCode::Internal | ErrorCode::Unknown => {
                 tracing::error!("management API: {error}");
                 Self::internal()
             }
-            Error::Docker(_) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "docker_unavailable",
-                "the Docker engine cannot be reached",
-            ),
-            _ => {
-                tracing::error!("management API: {error}");
-                Self::internal()
+            ErrorCode::DockerUnavailable => {
+                tracing::warn!("management API: {error}");
+                Self::new(
+                    ErrorCode::DockerUnavailable,
+                    "the Docker engine cannot be reached",
+                )
+            }
+            code => {
+                let message = match error {
+                    Error::Manifest { message, .. }
+                    | Error::InvalidConfig(message)
+                    | Error::RunOutput(message) => message,
+                    other => other.to_string(),
+                };
+                Self::new(code, message)
             }
         }
     }
@@ -139,10 +135,10 @@ macro_rules! from_rejection {
             fn from(rejection: $rejection) -> Self {
                 match rejection.status() {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", rejection.body_text())
+                        Self::new(ErrorCode::UnsupportedMediaType, rejection.body_text())
                     }
                     StatusCode::PAYLOAD_TOO_LARGE => {
-                        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", rejection.body_text())
+                        Self::new(ErrorCode::PayloadTooLarge, rejection.body_text())
                     }
                     status if status.is_server_error() => {
                         tracing::error!("management API: {}", rejection.body_text());

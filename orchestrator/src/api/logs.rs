@@ -148,17 +148,20 @@ impl Follower {
         // The status is read first: a run is recorded finished only after its last line.
         let run = self.cde.store.run(&self.id).await?;
         for (seq, line) in self.cde.store.logs(&self.id, self.next).await? {
-            let data = serde_json::to_string(&LogEntry::from((seq, line)))?;
+            let data = serde_json::to_string(&LogEntry::from((seq, line))).map_err(
+                crate::Error::json(format!("serving the log of run {}", self.id)),
+            )?;
             self.pending
                 .push_back(Event::default().event("log").id(seq.to_string()).data(data));
             self.next = seq + 1;
         }
         if run.status.is_finished() {
-            self.pending.push_back(
-                Event::default()
-                    .event("end")
-                    .data(serde_json::to_string(&run)?),
-            );
+            self.pending.push_back(Event::default().event("end").data(
+                serde_json::to_string(&run).map_err(crate::Error::json(format!(
+                    "serving the end of run {}",
+                    self.id
+                )))?,
+            ));
             self.finished = true;
         }
         Ok(())

@@ -13,9 +13,10 @@ mod pipelines;
 mod runs;
 mod system;
 
+use crate::error::ErrorCode;
 use std::sync::Arc;
 
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{Method, Uri};
 use axum::{middleware, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi;
@@ -83,8 +84,7 @@ pub fn router(cde: Arc<Cde>, token: String) -> Router {
         })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 format!("{method} is not allowed on {uri}"),
             )
         })

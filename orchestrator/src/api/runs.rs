@@ -210,7 +210,10 @@ async fn run_output(
     let offset = query.offset;
     let (records, more) = tokio::task::spawn_blocking(move || {
         let file = match recorded {
-            Some(dataset) => Some(std::fs::File::open(dataset.path())?),
+            Some(dataset) => Some(
+                std::fs::File::open(dataset.path())
+                    .map_err(crate::Error::file("opening", dataset.path()))?,
+            ),
             None => rundir::open(
                 std::path::Path::new(&run.run_dir),
                 relative,
@@ -220,8 +223,7 @@ async fn run_output(
         read_records(file, offset, limit)
     })
     .await
-    .map_err(std::io::Error::other)
-    .map_err(crate::Error::from)??;
+    .map_err(|e| crate::Error::Other(format!("reading the output of a run: {e}")))??;
     Ok(Json(OutputPage {
         next_offset: more.then_some(offset + records.len()),
         records,
@@ -241,9 +243,11 @@ fn read_records(
     };
     let mut reader = std::io::BufReader::new(file);
     let mut line = String::new();
-    let mut next_line = |line: &mut String| -> std::io::Result<bool> {
+    let mut next_line = |line: &mut String| -> crate::Result<bool> {
         line.clear();
-        reader.read_line(line)?;
+        reader
+            .read_line(line)
+            .map_err(|e| crate::Error::RunOutput(format!("reading: {e}")))?;
         Ok(line.ends_with('\n'))
     };
     for _ in 0..offset {

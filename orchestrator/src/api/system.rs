@@ -1,11 +1,12 @@
 //! Health and Prometheus metrics; both open, for probes and scrapers.
 
+use crate::error::ErrorCode;
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -48,8 +49,7 @@ async fn health(State(cde): State<Arc<Cde>>) -> Result<Json<Health>, ApiError> {
         Err(e) => {
             tracing::error!("health: {e}");
             Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                ErrorCode::Unavailable,
                 "the store cannot be reached",
             ))
         }

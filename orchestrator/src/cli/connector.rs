@@ -35,15 +35,10 @@ impl Cmd {
                         format!("{:<32} {:>7}  {:<12}  IMAGE\n", "CODE", "VERSION", "TYPE");
                     for connector in connectors {
                         let m = &connector.manifest;
-                        let kind = serde_json::to_value(m.kind)
-                            .map_err(Error::json("naming a connector type"))?;
                         writeln!(
                             text,
                             "{:<32} {:>7}  {:<12}  {}",
-                            m.code,
-                            connector.version,
-                            kind.as_str().unwrap_or_default(),
-                            m.image
+                            m.code, connector.version, m.kind, m.image
                         )
                         .expect("writing to a String");
                     }

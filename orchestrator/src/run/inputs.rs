@@ -14,18 +14,19 @@ pub(super) fn prepare_run_dir(run_dir: &Path) -> Result<()> {
     let shared =
         |path: &Path, mode| std::fs::set_permissions(path, PermissionsExt::from_mode(mode));
     for dir in ["input", "output", "work"] {
-        std::fs::create_dir_all(run_dir.join(dir))?;
+        let dir = run_dir.join(dir);
+        std::fs::create_dir_all(&dir).map_err(Error::file("creating", &dir))?;
     }
     for dir in [
         run_dir.to_path_buf(),
         run_dir.join("output"),
         run_dir.join("work"),
     ] {
-        shared(&dir, 0o777)?;
+        shared(&dir, 0o777).map_err(Error::file("sharing", &dir))?;
     }
     let logs = run_dir.join(container_api::LOG_FILE);
-    container_api::logs::open_log_file(&logs)?;
-    shared(&logs, 0o666)?;
+    container_api::logs::open_log_file(&logs).map_err(Error::file("creating", &logs))?;
+    shared(&logs, 0o666).map_err(Error::file("sharing", &logs))?;
     Ok(())
 }
 
@@ -38,8 +39,7 @@ pub(super) fn prepare_inputs(
     inputs: &RunInputs,
 ) -> Result<()> {
     let code = &manifest.code;
-    let kind = serde_json::to_value(manifest.kind)?;
-    let kind = kind.as_str().unwrap_or_default();
+    let kind = manifest.kind;
     let input = match (&inputs.input, manifest.reads_input()) {
         (Some(_), false) => return Err(Error::InvalidConfig(format!("{code} is a {kind}: it reads no input"))),
         (None, true) => {
@@ -66,7 +66,7 @@ pub(super) fn prepare_inputs(
         )));
     }
     let feed = input_dir.join("input.jsonl");
-    std::fs::copy(input, &feed)?;
+    std::fs::copy(input, &feed).map_err(Error::file("copying the input to", &feed))?;
     if manifest.kind == ConnectorType::ExportDelta {
         delta::compute(
             inputs.previous.as_deref(),
@@ -74,12 +74,16 @@ pub(super) fn prepare_inputs(
             manifest.delta_key(),
             input_dir,
         )
-        .map_err(|e| Error::InvalidConfig(format!("computing the delta: {e}")))?;
+        .map_err(Error::from)?;
     }
     // The connector runs as whatever user its image says, and reads these (copies of
     // read-only datasets) as that user; the data directory above keeps them private.
-    for entry in std::fs::read_dir(input_dir)? {
-        crate::private::chmod(&entry?.path(), 0o644)?;
+    let entries = std::fs::read_dir(input_dir).map_err(Error::file("listing", input_dir))?;
+    for entry in entries {
+        crate::private::chmod(
+            &entry.map_err(Error::file("listing", input_dir))?.path(),
+            0o644,
+        )?;
     }
     crate::private::chmod(input_dir, 0o755)?;
     Ok(())

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::engine::container::LineSplitter;
 use crate::engine::Output;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Run;
 use crate::{rundir, Cde};
 
@@ -159,7 +159,9 @@ impl LogPump {
     /// Stores what is left and ends.
     pub(super) async fn stop(self) -> Result<()> {
         let _ = self.stop.send(true);
-        self.task.await.map_err(std::io::Error::other)?
+        self.task
+            .await
+            .map_err(|e| Error::Other(format!("storing the log of a run: {e}")))?
     }
 }
 
@@ -179,12 +181,14 @@ impl ApiLogReader {
         if self.refused {
             return Ok((vec![], offset));
         }
+        let path = self.run_dir.join(container_api::LOG_FILE);
         let Some(mut file) = rundir::open(&self.run_dir, container_api::LOG_FILE, u64::MAX)? else {
             return Ok((vec![], offset));
         };
-        file.seek(std::io::SeekFrom::Start(offset))?;
         let mut bytes = Vec::new();
-        file.take(LOG_CHUNK).read_to_end(&mut bytes)?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .and_then(|_| file.take(LOG_CHUNK).read_to_end(&mut bytes))
+            .map_err(Error::file("reading", &path))?;
         let mut notes = vec![];
         let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
             if bytes.len() as u64 == LOG_CHUNK {

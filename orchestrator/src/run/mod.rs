@@ -66,7 +66,7 @@ impl Cde {
         let run_dir = self.config.runs_dir().join(&id);
         prepare_run_dir(&run_dir)?;
         if let Err(e) = prepare_inputs(manifest, &run_dir.join("input"), inputs) {
-            std::fs::remove_dir_all(&run_dir)?;
+            std::fs::remove_dir_all(&run_dir).map_err(Error::file("removing", &run_dir))?;
             return Err(e);
         }
         let run = Run {
@@ -79,7 +79,11 @@ impl Cde {
             options: settings.masked(manifest),
             config: settings.into_values(),
             limits,
-            run_dir: run_dir.canonicalize()?.display().to_string(),
+            run_dir: run_dir
+                .canonicalize()
+                .map_err(Error::file("resolving", &run_dir))?
+                .display()
+                .to_string(),
             output_rows: None,
             network: request.network,
             created_at: Utc::now(),
@@ -197,7 +201,11 @@ impl Cde {
         let secrets = run.secrets();
         if !secrets.is_empty() {
             // The Container API masks these in everything it writes, then drops the variable.
-            env.push(format!("{MASK_ENV}={}", serde_json::to_string(&secrets)?));
+            let secrets = serde_json::to_string(&secrets).map_err(Error::json(format!(
+                "listing the secrets of run {}",
+                run.id
+            )))?;
+            env.push(format!("{MASK_ENV}={secrets}"));
         }
         let spec = ConnectorSpec {
             instance: self.store.instance(),
