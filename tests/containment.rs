@@ -7,9 +7,10 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cde::dataset::connector_dataset;
+use cde::model::Leased;
 use cde::model::{Run, RunStatus};
 use cde::Cde;
 use common::*;
@@ -172,16 +173,22 @@ async fn forged_log_lines_neither_pass_for_cde_nor_move_the_resume_point() {
         async move { first.execute(claimed).await }
     });
     // Until some STDOUT lines and the forged lines are in.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let logs = first.store.logs(&run.id, 0).await.unwrap();
-        let forged = logs.iter().any(|(_, l)| l.message.starts_with("forged"));
-        if forged && logs.iter().any(|(_, l)| l.message == "line 5") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{logs:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        format!(
+            "the forged lines and STDOUT line 5 in the log of run {}",
+            run.id
+        ),
+        Duration::from_secs(60),
+        || async {
+            let logs = first.store.logs(&run.id, 0).await.unwrap();
+            let forged = logs.iter().any(|(_, l)| l.message.starts_with("forged"));
+            match forged && logs.iter().any(|(_, l)| l.message == "line 5") {
+                true => Ok(()),
+                false => Err(logs),
+            }
+        },
+    )
+    .await;
     doomed.shutdown_background();
 
     let second = Arc::new(open(config(data.path())).await);
@@ -246,15 +253,22 @@ async fn runs_finishing_together_each_get_a_version_holding_their_own_rows() {
     }
 }
 
-/// Waits until `cde` has adopted `count` runs whose executor is gone.
+/// Waits until `cde` has adopted `count` runs whose executor is gone (and no more).
 async fn adopt(cde: &Arc<Cde>, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut adopted = 0;
-    while adopted < count {
-        adopted += cde.adopt_orphans().await.unwrap();
-        assert!(Instant::now() < deadline, "{adopted} of {count} adopted");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let adopted = std::cell::Cell::new(0);
+    wait_until(
+        format!("{count} orphaned run(s) to be adopted"),
+        Duration::from_secs(30),
+        || async {
+            adopted.set(adopted.get() + cde.adopt_orphans().await.unwrap());
+            match adopted.get() >= count {
+                true => Ok(()),
+                false => Err(format!("{} adopted", adopted.get())),
+            }
+        },
+    )
+    .await;
+    assert_eq!(adopted.get(), count, "runs adopted");
 }
 
 #[tokio::test]
@@ -301,17 +315,34 @@ async fn a_server_starting_leaves_a_live_pipeline_run_alone_and_fails_a_dead_one
     .unwrap();
     cde.save_pipeline(&pipeline).await.unwrap();
     let live = cde.begin_pipeline_run("slow", "manual").await.unwrap();
+    let first_lease = lease(&cde, Leased::PipelineRun, &live.id).await;
+    let live_id = live.id.clone();
     let executing = tokio::spawn({
         let cde = cde.clone();
         async move { cde.execute_pipeline_run(live).await.unwrap() }
     });
-    // A server starts beside it after the first lease period has passed.
+    // A server starts beside it, recovering again and again until the first lease
+    // period has passed and the live run's executor has renewed its lease.
     let server = Arc::new(open(config(data.path())).await);
-    let until = Instant::now() + Duration::from_secs(4);
-    while Instant::now() < until {
-        server.recover().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_until(
+        format!("pipeline run {live_id} to outlive its first lease"),
+        Duration::from_secs(30),
+        || async {
+            server.recover().await.unwrap();
+            let run = server.store.pipeline_run(&live_id).await.unwrap();
+            assert_eq!(
+                run.status,
+                cde::model::PipelineStatus::Running,
+                "the live run ended within its first lease, too soon to show anything: {run:?}"
+            );
+            let now = lease(&server, Leased::PipelineRun, &live_id).await;
+            match chrono::Utc::now() > first_lease.until && now.until > first_lease.until {
+                true => Ok(()),
+                false => Err((first_lease.clone(), now)),
+            }
+        },
+    )
+    .await;
     let finished = executing.await.unwrap();
     assert_eq!(
         finished.status,
@@ -321,15 +352,21 @@ async fn a_server_starting_leaves_a_live_pipeline_run_alone_and_fails_a_dead_one
 
     // A pipeline run whose executor is gone ends as failed once its lease lapses.
     let dead = cde.begin_pipeline_run("slow", "manual").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        server.recover().await.unwrap();
-        let run = server.store.pipeline_run(&dead.id).await.unwrap();
-        if run.status == cde::model::PipelineStatus::Failed {
-            assert!(run.reason.unwrap().contains("interrupted"));
-            break;
-        }
-        assert!(Instant::now() < deadline, "{run:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let run = wait_until(
+        format!("the dead pipeline run {} to fail", dead.id),
+        Duration::from_secs(30),
+        || async {
+            server.recover().await.unwrap();
+            let run = server.store.pipeline_run(&dead.id).await.unwrap();
+            match run.status == cde::model::PipelineStatus::Failed {
+                true => Ok(run),
+                false => Err(run),
+            }
+        },
+    )
+    .await;
+    assert!(
+        run.reason.as_deref().unwrap().contains("interrupted"),
+        "{run:?}"
+    );
 }

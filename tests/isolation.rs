@@ -81,19 +81,23 @@ async fn start(cde: &Arc<Cde>, request: RunRequest) -> (String, tokio::task::Joi
 
 /// Waits for a log line of the run starting with `prefix`, up to `secs`.
 async fn log_line(cde: &Cde, run_id: &str, prefix: &str, secs: u64) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let logs = cde.store.logs(run_id, 0).await.unwrap();
-        if let Some((_, line)) = logs.iter().find(|(_, l)| l.message.starts_with(prefix)) {
-            return line.message.clone();
-        }
-        let run = cde.store.run(run_id).await.unwrap();
-        assert!(
-            Instant::now() < deadline && !run.status.is_finished(),
-            "no log line {prefix:?} from run {run:?}: {logs:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        format!("a log line {prefix:?} from run {run_id}"),
+        Duration::from_secs(secs),
+        || async {
+            let logs = cde.store.logs(run_id, 0).await.unwrap();
+            if let Some((_, line)) = logs.iter().find(|(_, l)| l.message.starts_with(prefix)) {
+                return Ok(line.message.clone());
+            }
+            let run = cde.store.run(run_id).await.unwrap();
+            assert!(
+                !run.status.is_finished(),
+                "no log line {prefix:?} from run {run:?}: {logs:?}"
+            );
+            Err(logs)
+        },
+    )
+    .await
 }
 
 /// A listening run on `network`; returns its id, executor and `ip:port`.

@@ -5,6 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cde::model::Leased;
 use cde::model::{RunRequest, RunStatus};
 use cde::Cde;
 use common::*;
@@ -37,16 +38,21 @@ async fn started(
     let running = wait_for(cde, &run.id, RunStatus::Running, 60).await;
     assert_eq!(running.status, RunStatus::Running, "{running:?}");
     // The connector has set itself up once its first log line is in.
-    for _ in 0..300 {
-        let logs = cde.store.logs(&run.id, 0).await.unwrap();
-        if logs
-            .iter()
-            .any(|(_, l)| l.message.starts_with("behave starting"))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        format!("the first log line of run {}", run.id),
+        Duration::from_secs(30),
+        || async {
+            let logs = cde.store.logs(&run.id, 0).await.unwrap();
+            match logs
+                .iter()
+                .any(|(_, l)| l.message.starts_with("behave starting"))
+            {
+                true => Ok(()),
+                false => Err(logs),
+            }
+        },
+    )
+    .await;
     (run.id, executor)
 }
 
@@ -312,6 +318,7 @@ async fn a_run_left_by_a_dead_process_is_finished_by_the_next_one() {
     let request = behave_request(&[("MODE", "sleep"), ("SECONDS", "12"), ("RECORDS", "5")]);
     let run = first.submit(request).await.unwrap();
     let claimed = first.claim(run.clone()).await.unwrap().unwrap();
+    let first_lease = lease(&first, Leased::Run, &run.id).await;
     doomed.spawn({
         let first = first.clone();
         async move { first.execute(claimed).await }
@@ -319,8 +326,23 @@ async fn a_run_left_by_a_dead_process_is_finished_by_the_next_one() {
     let running = wait_for(&first, &run.id, RunStatus::Running, 60).await;
     assert_eq!(running.status, RunStatus::Running);
     let second = Arc::new(open(config(data.path())).await);
-    // The first renews its lease (3 s here) while it lives: nothing to adopt.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The first renews its lease (3 s here) while it lives: once the lease it claimed the
+    // run with has run out, there is still nothing to adopt.
+    wait_until(
+        format!(
+            "the lease run {} was claimed with to run out, renewed",
+            run.id
+        ),
+        Duration::from_secs(30),
+        || async {
+            let now = lease(&second, Leased::Run, &run.id).await;
+            match chrono::Utc::now() > first_lease.until && now.until > first_lease.until {
+                true => Ok(()),
+                false => Err((first_lease.clone(), now)),
+            }
+        },
+    )
+    .await;
     assert_eq!(second.recover().await.unwrap(), 0, "the executor is alive");
     doomed.shutdown_background();
     assert_eq!(
@@ -328,8 +350,26 @@ async fn a_run_left_by_a_dead_process_is_finished_by_the_next_one() {
         0,
         "the lease has not lapsed yet"
     );
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(second.adopt_orphans().await.unwrap(), 1);
+    // Once the dead executor's lease lapses, the second takes the run over.
+    let adopted = std::cell::Cell::new(0);
+    wait_until(
+        format!("run {} to be adopted once its lease lapsed", run.id),
+        Duration::from_secs(30),
+        || async {
+            adopted.set(adopted.get() + second.adopt_orphans().await.unwrap());
+            match adopted.get() {
+                0 => Err(lease(&second, Leased::Run, &run.id).await),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
+    assert_eq!(adopted.get(), 1);
+    assert_ne!(
+        lease(&second, Leased::Run, &run.id).await.owner,
+        first_lease.owner,
+        "the second holds the run's lease now"
+    );
     let run = wait_for(&second, &run.id, RunStatus::Succeeded, 60).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     assert_eq!(run.output_rows, Some(10));

@@ -281,35 +281,38 @@ async fn a_schedule_fires_and_never_overlaps() {
     scheduled.schedule = Some("* * * * * *".into());
     cde.save_pipeline(&scheduled).await.unwrap();
     let scheduler = tokio::spawn(cde.clone().run_schedules());
-    let mut fired = None;
-    for _ in 0..300 {
-        let runs = cde.store.pipeline_runs("shop", 10).await.unwrap();
-        if let Some(run) = runs
-            .into_iter()
-            .find(|r| r.status == PipelineStatus::Succeeded)
-        {
-            fired = Some(run);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let fired = wait_until(
+        "a run the schedule started to succeed",
+        Duration::from_secs(30),
+        || async {
+            let runs = cde.store.pipeline_runs("shop", 10).await.unwrap();
+            match runs.iter().find(|r| r.status == PipelineStatus::Succeeded) {
+                Some(run) => Ok(run.clone()),
+                None => Err(runs),
+            }
+        },
+    )
+    .await;
+    // Once the scheduler has stopped, it starts no more runs; those it started go on
+    // without it: let them end. One it had begun but not yet handed on when it stopped
+    // has no executor: it ends as interrupted once its lease lapses, as a server's
+    // recovery would end it.
     scheduler.abort();
-    let fired = fired.expect("the schedule started a run within 30 s");
+    assert!(scheduler.await.unwrap_err().is_cancelled());
     assert_eq!(fired.trigger, "schedule");
-    // Runs the schedule started go on without it; let them end (none for 2 s in a row).
-    let mut quiet = 0;
-    for _ in 0..600 {
-        let runs = cde.store.pipeline_runs("shop", 10).await.unwrap();
-        quiet = match runs.iter().any(|r| r.status == PipelineStatus::Running) {
-            true => 0,
-            false => quiet + 1,
-        };
-        if quiet == 20 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(quiet, 20, "the scheduled runs ended");
+    wait_until(
+        "the runs the schedule started to end",
+        Duration::from_secs(60),
+        || async {
+            cde.recover().await.unwrap();
+            let runs = cde.store.pipeline_runs("shop", 10).await.unwrap();
+            match runs.iter().any(|r| r.status == PipelineStatus::Running) {
+                true => Err(runs),
+                false => Ok(()),
+            }
+        },
+    )
+    .await;
     let running = cde.begin_pipeline_run("shop", "manual").await.unwrap();
     let err = cde.begin_pipeline_run("shop", "manual").await.unwrap_err();
     assert_eq!(err.to_string(), "pipeline shop is already running");
@@ -493,20 +496,24 @@ async fn pipelines_through_the_management_api() {
         .unwrap();
     assert_eq!(busy.status(), 409, "never two runs of one pipeline at once");
     let id = run["id"].as_str().unwrap();
-    let mut finished = Value::Null;
-    for _ in 0..300 {
-        finished = call(reqwest::Method::GET, &format!("/pipeline-runs/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if finished["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let finished: Value = wait_until(
+        format!("pipeline run {id} to end"),
+        Duration::from_secs(30),
+        || async {
+            let run: Value = call(reqwest::Method::GET, &format!("/pipeline-runs/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            match run["status"] != "running" {
+                true => Ok(run),
+                false => Err(run),
+            }
+        },
+    )
+    .await;
     assert_eq!(finished["status"], "succeeded", "{finished}");
     assert_eq!(finished["steps"].as_array().unwrap().len(), 2);
     let versions: Value = call(reqwest::Method::GET, "/datasets?name=pipeline/shop")

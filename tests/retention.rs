@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cde::model::Dataset;
 use cde::model::Limits;
@@ -340,23 +340,35 @@ async fn the_server_removes_expired_runs_and_versions() {
     );
 
     let gc = tokio::spawn(cde.clone().collect_garbage_periodically());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while runs[..2].iter().any(|run| Path::new(&run.run_dir).exists()) {
-        assert!(
-            Instant::now() < deadline,
-            "the server did not remove the runs"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the server to remove the run directories of the two older runs",
+        Duration::from_secs(20),
+        || async {
+            let left: Vec<_> = runs[..2]
+                .iter()
+                .filter(|run| Path::new(&run.run_dir).exists())
+                .map(|run| &run.run_dir)
+                .collect();
+            match left.is_empty() {
+                true => Ok(()),
+                false => Err(left),
+            }
+        },
+    )
+    .await;
     assert!(Path::new(&runs[2].run_dir).exists());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while cde.store.datasets("connector/behave").await.unwrap().len() > 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the server did not remove the versions"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the server to remove all but the latest dataset version",
+        Duration::from_secs(20),
+        || async {
+            let versions = cde.store.datasets("connector/behave").await.unwrap();
+            match versions.len() <= 1 {
+                true => Ok(()),
+                false => Err(versions),
+            }
+        },
+    )
+    .await;
     gc.abort();
     assert!(!cde.store.logs(&runs[2].id, 0).await.unwrap().is_empty());
     assert!(cde.store.logs(&runs[0].id, 0).await.unwrap().is_empty());

@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -59,8 +58,22 @@ impl Server {
             url: url.to_owned(),
             _stdout: stdout,
         };
-        let health = server.get("/health").await;
-        assert_eq!(health["status"], "ok", "{health}");
+        let client = reqwest::Client::new();
+        let health = format!("{}/health", server.url);
+        let answered = poll_until(Duration::from_secs(20), || async {
+            match client.get(&health).send().await {
+                Ok(answer) if answer.status().is_success() => Ok(()),
+                Ok(answer) => Err(answer.status().to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        if let Err(last) = answered {
+            panic!(
+                "cde server did not answer on {health} within 20 s ({last}): {}",
+                std::fs::read_to_string(data_dir.join("server.log")).unwrap()
+            );
+        }
         server
     }
 
@@ -100,15 +113,30 @@ impl Server {
         answer.json().await.unwrap()
     }
 
-    async fn wait_until(&self, id: &str, done: impl Fn(&str) -> bool, secs: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let run = self.get(&format!("/runs/{id}")).await;
-            if done(run["status"].as_str().unwrap()) || Instant::now() > deadline {
-                return run;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+    /// Waits until run `id`'s status is `done`; fails the test after `secs`.
+    async fn wait_for_run(&self, id: &str, done: impl Fn(&str) -> bool, secs: u64) -> Value {
+        wait_until(
+            format!("run {id} to move on"),
+            Duration::from_secs(secs),
+            || async {
+                let run = self.get(&format!("/runs/{id}")).await;
+                match done(run["status"].as_str().unwrap()) {
+                    true => Ok(run),
+                    false => Err(run),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Messages of run `id`'s log.
+    async fn log_messages(&self, id: &str) -> Vec<String> {
+        let logs = self.get(&format!("/runs/{id}/logs")).await;
+        logs.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_owned())
+            .collect()
     }
 }
 
@@ -145,11 +173,25 @@ async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
     }
     for id in &ids {
         let run = server
-            .wait_until(id, |s| s != "queued" && s != "starting", 60)
+            .wait_for_run(id, |s| s != "queued" && s != "starting", 60)
             .await;
         assert_eq!(run["status"], "running", "{run}");
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Each connector is past its first records and the server has some of its STDOUT.
+    for id in &ids {
+        wait_until(
+            format!("run {id}'s first STDOUT line in its log"),
+            Duration::from_secs(30),
+            || async {
+                let messages = server.log_messages(id).await;
+                match messages.iter().any(|m| m == "tick 1") {
+                    true => Ok(()),
+                    false => Err(messages),
+                }
+            },
+        )
+        .await;
+    }
     server.kill();
 
     // While no orchestrator runs, the containers go on; one of them vanishes.
@@ -167,7 +209,7 @@ async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
     let server = Server::start(data.path()).await;
     for id in kept {
         let run = server
-            .wait_until(id, |s| s != "running" && s != "starting", 90)
+            .wait_for_run(id, |s| s != "running" && s != "starting", 90)
             .await;
         let log = std::fs::read_to_string(data.path().join("server.log")).unwrap();
         assert_eq!(run["status"], "succeeded", "{run}\n{log}");
@@ -195,7 +237,7 @@ async fn a_server_killed_mid_run_finishes_every_run_after_a_restart() {
         assert_eq!(output["records"].as_array().unwrap().len(), 8);
     }
     let lost = server
-        .wait_until(vanishing, |s| s != "running" && s != "starting", 30)
+        .wait_for_run(vanishing, |s| s != "running" && s != "starting", 30)
         .await;
     assert_eq!(lost["status"], "failed", "{lost}");
     assert_eq!(lost["reason"], "lost: container disappeared");

@@ -300,6 +300,34 @@ impl Store {
         Ok(renewed.rows_affected() == 1)
     }
 
+    /// The lease held on a run or a pipeline run, if any (`RunNotFound` when there is no such run).
+    pub async fn lease(&self, on: Leased, id: &str) -> Result<Option<Lease>> {
+        let (query, name) = match on {
+            Leased::Run => (
+                "SELECT lease_owner, lease_until FROM runs WHERE id = $1",
+                id.to_owned(),
+            ),
+            Leased::PipelineRun => (
+                "SELECT lease_owner, lease_until FROM pipeline_runs WHERE id = $1",
+                format!("pipeline run {id}"),
+            ),
+        };
+        let row = sqlx::query(query)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(Error::RunNotFound(name))?;
+        let owner: Option<String> = row.try_get("lease_owner")?;
+        let until: Option<String> = row.try_get("lease_until")?;
+        Ok(match (owner, until) {
+            (Some(owner), Some(until)) => Some(Lease {
+                owner,
+                until: parse_timestamp(&until)?,
+            }),
+            _ => None,
+        })
+    }
+
     /// Takes over a started run whose lease has lapsed (its holder is gone); false when
     /// the run has ended or its holder is still renewing.
     pub async fn take_over(&self, run_id: &str, lease: &Lease) -> Result<bool> {

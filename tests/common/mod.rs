@@ -111,17 +111,69 @@ pub fn records(run: &Run) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Waits until the run reaches `status` (or any finished one), up to `secs`.
-pub async fn wait_for(cde: &Cde, run_id: &str, status: cde::model::RunStatus, secs: u64) -> Run {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+/// How often the waiting helpers look again.
+const POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Looks at `check` every 100 ms until it answers `Ok`, for up to `timeout`; then gives its
+/// last `Err`, what it saw instead. The one polling loop of the tests: a test waits on a
+/// condition with a deadline, never on a fixed sleep.
+pub async fn poll_until<T, S, F, Fut>(timeout: std::time::Duration, mut check: F) -> Result<T, S>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, S>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
     loop {
-        let run = cde.store.run(run_id).await.unwrap();
-        if run.status == status || run.status.is_finished() || std::time::Instant::now() > deadline
-        {
-            return run;
+        let seen = check().await;
+        if seen.is_ok() || std::time::Instant::now() >= deadline {
+            return seen;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(POLL).await;
     }
+}
+
+/// [`poll_until`], failing the test when `timeout` passes first: the message names `what`
+/// was awaited and shows what `check` saw last.
+pub async fn wait_until<T, S, F, Fut>(
+    what: impl std::fmt::Display,
+    timeout: std::time::Duration,
+    check: F,
+) -> T
+where
+    S: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, S>>,
+{
+    match poll_until(timeout, check).await {
+        Ok(value) => value,
+        Err(seen) => panic!("timed out after {timeout:?} waiting for {what}; last seen: {seen:#?}"),
+    }
+}
+
+/// Waits until the run reaches `status` (or any finished one); fails the test after `secs`.
+pub async fn wait_for(cde: &Cde, run_id: &str, status: cde::model::RunStatus, secs: u64) -> Run {
+    wait_until(
+        format!("run {run_id} to be {status} or finished"),
+        std::time::Duration::from_secs(secs),
+        || async {
+            let run = cde.store.run(run_id).await.unwrap();
+            if run.status == status || run.status.is_finished() {
+                Ok(run)
+            } else {
+                Err(run)
+            }
+        },
+    )
+    .await
+}
+
+/// The lease held on a run (`Leased::Run`) or a pipeline run.
+pub async fn lease(cde: &Cde, on: cde::model::Leased, id: &str) -> cde::model::Lease {
+    cde.store
+        .lease(on, id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{on:?} {id} holds no lease"))
 }
 
 /// A fresh PostgreSQL database from `CDE_TEST_DATABASE_URL`, dropped on drop; `None` (with a note) outside CI when unset.
