@@ -11,9 +11,9 @@ use std::time::Duration;
 use cde::engine::container::SUPERVISOR_MARGIN_SECS;
 use cde::engine::fake::{Behaviour, Call, FakeEngine};
 use cde::engine::{Engine, Exit};
-use cde::model::await_exit;
-use cde::model::outcome::StopCause;
 use cde::model::{LimitsOverride, Manifest, Run, RunRequest, RunStatus};
+use cde::run::await_exit;
+use cde::run::outcome::StopCause;
 use cde::{Cde, Config};
 use container_api::LogSource;
 
