@@ -215,7 +215,7 @@ impl Config {
         let optional = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".into());
         let secret = |v: &Option<String>| {
             v.as_ref()
-                .map_or("(unset)", |_| crate::settings::MASK)
+                .map_or("(unset)", |_| crate::options::MASK)
                 .to_owned()
         };
         [
@@ -233,7 +233,7 @@ impl Config {
                 "CDE_SECRET_KEY",
                 self.secret_key.as_ref().map_or_else(
                     || format!("(unset: {})", self.secret_key_path().display()),
-                    |_| crate::settings::MASK.to_owned(),
+                    |_| crate::options::MASK.to_owned(),
                 ),
             ),
             (
@@ -289,7 +289,7 @@ impl Config {
 /// Never prints the API token, the secret key or the database password.
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let masked = |v: &Option<String>| v.as_ref().map(|_| crate::settings::MASK);
+        let masked = |v: &Option<String>| v.as_ref().map(|_| crate::options::MASK);
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
             .field("container_api_binary", &self.container_api_binary)
@@ -321,7 +321,7 @@ impl std::fmt::Debug for Config {
 
 /// `postgres://user:secret@host/db?password=x` → `postgres://user:********@host/db?password=********`.
 pub fn mask_password(url: &str) -> String {
-    let mask = crate::settings::MASK;
+    let mask = crate::options::MASK;
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),

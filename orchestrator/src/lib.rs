@@ -15,6 +15,7 @@ pub mod error;
 pub mod lease;
 pub mod manifest;
 pub mod model;
+pub mod options;
 pub mod pipeline;
 pub mod private;
 pub mod registry;
@@ -24,7 +25,6 @@ pub mod rundir;
 pub mod scheduler;
 pub mod secret;
 pub mod server;
-pub mod settings;
 pub mod store;
 
 pub use cde::Cde;

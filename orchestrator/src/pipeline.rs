@@ -18,7 +18,7 @@ use crate::model::{
     ConnectorType, Dataset, Leased, Manifest, Pipeline, PipelineRun, PipelineStatus, Run,
     RunInputs, RunRequest, RunStatus, Stage, Step, StepKind, StepRun,
 };
-use crate::settings::Settings;
+use crate::options::OptionValues;
 use crate::Cde;
 
 /// What a service or export step reads: the feed, its row count, and for an export delta
@@ -112,7 +112,8 @@ impl Cde {
                     manifest.kind
                 )));
             }
-            Settings::resolve(&manifest, step.options.clone()).map_err(|e| at(e.to_string()))?;
+            OptionValues::resolve(&manifest, step.options.clone())
+                .map_err(|e| at(e.to_string()))?;
             self.config
                 .default_limits()
                 .with(&manifest.limits)
@@ -402,46 +403,6 @@ impl Cde {
         };
         self.store.save_pipeline_step(&run.id, &record).await?;
         Ok(result)
-    }
-
-    /// Starts due pipeline schedules, never two runs of one pipeline at once. Runs forever.
-    pub async fn run_schedules(self: std::sync::Arc<Self>) {
-        let mut checked = Utc::now();
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            let now = Utc::now();
-            let pipelines = match self.store.pipelines().await {
-                Ok(pipelines) => pipelines,
-                Err(e) => {
-                    tracing::warn!("reading pipelines: {e}");
-                    continue;
-                }
-            };
-            for pipeline in pipelines {
-                let Some(schedule) = pipeline
-                    .schedule
-                    .as_deref()
-                    .and_then(|s| parse_schedule(s).ok())
-                else {
-                    continue;
-                };
-                if schedule.after(&checked).next().is_none_or(|due| due > now) {
-                    continue;
-                }
-                match self.begin_pipeline_run(&pipeline.name, "schedule").await {
-                    Ok(run) => {
-                        let cde = self.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = cde.execute_pipeline_run(run).await {
-                                tracing::error!(pipeline = %pipeline.name, "scheduled run: {e}");
-                            }
-                        });
-                    }
-                    Err(e) => tracing::info!(pipeline = %pipeline.name, "schedule skipped: {e}"),
-                }
-            }
-            checked = now;
-        }
     }
 }
 

@@ -12,31 +12,7 @@ use crate::error::{Error, Result};
 
 use crate::{Cde, Config};
 
-/// The background loops a server can run beside its API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Loop {
-    /// Executes queued runs.
-    Schedule,
-    /// Removes containers no run owns.
-    Sweep,
-    /// Adopts runs whose owner's lease expired.
-    Adopt,
-    /// Starts pipelines on their schedules.
-    PipelineSchedules,
-    /// Applies the retention limits.
-    CollectGarbage,
-}
-
-impl Loop {
-    /// Everything `cde server` runs.
-    pub const ALL: [Loop; 5] = [
-        Loop::Schedule,
-        Loop::Sweep,
-        Loop::Adopt,
-        Loop::PipelineSchedules,
-        Loop::CollectGarbage,
-    ];
-}
+pub use crate::scheduler::Loop;
 
 pub struct Server {
     addr: SocketAddr,
@@ -62,15 +38,8 @@ impl Server {
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         };
-        for l in loops {
-            let cde = cde.clone();
-            match l {
-                Loop::Schedule => server.spawn_loop(cde.schedule()),
-                Loop::Sweep => server.spawn_loop(cde.sweep_periodically()),
-                Loop::Adopt => server.spawn_loop(cde.adopt_periodically()),
-                Loop::PipelineSchedules => server.spawn_loop(cde.run_schedules()),
-                Loop::CollectGarbage => server.spawn_loop(cde.collect_garbage_periodically()),
-            }
+        for background in loops {
+            server.spawn_loop(background.run(cde.clone()));
         }
         let app = crate::api::router(cde, token);
         let stopped = server.stop.clone().cancelled_owned();

@@ -15,7 +15,7 @@ use super::output::Output;
 use crate::error::{Error, Result};
 
 use crate::model::{LimitsOverride, RunFilter, RunInputs, RunRequest, RunStatus};
-use crate::settings::Settings;
+use crate::options::OptionValues;
 
 #[derive(Args)]
 pub struct Run {
@@ -54,7 +54,7 @@ impl Run {
     pub async fn run(self, backend: &impl Backend, out: Output) -> Result<ExitCode> {
         let request = RunRequest {
             connector: self.code,
-            options: Settings::parse_pairs(&self.set)?,
+            options: OptionValues::parse_pairs(&self.set)?,
             limits: LimitsOverride {
                 timeout_secs: self.timeout,
                 memory_mb: self.memory,

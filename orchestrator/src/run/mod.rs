@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::engine::container::{self as pod, ConnectorSpec};
 use crate::engine::{Engine, Exit};
 use crate::model::{ConnectorType, Ending, Run, RunInputs, RunRequest, RunStatus};
-use crate::settings::Settings;
+use crate::options::OptionValues;
 use crate::{api_binary, rundir, Cde};
 
 mod disk;
@@ -55,7 +55,7 @@ impl Cde {
     async fn prepare(&self, request: RunRequest, inputs: &RunInputs) -> Result<Run> {
         let connector = self.store.connector(&request.connector).await?;
         let manifest = &connector.manifest;
-        let settings = Settings::resolve(manifest, request.options)?;
+        let values = OptionValues::resolve(manifest, request.options)?;
         let limits = self
             .config
             .default_limits()
@@ -76,8 +76,8 @@ impl Cde {
             status: RunStatus::Queued,
             reason: None,
             exit_code: None,
-            options: settings.masked(manifest),
-            config: settings.into_values(),
+            options: values.masked(manifest),
+            config: values.into_values(),
             limits,
             run_dir: run_dir
                 .canonicalize()
@@ -197,7 +197,7 @@ impl Cde {
             .api_binary
             .get_or_try_init(|| async { api_binary::ensure(&self.config) })
             .await?;
-        let (mut env, option_args) = Settings::delivery(&run.config, manifest.execution_mode);
+        let (mut env, option_args) = OptionValues::delivery(&run.config, manifest.execution_mode);
         let secrets = run.secrets();
         if !secrets.is_empty() {
             // The Container API masks these in everything it writes, then drops the variable.

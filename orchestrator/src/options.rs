@@ -1,4 +1,5 @@
-//! A run's option values, checked against the connector's declared options.
+//! Option values: what a run or pipeline step gives a connector, checked against the
+//! options its manifest declares, masked for display and delivered as its execution mode says.
 
 use std::collections::BTreeMap;
 
@@ -10,9 +11,9 @@ pub const MASK: &str = "********";
 
 /// Option values after validation, with defaults applied.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Settings(BTreeMap<String, String>);
+pub struct OptionValues(BTreeMap<String, String>);
 
-impl Settings {
+impl OptionValues {
     /// Parses `NAME=VALUE` pairs as given on the command line.
     pub fn parse_pairs<S: AsRef<str>>(pairs: &[S]) -> Result<BTreeMap<String, String>> {
         pairs
@@ -145,18 +146,18 @@ options:
     }
 
     fn given(pairs: &[&str]) -> BTreeMap<String, String> {
-        Settings::parse_pairs(pairs).unwrap()
+        OptionValues::parse_pairs(pairs).unwrap()
     }
 
     #[test]
     fn defaults_apply_and_modes_deliver() {
-        let settings = Settings::resolve(&manifest(), given(&["TOKEN=x"])).unwrap();
-        assert_eq!(settings.masked(&manifest())["TOKEN"], MASK);
-        let values = settings.into_values();
-        let (env, args) = Settings::delivery(&values, ExecutionMode::Env);
+        let values = OptionValues::resolve(&manifest(), given(&["TOKEN=x"])).unwrap();
+        assert_eq!(values.masked(&manifest())["TOKEN"], MASK);
+        let values = values.into_values();
+        let (env, args) = OptionValues::delivery(&values, ExecutionMode::Env);
         assert_eq!(env, ["MODE=fast", "NAME=world", "SHOULD_FAIL=0", "TOKEN=x"]);
         assert!(args.is_empty());
-        let (env, args) = Settings::delivery(&values, ExecutionMode::Args);
+        let (env, args) = OptionValues::delivery(&values, ExecutionMode::Args);
         assert!(env.is_empty());
         assert_eq!(
             args,
@@ -171,28 +172,30 @@ options:
 
     #[test]
     fn rejects_unknown_missing_and_bad_checkbox() {
-        let err = Settings::resolve(&manifest(), given(&["TOKEN=x", "COLOUR=red"])).unwrap_err();
+        let err =
+            OptionValues::resolve(&manifest(), given(&["TOKEN=x", "COLOUR=red"])).unwrap_err();
         assert!(
             err.to_string().contains("unknown option \"COLOUR\""),
             "{err}"
         );
-        let err = Settings::resolve(&manifest(), given(&[])).unwrap_err();
+        let err = OptionValues::resolve(&manifest(), given(&[])).unwrap_err();
         assert!(
             err.to_string().contains("option TOKEN is required"),
             "{err}"
         );
         let err =
-            Settings::resolve(&manifest(), given(&["TOKEN=x", "SHOULD_FAIL=yes"])).unwrap_err();
+            OptionValues::resolve(&manifest(), given(&["TOKEN=x", "SHOULD_FAIL=yes"])).unwrap_err();
         assert!(err.to_string().contains("SHOULD_FAIL"), "{err}");
-        assert!(Settings::parse_pairs(&["novalue"]).is_err());
-        let err = Settings::resolve(&manifest(), given(&["TOKEN=x", "MODE=medium"])).unwrap_err();
+        assert!(OptionValues::parse_pairs(&["novalue"]).is_err());
+        let err =
+            OptionValues::resolve(&manifest(), given(&["TOKEN=x", "MODE=medium"])).unwrap_err();
         assert!(
             err.to_string()
                 .contains("option MODE: \"medium\" is not one of fast, slow"),
             "{err}"
         );
-        assert!(Settings::resolve(&manifest(), given(&["TOKEN=x", "TAGS=a,b"])).is_ok());
-        assert!(Settings::resolve(&manifest(), given(&["TOKEN=x", "TAGS=a,c"])).is_err());
+        assert!(OptionValues::resolve(&manifest(), given(&["TOKEN=x", "TAGS=a,b"])).is_ok());
+        assert!(OptionValues::resolve(&manifest(), given(&["TOKEN=x", "TAGS=a,c"])).is_err());
     }
 
     #[test]
