@@ -5,51 +5,41 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::model::Limits;
+use crate::model::{Limits, LimitsOverride, Manifest};
 
+/// Every field has its default in [`Config::default`]; the environment overrides any.
 #[derive(Clone, Deserialize)]
+#[serde(default)]
 pub struct Config {
     /// `CDE_DATA_DIR`: database, run directories. Default: the user's data folder + `cde`.
-    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// `CDE_CONTAINER_API_BINARY`: the static `container-api` binary mounted into every
     /// run's container; built from the source tree when unset.
     pub container_api_binary: Option<PathBuf>,
     /// `CDE_STOP_GRACE_SECS`: time between SIGTERM and SIGKILL when stopping a container.
-    #[serde(default = "default_stop_grace")]
     pub stop_grace_secs: u64,
     /// `CDE_RUN_LEASE_SECS`: a run whose executor has not renewed its lease for this long
     /// is adopted by a server (its executor is taken to be dead).
-    #[serde(default = "default_run_lease")]
     pub run_lease_secs: u64,
     /// `CDE_DATABASE_URL`: a PostgreSQL (or SQLite) URL; default: `cde.db` in the data directory.
     pub database_url: Option<String>,
     /// `CDE_MAX_CONCURRENT_RUNS`: runs the server executes at once; more wait in FIFO order.
-    #[serde(default = "default_max_concurrent_runs")]
     pub max_concurrent_runs: usize,
     /// `CDE_DEFAULT_TIMEOUT_SECS`, `CDE_DEFAULT_MEMORY_MB`, `CDE_DEFAULT_CPUS`,
     /// `CDE_DEFAULT_PIDS`: limits of a run unless its connector or the request says otherwise.
-    #[serde(default = "default_timeout")]
     pub default_timeout_secs: u64,
-    #[serde(default = "default_memory")]
     pub default_memory_mb: u64,
-    #[serde(default = "default_cpus")]
     pub default_cpus: f64,
-    #[serde(default = "default_pids")]
     pub default_pids: i64,
     /// `CDE_DEFAULT_DISK_MB`: disk a run may fill (run directory plus its container's
     /// writable layer) unless its connector or the request says otherwise.
-    #[serde(default = "crate::model::limits::default_disk_mb")]
     pub default_disk_mb: u64,
     /// `CDE_RUN_NETWORK`: the network cde creates for runs whose manifest says
     /// `network: isolated` (a bridge on which runs cannot reach each other).
-    #[serde(default = "default_run_network")]
     pub run_network: String,
     /// `CDE_HEALTH_CHECK_TIMEOUT_SECS`: the registration health check must exit 0 within this.
-    #[serde(default = "default_health_check_timeout")]
     pub health_check_timeout_secs: u64,
     /// `CDE_LISTEN`: where `cde server` serves the management API.
-    #[serde(default = "default_listen")]
     pub listen: String,
     /// `CDE_API_TOKEN`: the bearer token of the management API. When unset, the server
     /// creates one in `<data dir>/api-token` and clients read it from there.
@@ -58,113 +48,54 @@ pub struct Config {
     /// running connectors itself.
     pub server: Option<String>,
     /// `CDE_SWEEP_INTERVAL_SECS`: how often the server removes containers no active run owns.
-    #[serde(default = "default_sweep_interval")]
     pub sweep_interval_secs: u64,
     /// `CDE_SECRET_KEY`: the key (64 hex digits, or base64 of 32 bytes) password values are
     /// encrypted with in the store. When unset, `<data dir>/secret.key`, created on first use.
     pub secret_key: Option<String>,
     /// `CDE_RETAIN_RUNS_DAYS`: a finished run's directory and logs are removed this many
     /// days after it ended (0: no age limit).
-    #[serde(default = "default_retain_days")]
     pub retain_runs_days: u64,
     /// `CDE_RETAIN_RUNS`: per connector, only the newest this many finished runs keep their
     /// directories and logs (0: no count limit).
-    #[serde(default = "default_retain_runs")]
     pub retain_runs: u64,
     /// `CDE_RETAIN_DATASETS_DAYS`: dataset versions older than this are removed (0: no age
     /// limit), except a dataset's latest version and export-delta baselines.
-    #[serde(default = "default_retain_days")]
     pub retain_datasets_days: u64,
     /// `CDE_RETAIN_DATASET_VERSIONS`: per dataset, only the newest this many versions are
     /// kept (0: no count limit), and export-delta baselines.
-    #[serde(default = "default_retain_dataset_versions")]
     pub retain_dataset_versions: u64,
     /// `CDE_GC_INTERVAL_SECS`: how often the server applies the retention limits (0: never).
-    #[serde(default = "default_gc_interval")]
     pub gc_interval_secs: u64,
-}
-
-fn default_retain_days() -> u64 {
-    30
-}
-fn default_retain_runs() -> u64 {
-    100
-}
-fn default_retain_dataset_versions() -> u64 {
-    10
-}
-fn default_gc_interval() -> u64 {
-    3600
-}
-
-fn default_max_concurrent_runs() -> usize {
-    4
-}
-fn default_timeout() -> u64 {
-    3600
-}
-fn default_memory() -> u64 {
-    1024
-}
-fn default_cpus() -> f64 {
-    1.0
-}
-fn default_pids() -> i64 {
-    512
-}
-fn default_run_network() -> String {
-    "cde-runs".into()
-}
-fn default_health_check_timeout() -> u64 {
-    5
-}
-fn default_listen() -> String {
-    "127.0.0.1:8780".into()
-}
-fn default_sweep_interval() -> u64 {
-    60
-}
-
-fn default_data_dir() -> PathBuf {
-    dirs::data_dir()
-        .map(|dir| dir.join("cde"))
-        .unwrap_or_else(|| PathBuf::from(".cde"))
-}
-
-fn default_run_lease() -> u64 {
-    30
-}
-
-fn default_stop_grace() -> u64 {
-    10
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            data_dir: default_data_dir(),
+            data_dir: dirs::data_dir()
+                .map(|dir| dir.join("cde"))
+                .unwrap_or_else(|| PathBuf::from(".cde")),
             container_api_binary: None,
-            stop_grace_secs: default_stop_grace(),
-            run_lease_secs: default_run_lease(),
+            stop_grace_secs: 10,
+            run_lease_secs: 30,
             database_url: None,
-            max_concurrent_runs: default_max_concurrent_runs(),
-            default_timeout_secs: default_timeout(),
-            default_memory_mb: default_memory(),
-            default_cpus: default_cpus(),
-            default_pids: default_pids(),
+            max_concurrent_runs: 4,
+            default_timeout_secs: 3600,
+            default_memory_mb: 1024,
+            default_cpus: 1.0,
+            default_pids: 512,
             default_disk_mb: crate::model::limits::default_disk_mb(),
-            run_network: default_run_network(),
-            health_check_timeout_secs: default_health_check_timeout(),
-            listen: default_listen(),
+            run_network: "cde-runs".into(),
+            health_check_timeout_secs: 5,
+            listen: "127.0.0.1:8780".into(),
             api_token: None,
             server: None,
-            sweep_interval_secs: default_sweep_interval(),
+            sweep_interval_secs: 60,
             secret_key: None,
-            retain_runs_days: default_retain_days(),
-            retain_runs: default_retain_runs(),
-            retain_datasets_days: default_retain_days(),
-            retain_dataset_versions: default_retain_dataset_versions(),
-            gc_interval_secs: default_gc_interval(),
+            retain_runs_days: 30,
+            retain_runs: 100,
+            retain_datasets_days: 30,
+            retain_dataset_versions: 10,
+            gc_interval_secs: 3600,
         }
     }
 }
@@ -208,6 +139,18 @@ impl Config {
             pids: self.default_pids,
             disk_mb: self.default_disk_mb,
         }
+    }
+
+    /// The limits of a run of `manifest`: these defaults, overridden by the manifest's,
+    /// overridden by those `given` with the run; `Err` naming a limit out of range.
+    pub fn limits_for(
+        &self,
+        manifest: &Manifest,
+        given: &LimitsOverride,
+    ) -> Result<Limits, String> {
+        let limits = self.default_limits().with(&manifest.limits).with(given);
+        limits.validate()?;
+        Ok(limits)
     }
 
     /// The resolved configuration, one `CDE_NAME=value` per line, secrets masked.

@@ -115,10 +115,7 @@ impl Cde {
             OptionValues::resolve(&manifest, step.options.clone())
                 .map_err(|e| at(e.to_string()))?;
             self.config
-                .default_limits()
-                .with(&manifest.limits)
-                .with(&step.limits)
-                .validate()
+                .limits_for(&manifest, &step.limits)
                 .map_err(at)?;
             let used = uses.entry(step.connector.as_str()).or_default();
             *used += 1;

@@ -3,11 +3,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::ContainerCreateBody;
 
+use crate::engine::container;
 use crate::error::{Error, Result};
-
-use crate::engine::{MANAGED_BY, MANAGED_BY_VALUE};
 use crate::model::{Manifest, Registration};
 use crate::Cde;
 
@@ -48,6 +47,7 @@ impl Cde {
         if !engine.image_exists(&manifest.image).await? {
             return Err(failed(format!("image not found: {}", manifest.image)));
         }
+        // A manifest's limits were checked when it was parsed.
         let limits = self.config.default_limits().with(&manifest.limits);
         let arguments = manifest
             .arguments
@@ -59,26 +59,11 @@ impl Cde {
             image: Some(manifest.image.clone()),
             entrypoint: Some(vec![manifest.command.clone()]),
             cmd: Some(arguments),
-            labels: Some(
-                [
-                    (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
-                    (
-                        crate::engine::container::INSTANCE_LABEL.to_owned(),
-                        self.store.instance().to_owned(),
-                    ),
-                    ("cde.role".to_owned(), "health-check".to_owned()),
-                ]
-                .into(),
-            ),
-            host_config: Some(HostConfig {
-                network_mode: Some("none".into()),
-                security_opt: Some(vec!["no-new-privileges".into()]),
-                cap_drop: Some(vec!["ALL".into()]),
-                memory: Some(limits.memory_bytes()),
-                nano_cpus: Some(limits.nano_cpus()),
-                pids_limit: Some(limits.pids),
-                ..Default::default()
-            }),
+            labels: Some(container::labels(
+                self.store.instance(),
+                &[("cde.role", "health-check")],
+            )),
+            host_config: Some(container::confined(&limits, "none")),
             ..Default::default()
         };
         let name = format!(

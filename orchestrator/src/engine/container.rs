@@ -64,13 +64,31 @@ async fn network_mode(engine: &dyn Engine, spec: &ConnectorSpec<'_>) -> Result<S
     }
 }
 
-fn labels(spec: &ConnectorSpec) -> HashMap<String, String> {
-    HashMap::from([
-        (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
-        (INSTANCE_LABEL.to_owned(), spec.instance.to_owned()),
-        (RUN_LABEL.to_owned(), spec.run_id.to_owned()),
-        ("cde.connector".to_owned(), spec.connector_code.to_owned()),
-    ])
+/// The labels of a container of cde instance `instance`, with `more` of its own.
+pub fn labels(instance: &str, more: &[(&str, &str)]) -> HashMap<String, String> {
+    [(MANAGED_BY, MANAGED_BY_VALUE), (INSTANCE_LABEL, instance)]
+        .iter()
+        .chain(more)
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
+
+/// What confines every container cde starts, a run's or a health check's: no new
+/// privileges, no capabilities, the limits (swap included), and an init as PID 1.
+pub fn confined(limits: &Limits, network_mode: &str) -> HostConfig {
+    HostConfig {
+        network_mode: Some(network_mode.to_owned()),
+        // PID 1 ignores signals it has no handler for; an init passes SIGTERM on to
+        // the supervisor and reaps whatever the connector leaves behind.
+        init: Some(true),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        cap_drop: Some(vec!["ALL".into()]),
+        memory: Some(limits.memory_bytes()),
+        memory_swap: Some(limits.memory_bytes()),
+        nano_cpus: Some(limits.nano_cpus()),
+        pids_limit: Some(limits.pids),
+        ..Default::default()
+    }
 }
 
 /// The run's one container: the connector image, with the Container API binary mounted
@@ -102,7 +120,13 @@ pub fn container_body(spec: &ConnectorSpec, network_mode: &str) -> ContainerCrea
         entrypoint: Some(vec![API_BINARY_IN_CONTAINER.to_owned()]),
         cmd: Some(cmd),
         env: Some(env),
-        labels: Some(labels(spec)),
+        labels: Some(labels(
+            spec.instance,
+            &[
+                (RUN_LABEL, spec.run_id),
+                ("cde.connector", spec.connector_code),
+            ],
+        )),
         host_config: Some(HostConfig {
             binds: Some(vec![
                 format!("{}:{API_BINARY_IN_CONTAINER}:ro", spec.api_binary.display()),
@@ -111,18 +135,8 @@ pub fn container_body(spec: &ConnectorSpec, network_mode: &str) -> ContainerCrea
                 format!("{run_dir}/input:{RUN_DIR_IN_CONTAINER}/input:ro"),
                 format!("{run_dir}/work:{CONTAINER_WORK_DIR}"),
             ]),
-            network_mode: Some(network_mode.to_owned()),
             extra_hosts: Some(vec![format!("{API_HOST}:127.0.0.1")]),
-            // PID 1 ignores signals it has no handler for; an init passes SIGTERM on to
-            // the supervisor and reaps whatever the connector leaves behind.
-            init: Some(true),
-            security_opt: Some(vec!["no-new-privileges".into()]),
-            cap_drop: Some(vec!["ALL".into()]),
-            memory: Some(spec.limits.memory_bytes()),
-            memory_swap: Some(spec.limits.memory_bytes()),
-            nano_cpus: Some(spec.limits.nano_cpus()),
-            pids_limit: Some(spec.limits.pids),
-            ..Default::default()
+            ..confined(&spec.limits, network_mode)
         }),
         ..Default::default()
     }

@@ -58,10 +58,8 @@ impl Cde {
         let values = OptionValues::resolve(manifest, request.options)?;
         let limits = self
             .config
-            .default_limits()
-            .with(&manifest.limits)
-            .with(&request.limits);
-        limits.validate().map_err(Error::InvalidConfig)?;
+            .limits_for(manifest, &request.limits)
+            .map_err(Error::InvalidConfig)?;
         let id = uuid::Uuid::now_v7().to_string();
         let run_dir = self.config.runs_dir().join(&id);
         prepare_run_dir(&run_dir)?;
