@@ -10,25 +10,15 @@ use thiserror::Error;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The kinds of things the API finds by name or id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display)]
+#[strum(serialize_all = "lowercase")]
 pub enum Object {
     Connector,
     Run,
     Pipeline,
+    #[strum(serialize = "pipeline run")]
     PipelineRun,
     Dataset,
-}
-
-impl std::fmt::Display for Object {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Object::Connector => "connector",
-            Object::Run => "run",
-            Object::Pipeline => "pipeline",
-            Object::PipelineRun => "pipeline run",
-            Object::Dataset => "dataset",
-        })
-    }
 }
 
 /// Stable, machine-readable error codes: what API clients (the CLI among them) branch on.
