@@ -79,7 +79,10 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
     assert_eq!(store.connectors().await.unwrap().len(), 1);
     assert!(matches!(
         store.connector("nope").await,
-        Err(cde::Error::ConnectorNotFound(_))
+        Err(cde::Error::NotFound {
+            object: cde::error::Object::Connector,
+            ..
+        })
     ));
 
     let older = run(&code, 1, 10);

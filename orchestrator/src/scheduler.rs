@@ -78,7 +78,10 @@ impl Cde {
             let owned = match container.labels.get(RUN_LABEL) {
                 Some(run_id) => match self.store.run(run_id).await {
                     Ok(run) => !run.status.is_finished(),
-                    Err(crate::Error::RunNotFound(_)) => false,
+                    Err(crate::Error::NotFound {
+                        object: crate::error::Object::Run,
+                        ..
+                    }) => false,
                     Err(e) => return Err(e),
                 },
                 // A health check removes itself; one older than its time limit was left

@@ -92,10 +92,11 @@ impl IntoResponse for ApiError {
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         match &error {
-            Error::ConnectorNotFound(_) | Error::RunNotFound(_) | Error::PipelineNotFound(_) => {
-                Self::not_found(error.to_string())
-            }
-            Error::PipelineBusy(_) => {
+            Error::NotFound { .. }
+            | Error::ConnectorNotFound(_)
+            | Error::RunNotFound(_)
+            | Error::PipelineNotFound(_) => Self::not_found(error.to_string()),
+            Error::Conflict(_) | Error::PipelineBusy(_) => {
                 Self::new(StatusCode::CONFLICT, "conflict", error.to_string())
             }
             Error::Manifest { message, .. } => {
