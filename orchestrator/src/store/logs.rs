@@ -55,14 +55,16 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(Error::store(op()))?;
-        let mut seqs = first_seq..;
-        for chunk in lines.chunks(LOG_LINES_PER_INSERT) {
+        for (chunk, first) in lines
+            .chunks(LOG_LINES_PER_INSERT)
+            .zip((first_seq..).step_by(LOG_LINES_PER_INSERT))
+        {
             let sql = format!(
                 "INSERT INTO run_logs (run_id, seq, at, source, level, message, context) VALUES {}",
                 placeholders(chunk.len(), LOG_INSERT_COLUMNS)
             );
             let mut insert = sqlx::query(&sql);
-            for (seq, line) in seqs.by_ref().zip(chunk) {
+            for (seq, line) in (first..).zip(chunk) {
                 insert = insert
                     .bind(run_id)
                     .bind(seq)
