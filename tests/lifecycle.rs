@@ -232,7 +232,7 @@ async fn passwords_never_appear_in_logs_or_answers() {
     assert_eq!(stored.options["TOKEN"], "********");
     assert!(!serde_json::to_string(&stored).unwrap().contains(secret));
     assert_eq!(
-        stored.config["TOKEN"], "********",
+        stored.unmasked_options["TOKEN"], "********",
         "an ended run keeps no secret (tests/secrets.rs)"
     );
 }

@@ -33,7 +33,7 @@ async fn fabricate_run(cde: &Cde, code: &str, days: i64, status: RunStatus) -> R
         status: RunStatus::Queued,
         reason: None,
         exit_code: None,
-        config: Default::default(),
+        unmasked_options: Default::default(),
         options: Default::default(),
         limits: Limits {
             timeout_secs: 60,

@@ -110,7 +110,7 @@ async fn leak(cde: &Cde, data_dir: &Path) -> Vec<String> {
     .await;
     assert!(config.starts_with("enc:v1:"), "sealed: {config}");
     assert_eq!(
-        cde.store.run(&queued.id).await.unwrap().config["TOKEN"],
+        cde.store.run(&queued.id).await.unwrap().unmasked_options["TOKEN"],
         queued_token,
         "opened for the run's executor"
     );
@@ -157,7 +157,7 @@ async fn leak(cde: &Cde, data_dir: &Path) -> Vec<String> {
         "an ended run keeps no secret: {config}"
     );
     assert_eq!(
-        cde.store.run(&run.id).await.unwrap().config["TOKEN"],
+        cde.store.run(&run.id).await.unwrap().unmasked_options["TOKEN"],
         "********"
     );
 

@@ -9,6 +9,7 @@ use cde::model::Limits;
 use cde::model::Manifest;
 use cde::model::RunFilter;
 use cde::model::{Lease, Leased};
+use cde::model::{Pipeline, PipelineRun, PipelineStatus, Step, StepKind, StepRun};
 use cde::model::{Run, RunStatus};
 use cde::store::Store;
 use chrono::Utc;
@@ -32,7 +33,7 @@ fn run(code: &str, version: i64, created_secs_ago: i64) -> Run {
         status: RunStatus::Queued,
         reason: None,
         exit_code: None,
-        config: [("TOKEN".to_owned(), "secret".to_owned())].into(),
+        unmasked_options: [("TOKEN".to_owned(), "secret".to_owned())].into(),
         options: [("TOKEN".to_owned(), "********".to_owned())].into(),
         limits: Limits {
             timeout_secs: 60,
@@ -79,7 +80,10 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
     assert_eq!(store.connectors().await.unwrap().len(), 1);
     assert!(matches!(
         store.connector("nope").await,
-        Err(cde::Error::ConnectorNotFound(_))
+        Err(cde::Error::NotFound {
+            object: cde::error::Object::Connector,
+            ..
+        })
     ));
 
     let older = run(&code, 1, 10);
@@ -88,7 +92,7 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
     store.insert_run(&older, None).await.unwrap();
     let queue = store.runs_in(&[RunStatus::Queued]).await.unwrap();
     assert_eq!(
-        queue[0].config["TOKEN"], "secret",
+        queue[0].unmasked_options["TOKEN"], "secret",
         "sealed, and opened again"
     );
     assert_eq!(
@@ -163,7 +167,7 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
         (RunStatus::Failed, Some(3), Some(42))
     );
     assert_eq!(
-        stored.config["TOKEN"], "********",
+        stored.unmasked_options["TOKEN"], "********",
         "an ended run keeps no secret"
     );
     assert_eq!(stored.limits, older.limits);
@@ -233,6 +237,136 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
     let read = store.logs(&older.id, 1).await.unwrap();
     assert_eq!(read.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(read[1].1, lines[2]);
+    // A batch longer than one INSERT's worth of lines, in the same transaction.
+    let many: Vec<_> = (0..500)
+        .map(|n| LogLine::now(LogSource::Stdout, "info", format!("many {n}"), None))
+        .collect();
+    store.append_logs(&older.id, 3, &many, 9000).await.unwrap();
+    assert_eq!(store.next_log_seq(&older.id).await.unwrap(), 503);
+    assert_eq!(store.log_offset(&older.id).await.unwrap(), 9000);
+    let read = store.logs(&older.id, 0).await.unwrap();
+    assert_eq!(
+        read.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        (0..503).collect::<Vec<_>>()
+    );
+    assert_eq!(read[502].1, many[499]);
+    assert!(store.last_output_at(&older.id).await.unwrap().is_some());
+
+    pipeline_runs(&store, &code).await;
+}
+
+/// Pipeline runs come back with their own steps, in order.
+async fn pipeline_runs(store: &Store, code: &str) {
+    store
+        .save_pipeline(&Pipeline {
+            name: "shop".into(),
+            schedule: None,
+            sources: vec![Step {
+                connector: code.into(),
+                options: Default::default(),
+                limits: Default::default(),
+            }],
+            services: vec![],
+            exports: vec![],
+        })
+        .await
+        .unwrap();
+    let lease = Lease {
+        owner: "a".into(),
+        until: Utc::now() + chrono::Duration::seconds(30),
+    };
+    let step = |position: i64, kind: StepKind| StepRun {
+        position,
+        kind,
+        connector: code.into(),
+        run_id: None,
+        status: "succeeded".into(),
+        reason: None,
+        rows_in: Some(position),
+        rows_out: None,
+    };
+    let mut ids = vec![];
+    for (n, steps) in [2, 0, 3].into_iter().enumerate() {
+        let mut run = PipelineRun {
+            id: uuid::Uuid::now_v7().to_string(),
+            pipeline: "shop".into(),
+            status: PipelineStatus::Running,
+            reason: None,
+            trigger: "manual".into(),
+            dataset_version: None,
+            created_at: Utc::now() - chrono::Duration::seconds(10 - n as i64),
+            finished_at: None,
+            steps: vec![],
+        };
+        store.insert_pipeline_run(&run, &lease).await.unwrap();
+        assert!(matches!(
+            store
+                .insert_pipeline_run(
+                    &PipelineRun {
+                        id: "other".into(),
+                        ..run.clone()
+                    },
+                    &lease
+                )
+                .await,
+            Err(cde::Error::Conflict(_))
+        ));
+        // Saved out of order, and one twice.
+        for position in (0..steps).rev() {
+            store
+                .save_pipeline_step(&run.id, &step(position, StepKind::Source))
+                .await
+                .unwrap();
+        }
+        if steps > 0 {
+            store
+                .save_pipeline_step(&run.id, &step(0, StepKind::Export))
+                .await
+                .unwrap();
+        }
+        run.status = PipelineStatus::Succeeded;
+        run.finished_at = Some(Utc::now());
+        store.finish_pipeline_run(&run).await.unwrap();
+        ids.push(run.id);
+    }
+    let runs = store.pipeline_runs("shop", 10).await.unwrap();
+    let listed: Vec<_> = runs
+        .iter()
+        .map(|run| {
+            let steps = run
+                .steps
+                .iter()
+                .map(|s| (s.position, s.kind))
+                .collect::<Vec<_>>();
+            (run.id.clone(), run.status, steps)
+        })
+        .collect();
+    use StepKind::*;
+    assert_eq!(
+        listed,
+        [
+            (
+                ids[2].clone(),
+                PipelineStatus::Succeeded,
+                vec![(0, Export), (1, Source), (2, Source)]
+            ),
+            (ids[1].clone(), PipelineStatus::Succeeded, vec![]),
+            (
+                ids[0].clone(),
+                PipelineStatus::Succeeded,
+                vec![(0, Export), (1, Source)]
+            ),
+        ],
+        "newest first, each with its own steps"
+    );
+    assert_eq!(store.pipeline_run(&ids[0]).await.unwrap().steps.len(), 2);
+    assert!(matches!(
+        store.pipeline_run("nope").await,
+        Err(cde::Error::NotFound {
+            object: cde::error::Object::PipelineRun,
+            ..
+        })
+    ));
 }
 
 #[tokio::test]

@@ -107,25 +107,6 @@ pub enum Error {
     /// Anything else, said in full where it happened.
     #[error("{0}")]
     Other(String),
-    // Transitional: being replaced by the variants above.
-    #[error("connector not found: {0}")]
-    ConnectorNotFound(String),
-    #[error("pipeline {0} is already running")]
-    PipelineBusy(String),
-    #[error("pipeline not found: {0}")]
-    PipelineNotFound(String),
-    #[error("run not found: {0}")]
-    RunNotFound(String),
-    #[error("server: {0}")]
-    Server(String),
-    #[error("docker: {0}")]
-    Docker(#[from] bollard::errors::Error),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("json: {0}")]
-    BareJson(#[from] serde_json::Error),
 }
 
 /// Rows a user gave that cannot be compared are their mistake (400); a file cde cannot
@@ -200,17 +181,6 @@ impl Error {
             | Error::File { .. }
             | Error::Json { .. }
             | Error::Other(_) => ErrorCode::Internal,
-            Error::ConnectorNotFound(_) | Error::RunNotFound(_) | Error::PipelineNotFound(_) => {
-                ErrorCode::NotFound
-            }
-            Error::PipelineBusy(_) => ErrorCode::Conflict,
-            Error::Docker(bollard::errors::Error::DockerResponseServerError { .. }) => {
-                ErrorCode::Internal
-            }
-            Error::Docker(_) => ErrorCode::DockerUnavailable,
-            Error::Server(_) | Error::Database(_) | Error::Io(_) | Error::BareJson(_) => {
-                ErrorCode::Internal
-            }
         }
     }
 }

@@ -63,7 +63,7 @@ pub struct Run {
     pub exit_code: Option<i64>,
     /// Option values exactly as the connector gets them; holds secrets, never served.
     #[serde(skip)]
-    pub config: BTreeMap<String, String>,
+    pub unmasked_options: BTreeMap<String, String>,
     /// Option values with passwords masked.
     pub options: BTreeMap<String, String>,
     pub limits: Limits,
@@ -125,7 +125,7 @@ impl Run {
 
     /// The values of its password options, which must never reach a file unmasked.
     pub fn secrets(&self) -> Vec<String> {
-        self.config
+        self.unmasked_options
             .iter()
             .filter(|(name, value)| self.options.get(*name) != Some(value) && !value.is_empty())
             .map(|(_, value)| value.clone())

@@ -75,7 +75,7 @@ impl Cde {
             reason: None,
             exit_code: None,
             options: values.masked(manifest),
-            config: values.into_values(),
+            unmasked_options: values.into_values(),
             limits,
             run_dir: run_dir
                 .canonicalize()
@@ -195,7 +195,8 @@ impl Cde {
             .api_binary
             .get_or_try_init(|| async { api_binary::ensure(&self.config) })
             .await?;
-        let (mut env, option_args) = OptionValues::delivery(&run.config, manifest.execution_mode);
+        let (mut env, option_args) =
+            OptionValues::delivery(&run.unmasked_options, manifest.execution_mode);
         let secrets = run.secrets();
         if !secrets.is_empty() {
             // The Container API masks these in everything it writes, then drops the variable.
