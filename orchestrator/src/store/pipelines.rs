@@ -17,28 +17,21 @@ const PIPELINE_RUNS_PER_STEP_QUERY: usize = 500;
 impl Store {
     pub async fn save_pipeline(&self, pipeline: &Pipeline) -> Result<()> {
         let name = &pipeline.name;
-        let op = || format!("saving pipeline {name}");
         let now = timestamp(Utc::now());
         let definition = serde_json::to_string(pipeline)
             .map_err(Error::json(format!("encoding pipeline {name}")))?;
         let definition = self.secrets.seal(&definition);
-        let updated =
-            sqlx::query("UPDATE pipelines SET definition = $2, updated_at = $3 WHERE name = $1")
-                .bind(name)
-                .bind(&definition)
-                .bind(&now)
-                .execute(&self.pool)
-                .await
-                .map_err(Error::store(op()))?;
-        if updated.rows_affected() == 0 {
-            sqlx::query("INSERT INTO pipelines (name, definition, created_at, updated_at) VALUES ($1, $2, $3, $3)")
-                .bind(name)
-                .bind(&definition)
-                .bind(&now)
-                .execute(&self.pool)
-                .await
-                .map_err(Error::store(op()))?;
-        }
+        // One statement, so that two saves of one name cannot both try to insert it.
+        sqlx::query(
+            "INSERT INTO pipelines (name, definition, created_at, updated_at) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(&definition)
+        .bind(&now)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::store(format!("saving pipeline {name}")))?;
         Ok(())
     }
 
