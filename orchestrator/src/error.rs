@@ -65,8 +65,8 @@ pub enum Error {
     /// The process configuration (environment, data directory, secret key).
     #[error("configuration: {0}")]
     Config(String),
-    #[error("container-api binary: {0}")]
-    ApiBinary(String),
+    #[error("cde executable: {0}")]
+    Executable(String),
     /// A call to the Docker engine, named by what it was doing.
     #[error("{op}: {source}")]
     Engine {
@@ -175,7 +175,7 @@ impl Error {
             Error::Engine { .. } => ErrorCode::DockerUnavailable,
             Error::Remote { code, .. } => *code,
             Error::Config(_)
-            | Error::ApiBinary(_)
+            | Error::Executable(_)
             | Error::Store { .. }
             | Error::Migration(_)
             | Error::File { .. }

@@ -7,12 +7,12 @@ use bollard::models::{
     ContainerCreateBody, ContainerState, ContainerStateStatusEnum, Network, NetworkCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptions, InspectContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::{Container, Engine, Exit, Output, MANAGED_BY, MANAGED_BY_VALUE};
 use crate::error::{Error, Result};
@@ -93,6 +93,28 @@ impl Engine for Docker {
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(Error::engine(format!("inspecting image {image}"))(e)),
         }
+    }
+
+    async fn import_empty_image(&self, image: &str, labels: &[(&str, &str)]) -> Result<()> {
+        let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+        let options = CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(repo.into()),
+            tag: Some(tag.into()),
+            changes: labels
+                .iter()
+                .map(|(key, value)| format!("LABEL {key}={value}"))
+                .collect(),
+            ..Default::default()
+        };
+        // Two zero blocks: a tar archive with nothing in it.
+        let archive = bollard::body_full(bytes::Bytes::from_static(&[0; 1024]));
+        self.docker
+            .create_image(Some(options), Some(archive), None)
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(Error::engine(format!("importing the empty image {image}")))?;
+        Ok(())
     }
 
     async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
