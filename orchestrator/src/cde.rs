@@ -55,7 +55,8 @@ impl Cde {
         Ok(cde)
     }
 
-    /// The container engine: the local Docker engine, connected on first use.
+    /// The container engine: the local Docker engine, connected on first use (and checked:
+    /// reachable, and new enough; see [`Docker::connect`]).
     pub async fn engine(&self) -> Result<&dyn Engine> {
         let engine = self
             .engine
@@ -64,5 +65,11 @@ impl Cde {
             })
             .await?;
         Ok(engine.as_ref())
+    }
+
+    /// Connects the engine now: what needs it checks this before creating anything, so
+    /// that an engine that cannot be reached or is too old stops it with nothing half-made.
+    pub async fn check_engine(&self) -> Result<()> {
+        self.engine().await.map(|_| ())
     }
 }
