@@ -515,3 +515,35 @@ fn parse_api_version(text: &str) -> Option<bollard::ClientVersion> {
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Root (as in CI) may use any socket, so the end-to-end tests cannot see this one.
+    #[test]
+    fn a_socket_one_may_not_use_says_so_on_one_line() {
+        let (reason, remedy) = io_failure(std::io::ErrorKind::PermissionDenied, "");
+        let error = Error::EngineUnreachable {
+            address: DEFAULT_SOCKET.into(),
+            reason,
+            remedy,
+        };
+        assert_eq!(
+            error.to_string(),
+            "cannot reach the Docker engine at unix:///var/run/docker.sock: permission denied; \
+             run cde as a user who may use the socket (one in the `docker` group) or set \
+             DOCKER_HOST to a socket you may use"
+        );
+    }
+
+    #[test]
+    fn api_versions_compare_by_number() {
+        let version = |text| parse_api_version(text).unwrap();
+        assert!(version("1.24") < MIN_API_VERSION);
+        assert!(version("1.30") >= MIN_API_VERSION);
+        assert!(version("1.41") > version("1.9"));
+        assert!(parse_api_version("1.41.0").is_none());
+        assert!(parse_api_version("").is_none());
+    }
+}
