@@ -65,7 +65,9 @@ impl Cde {
         Ok(installed)
     }
 
-    /// The container engine: the local Docker engine, connected on first use.
+    /// The container engine: the local Docker engine, connected on first use and checked:
+    /// reachable and new enough (see [`Docker::connect`]), and able to mount the data
+    /// directory (see [`Cde::check_mountable`]).
     pub async fn engine(&self) -> Result<&dyn Engine> {
         let engine = self
             .engine
@@ -76,5 +78,12 @@ impl Cde {
             })
             .await?;
         Ok(engine.as_ref())
+    }
+
+    /// Connects the engine now: what needs it checks this before creating anything, so
+    /// that an engine that cannot be reached, is too old or cannot mount the data
+    /// directory stops it with nothing half-made.
+    pub async fn check_engine(&self) -> Result<()> {
+        self.engine().await.map(|_| ())
     }
 }

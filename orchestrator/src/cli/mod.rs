@@ -99,6 +99,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Some(remote) => cli.command.run(&remote, out).await,
         None => {
             let embedded = Embedded(Arc::new(Cde::open(config).await?));
+            embedded.preflight(&cli.command).await?;
             cli.command.run(&embedded, out).await
         }
     }
