@@ -29,6 +29,7 @@ fn main() {
     support::build_image();
     let config = Config {
         data_dir: data.path().to_path_buf(),
+        executable: Some(env!("CARGO_BIN_EXE_cde").into()),
         max_concurrent_runs: PARALLEL,
         listen: "127.0.0.1:0".into(),
         ..Config::default()

@@ -28,6 +28,7 @@ fn main() {
     support::build_image();
     let config = Config {
         data_dir: data.path().to_path_buf(),
+        executable: Some(env!("CARGO_BIN_EXE_cde").into()),
         ..Config::default()
     };
     let cde = rt.block_on(Cde::open(config)).expect("cde opens");

@@ -34,6 +34,8 @@ PYTHON="${PYTHON:-python3}"
 OPENAPI_SPEC="${OPENAPI_SPEC:-$ROOT/openapi/container-api.json}"
 
 log() { echo "build.sh: $*" >&2; }
+# shellcheck source=scripts/progress.sh
+. "$ROOT/scripts/progress.sh"
 die() { log "error: $*"; exit 1; }
 
 command -v docker >/dev/null || die "docker is not installed"
@@ -90,11 +92,12 @@ fill_wheelhouse() {
     if [ "$want" = "$have" ] && compgen -G "$wh/pip-*.whl" >/dev/null; then
         return 0
     fi
-    log "$(basename "$dir"): downloading wheels into wheelhouse/"
     rm -rf "$wh"
-    mkdir -p "$wh"
-    if ! "$PYTHON" -m pip download --quiet --disable-pip-version-check \
-            --only-binary=:all: -d "$wh" -r "$dir/requirements.txt" pip >&2; then
+    mkdir -p "$wh" "$dir/.build"
+    if ! run_step "build.sh: $(basename "$dir"): downloading wheels into wheelhouse/" \
+            "$dir/.build/pip-download.log" \
+            "$PYTHON" -m pip download --progress-bar off --disable-pip-version-check \
+            --only-binary=:all: -d "$wh" -r "$dir/requirements.txt" pip; then
         rm -rf "$wh"
         die "$(basename "$dir"): pip download failed (is PyPI or a package index reachable from this host?)"
     fi
@@ -121,13 +124,13 @@ make_client() {
     want="$( (cat "$tools"; "$PYTHON" --version 2>&1) | sha)"
     [ -f "$venv/.requirements.sha256" ] && have="$(cat "$venv/.requirements.sha256")"
     if [ "$want" != "$have" ] || [ ! -x "$venv/bin/python" ]; then
-        log "$name: installing the client generator into .build/venv"
         rm -rf "$venv"
         mkdir -p "$work"
-        "$PYTHON" -m venv "$venv" >&2 ||
+        run_step "build.sh: $name: making .build/venv" "$work/venv.log" "$PYTHON" -m venv "$venv" ||
             die "$name: $PYTHON -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
-        if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-                -r "$tools" >&2; then
+        if ! run_step "build.sh: $name: installing the client generator into .build/venv" \
+                "$work/venv.log" "$venv/bin/python" -m pip install --progress-bar off \
+                --disable-pip-version-check -r "$tools"; then
             rm -rf "$venv"
             die "$name: pip install -r requirements-build.txt failed (is PyPI or a package index reachable from this host?)"
         fi
@@ -139,22 +142,22 @@ make_client() {
     have=""
     [ -f "$work/client.sha256" ] && have="$(cat "$work/client.sha256")"
     if [ "$want" != "$have" ] || ! compgen -G "$work/dist/*.whl" >/dev/null; then
-        log "$name: generating the Container API client from ${OPENAPI_SPEC#"$ROOT"/}"
-        rm -rf "$work/client" "$work/dist" "$work/client.sha256"
+        rm -rf "$work/client" "$work/dist" "$work/client.sha256" "$work/generate.log"
         # ruff (the generator's formatting post-hooks) is found on PATH.
-        if ! PATH="$venv/bin:$PATH" "$venv/bin/python" -m openapi_python_client generate \
+        if ! PATH="$venv/bin:$PATH" run_step \
+                "build.sh: $name: generating the Container API client from ${OPENAPI_SPEC#"$ROOT"/}" \
+                "$work/generate.log" "$venv/bin/python" -m openapi_python_client generate \
                 --meta pdm --path "$OPENAPI_SPEC" --config "$dir/openapi-client.yaml" \
-                --output-path "$work/client" --fail-on-warning >"$work/generate.log" 2>&1; then
-            tail -n 40 "$work/generate.log" >&2
+                --output-path "$work/client" --fail-on-warning; then
             rm -rf "$work/client"
             die "$name: openapi-python-client failed (output above, full log in .build/generate.log)"
         fi
         # A fixed timestamp: the same spec gives the same wheel, bytes and all, so an
         # unchanged client never invalidates the image's install layer.
-        if ! SOURCE_DATE_EPOCH=315532800 "$venv/bin/python" -m pip wheel --quiet \
+        if ! SOURCE_DATE_EPOCH=315532800 run_step "build.sh: $name: building the client wheel" \
+                "$work/generate.log" "$venv/bin/python" -m pip wheel \
                 --disable-pip-version-check --no-deps --no-build-isolation --no-index \
-                -w "$work/dist" "$work/client" >>"$work/generate.log" 2>&1; then
-            tail -n 40 "$work/generate.log" >&2
+                -w "$work/dist" "$work/client"; then
             rm -rf "$work/dist"
             die "$name: building the client wheel failed (output above)"
         fi
@@ -204,8 +207,8 @@ for dir in "${dirs[@]}"; do
     start=$SECONDS
     previous="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
     out="$(mktemp)"
-    if ! docker build --force-rm "${build_args[@]}" --label cde.sample=true -t "$image" "$dir" >"$out" 2>&1; then
-        tail -n 40 "$out" >&2
+    if ! run_step "build.sh: $name: docker build -t $image" "$out" \
+            docker build --force-rm "${build_args[@]}" --label cde.sample=true -t "$image" "$dir"; then
         rm -f "$out"
         die "$name: docker build failed (output above)"
     fi

@@ -13,6 +13,8 @@
 set -euo pipefail
 
 log() { echo "make-base-image: $*" >&2; }
+# shellcheck source=scripts/progress.sh
+. "$(dirname "${BASH_SOURCE[0]}")/progress.sh"
 die() { log "error: $*"; exit 1; }
 
 command -v docker >/dev/null || die "docker is not installed"
@@ -95,11 +97,9 @@ trap cleanup EXIT
 
 log "debootstrap $SUITE from $MIRROR into $ROOTFS"
 start=$SECONDS
-if ! debootstrap --variant=minbase --include=python3,ca-certificates \
-        "$SUITE" "$ROOTFS" "$MIRROR" >"$ROOTFS.log" 2>&1; then
-    tail -n 20 "$ROOTFS.log" >&2
-    die "debootstrap failed"
-fi
+run_step "make-base-image: debootstrap (about a minute)" "$ROOTFS.log" \
+    debootstrap --variant=minbase --include=python3,ca-certificates \
+        "$SUITE" "$ROOTFS" "$MIRROR" || die "debootstrap failed"
 
 # Trim what a container does not need (docs, translations, caches, apt lists, device
 # nodes: the engine provides /dev).
@@ -108,13 +108,16 @@ rm -rf "${ROOTFS:?}"/usr/share/doc/* "${ROOTFS:?}"/usr/share/man/* "${ROOTFS:?}"
        "${ROOTFS:?}"/var/cache/apt/*.bin "${ROOTFS:?}"/var/cache/apt/archives/*.deb \
        "${ROOTFS:?}"/var/lib/apt/lists/* "${ROOTFS:?}"/var/log/*.log "${ROOTFS:?}"/dev/*
 
-log "importing as $TAG"
-tar -C "$ROOTFS" --numeric-owner -c . | docker import \
-    --change 'CMD ["python3"]' \
-    --change 'ENV LANG=C.UTF-8' \
-    --change 'LABEL cde.base=true' \
-    --change "LABEL cde.base.suite=$SUITE" \
-    --message "cde local python base ($SUITE, debootstrap minbase)" \
-    - "$TAG" >/dev/null || die "docker import failed"
+import_rootfs() {
+    tar -C "$ROOTFS" --numeric-owner -c . | docker import \
+        --change 'CMD ["python3"]' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'LABEL cde.base=true' \
+        --change "LABEL cde.base.suite=$SUITE" \
+        --message "cde local python base ($SUITE, debootstrap minbase)" \
+        - "$TAG"
+}
+run_step "make-base-image: importing as $TAG" "$ROOTFS.log" import_rootfs ||
+    die "docker import failed"
 log "done in $((SECONDS - start))s"
 echo "$TAG"

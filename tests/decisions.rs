@@ -28,12 +28,10 @@ struct Setup {
 
 async fn setup(engine: FakeEngine) -> Setup {
     let data = tempfile::tempdir().unwrap();
-    // Any file does: a fake engine mounts nothing.
-    let api_binary = data.path().join("container-api");
-    std::fs::write(&api_binary, "not run").unwrap();
     let config = Config {
         data_dir: data.path().to_path_buf(),
-        container_api_binary: Some(api_binary),
+        // Installed, never run: a fake engine mounts nothing.
+        executable: Some(env!("CARGO_BIN_EXE_cde").into()),
         stop_grace_secs: GRACE_SECS,
         ..Config::default()
     };

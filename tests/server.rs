@@ -22,7 +22,6 @@ struct Server {
 impl Server {
     /// Starts `cde server` on a port of its choosing and reads the address it announces.
     async fn start(data_dir: &std::path::Path) -> Self {
-        api_binary_built();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

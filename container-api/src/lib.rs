@@ -3,6 +3,7 @@
 //! router and owns the lifecycle (bind, serve, graceful shutdown, summary).
 
 pub mod classification;
+pub mod cli;
 mod conn;
 pub mod error;
 mod extract;

@@ -15,8 +15,8 @@ pub struct Cde {
     pub config: Config,
     pub store: Store,
     engine: OnceCell<Arc<dyn Engine>>,
-    /// The installed Container API binary, once known.
-    pub(crate) api_binary: OnceCell<std::path::PathBuf>,
+    /// The cde executable installed for runs to mount, once known.
+    pub(crate) executable: OnceCell<std::path::PathBuf>,
     /// `max_concurrent_runs` permits, taken by queued runs and pipeline steps alike.
     pub(crate) run_slots: Arc<Semaphore>,
     /// Identifies this process in the leases of the runs it executes.
@@ -41,7 +41,7 @@ impl Cde {
             config,
             store,
             engine: OnceCell::new(),
-            api_binary: OnceCell::new(),
+            executable: OnceCell::new(),
             run_slots,
             lease_owner: uuid::Uuid::new_v4().to_string(),
             queue_changed: Notify::new(),
@@ -55,14 +55,35 @@ impl Cde {
         Ok(cde)
     }
 
-    /// The container engine: the local Docker engine, connected on first use.
+    /// The cde executable, installed into the data directory for containers to mount
+    /// (see [`crate::executable`]).
+    pub(crate) async fn executable(&self) -> Result<&std::path::Path> {
+        let installed = self
+            .executable
+            .get_or_try_init(|| async { crate::executable::installed(&self.config) })
+            .await?;
+        Ok(installed)
+    }
+
+    /// The container engine: the local Docker engine, connected on first use and checked:
+    /// reachable and new enough (see [`Docker::connect`]), and able to mount the data
+    /// directory (see [`Cde::check_mountable`]).
     pub async fn engine(&self) -> Result<&dyn Engine> {
         let engine = self
             .engine
             .get_or_try_init(|| async {
-                Ok::<_, crate::Error>(Arc::new(Docker::connect().await?) as Arc<dyn Engine>)
+                let docker = Docker::connect().await?;
+                self.check_mountable(&docker).await?;
+                Ok::<_, crate::Error>(Arc::new(docker) as Arc<dyn Engine>)
             })
             .await?;
         Ok(engine.as_ref())
+    }
+
+    /// Connects the engine now: what needs it checks this before creating anything, so
+    /// that an engine that cannot be reached, is too old or cannot mount the data
+    /// directory stops it with nothing half-made.
+    pub async fn check_engine(&self) -> Result<()> {
+        self.engine().await.map(|_| ())
     }
 }

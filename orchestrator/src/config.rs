@@ -13,9 +13,9 @@ use crate::model::{Limits, LimitsOverride, Manifest};
 pub struct Config {
     /// `CDE_DATA_DIR`: database, run directories. Default: the user's data folder + `cde`.
     pub data_dir: PathBuf,
-    /// `CDE_CONTAINER_API_BINARY`: the static `container-api` binary mounted into every
-    /// run's container; built from the source tree when unset.
-    pub container_api_binary: Option<PathBuf>,
+    /// `CDE_EXECUTABLE`: the static cde executable mounted into every run's container as
+    /// its entrypoint (`cde container-api`); default: the one running.
+    pub executable: Option<PathBuf>,
     /// `CDE_STOP_GRACE_SECS`: time between SIGTERM and SIGKILL when stopping a container.
     pub stop_grace_secs: u64,
     /// `CDE_RUN_LEASE_SECS`: a run whose executor has not renewed its lease for this long
@@ -74,7 +74,7 @@ impl Default for Config {
             data_dir: dirs::data_dir()
                 .map(|dir| dir.join("cde"))
                 .unwrap_or_else(|| PathBuf::from(".cde")),
-            container_api_binary: None,
+            executable: None,
             stop_grace_secs: 10,
             run_lease_secs: 30,
             database_url: None,
@@ -214,13 +214,8 @@ impl Config {
             ),
             ("CDE_GC_INTERVAL_SECS", self.gc_interval_secs.to_string()),
             (
-                "CDE_CONTAINER_API_BINARY",
-                optional(
-                    &self
-                        .container_api_binary
-                        .as_ref()
-                        .map(|p| p.display().to_string()),
-                ),
+                "CDE_EXECUTABLE",
+                optional(&self.executable.as_ref().map(|p| p.display().to_string())),
             ),
         ]
         .iter()
@@ -235,7 +230,7 @@ impl std::fmt::Debug for Config {
         let masked = |v: &Option<String>| v.as_ref().map(|_| crate::options::MASK);
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
-            .field("container_api_binary", &self.container_api_binary)
+            .field("executable", &self.executable)
             .field("stop_grace_secs", &self.stop_grace_secs)
             .field("run_lease_secs", &self.run_lease_secs)
             .field(

@@ -65,8 +65,26 @@ pub enum Error {
     /// The process configuration (environment, data directory, secret key).
     #[error("configuration: {0}")]
     Config(String),
-    #[error("container-api binary: {0}")]
-    ApiBinary(String),
+    #[error("cde executable: {0}")]
+    Executable(String),
+    /// The Docker engine cannot be reached at `address` (a `unix://` socket): why, and
+    /// what to do about it.
+    #[error("cannot reach the Docker engine at {address}: {reason}; {remedy}")]
+    EngineUnreachable {
+        address: String,
+        reason: String,
+        remedy: &'static str,
+    },
+    /// The engine at `address` speaks an API older than cde needs.
+    #[error(
+        "the Docker engine at {address} speaks API {api_version}; cde needs API {min} or newer (Docker {release}+): upgrade the engine",
+        min = crate::engine::docker::MIN_API_VERSION,
+        release = crate::engine::docker::MIN_API_DOCKER_RELEASE
+    )]
+    EngineTooOld {
+        address: String,
+        api_version: String,
+    },
     /// A call to the Docker engine, named by what it was doing.
     #[error("{op}: {source}")]
     Engine {
@@ -172,10 +190,12 @@ impl Error {
                 source: bollard::errors::Error::DockerResponseServerError { .. },
                 ..
             } => ErrorCode::Internal,
-            Error::Engine { .. } => ErrorCode::DockerUnavailable,
+            Error::Engine { .. } | Error::EngineUnreachable { .. } | Error::EngineTooOld { .. } => {
+                ErrorCode::DockerUnavailable
+            }
             Error::Remote { code, .. } => *code,
             Error::Config(_)
-            | Error::ApiBinary(_)
+            | Error::Executable(_)
             | Error::Store { .. }
             | Error::Migration(_)
             | Error::File { .. }

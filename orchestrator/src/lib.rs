@@ -2,7 +2,6 @@
 //! Container API supervises the connector.
 
 pub mod api;
-pub mod api_binary;
 mod cde;
 pub mod cli;
 pub mod config;
@@ -12,6 +11,7 @@ pub mod demo;
 pub mod document;
 pub mod engine;
 pub mod error;
+pub mod executable;
 pub mod lease;
 pub mod manifest;
 pub mod model;

@@ -3,12 +3,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bollard::models::ContainerCreateBody;
+use bollard::models::{ContainerCreateBody, HostConfig};
 
 use crate::engine::container;
 use crate::error::{Error, Result};
 use crate::model::{Manifest, Registration};
-use crate::Cde;
+use crate::{executable, Cde};
 
 impl Cde {
     pub async fn register_file(&self, path: &Path) -> Result<Registration> {
@@ -36,8 +36,9 @@ impl Cde {
         })
     }
 
-    /// `[command] [arguments] [health_check]` in a throw-away container, without network,
-    /// must exit 0 within the health-check timeout.
+    /// `[command] [arguments] [health_check]` in a throw-away container, without network
+    /// and with the cde executable mounted as in a run, must exit 0 within the health-check
+    /// timeout.
     async fn health_check(&self, manifest: &Manifest) -> Result<()> {
         let failed = |reason: String| Error::HealthCheck {
             code: manifest.code.clone(),
@@ -63,7 +64,15 @@ impl Cde {
                 self.store.instance(),
                 &[("cde.role", "health-check")],
             )),
-            host_config: Some(container::confined(&limits, "none")),
+            host_config: Some(HostConfig {
+                // As in a run, the cde executable is at hand (the demo's connector is it).
+                binds: Some(vec![format!(
+                    "{}:{}:ro",
+                    self.executable().await?.display(),
+                    executable::IN_CONTAINER
+                )]),
+                ..container::confined(&limits, "none")
+            }),
             ..Default::default()
         };
         let name = format!(

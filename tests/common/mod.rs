@@ -48,24 +48,15 @@ pub fn behave_image() {
 /// The network the tests' runs join, apart from a real installation's (`.ci/run` removes it).
 pub const TEST_NETWORK: &str = "cde-test-runs";
 
-/// Builds the static Container API binary every run mounts, once per test binary, before
-/// any test's clock starts: on a fresh clone that build takes minutes.
-pub fn api_binary_built() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let scratch = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: scratch.path().to_path_buf(),
-            ..Config::default()
-        };
-        cde::api_binary::ensure(&config).expect("the static container-api binary builds");
-    });
+/// The static cde executable runs mount (the test binary running is not one).
+pub fn executable() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cde"))
 }
 
 pub fn config(data_dir: &Path) -> Config {
-    api_binary_built();
     Config {
         data_dir: data_dir.to_path_buf(),
+        executable: Some(executable()),
         run_network: TEST_NETWORK.into(),
         stop_grace_secs: 2,
         run_lease_secs: 3,

@@ -78,6 +78,23 @@ pub trait Backend {
 
 pub struct Embedded(pub Arc<Cde>);
 
+impl Embedded {
+    /// Checks the engine before a command that drives containers does anything, so that an
+    /// engine that cannot be reached or is too old stops it with nothing created (no run,
+    /// no pipeline run, no server). The other commands work without an engine; registering
+    /// checks it itself before its health check creates anything.
+    pub async fn preflight(&self, command: &super::Cmd) -> Result<()> {
+        use super::{pipeline, Cmd};
+        if matches!(
+            command,
+            Cmd::Server | Cmd::Demo(_) | Cmd::Run(_) | Cmd::Pipeline(pipeline::Cmd::Run { .. })
+        ) {
+            self.0.check_engine().await?;
+        }
+        Ok(())
+    }
+}
+
 impl Backend for Embedded {
     fn local(&self, _command: &str) -> Result<&Arc<Cde>> {
         Ok(&self.0)

@@ -35,8 +35,9 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build, register and run the sample Python connector.
-    Demo,
+    /// Register and run a sample connector: the Python sample, built here, when its sources
+    /// are at hand, else one built into cde that needs no image build.
+    Demo(demo::Demo),
     /// Serve the management API, execute queued runs and adopt runs left by an earlier server.
     Server,
     /// Print the management API's OpenAPI specification.
@@ -58,20 +59,47 @@ enum Cmd {
     /// Remove finished runs' directories and logs and dataset versions beyond the
     /// retention limits (`CDE_RETAIN_*`); the server does this every `CDE_GC_INTERVAL_SECS`.
     Gc(gc::Gc),
+    /// Serve one run's Container API and supervise its connector; the entrypoint of every
+    /// run's container, and a local loop for connector authors:
+    /// `cde container-api --run-dir DIR --listen 127.0.0.1:8080 -- python3 main.py`.
+    ContainerApi(container_api::cli::Args),
+    /// The connector of `cde demo --connector builtin`; it runs inside a run's container.
+    #[command(hide = true)]
+    DemoConnector {
+        /// Exit 0 at once (the registration's health check).
+        #[arg(long)]
+        health_check: bool,
+    },
 }
 
 /// Runs the command; the exit status is 0 on success, 1 when a run, pipeline run or
 /// garbage collection did not succeed. Errors are for the caller to report (status 2).
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let out = Output { json: cli.json };
-    if let Cmd::Openapi = cli.command {
-        return openapi::run();
+    match cli.command {
+        // Inside a run's container: no configuration, data directory or logging of cde's.
+        Cmd::ContainerApi(args) => return container_api(args).await,
+        Cmd::DemoConnector { health_check } => {
+            return match health_check {
+                true => Ok(ExitCode::SUCCESS),
+                false => crate::demo::connector::run().await.map(ExitCode::from),
+            }
+        }
+        Cmd::Openapi => return openapi::run(),
+        _ => {}
     }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let config = Config::from_env()?;
     match backend::remote(&config)? {
         Some(remote) => cli.command.run(&remote, out).await,
         None => {
             let embedded = Embedded(Arc::new(Cde::open(config).await?));
+            embedded.preflight(&cli.command).await?;
             cli.command.run(&embedded, out).await
         }
     }
@@ -82,7 +110,7 @@ impl Cmd {
         match self {
             Cmd::Openapi => openapi::run(),
             Cmd::Server => server::run(backend).await,
-            Cmd::Demo => demo::run(backend, out).await,
+            Cmd::Demo(cmd) => cmd.run(backend, out).await,
             Cmd::Connector(cmd) => cmd.run(backend, out).await,
             Cmd::Run(cmd) => cmd.run(backend, out).await,
             Cmd::Pipeline(cmd) => cmd.run(backend, out).await,
@@ -90,6 +118,19 @@ impl Cmd {
             Cmd::Logs(cmd) => cmd.run(backend, out).await,
             Cmd::Cancel(cmd) => cmd.run(backend, out).await,
             Cmd::Gc(cmd) => cmd.run(backend, out).await,
+            Cmd::ContainerApi(_) | Cmd::DemoConnector { .. } => unreachable!("handled in cli::run"),
+        }
+    }
+}
+
+/// `cde container-api`: its errors are reported as the `container-api` binary reports
+/// them, with status 1, which a run's outcome tells apart from cde's own (2).
+async fn container_api(args: container_api::cli::Args) -> Result<ExitCode> {
+    match container_api::cli::run(args).await {
+        Ok(status) => Ok(ExitCode::from(u8::try_from(status).unwrap_or(1))),
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

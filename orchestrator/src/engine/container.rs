@@ -11,13 +11,13 @@ use container_api::storage::CONTAINER_WORK_DIR;
 use crate::error::{Error, Result};
 
 use crate::engine::{Engine, MANAGED_BY, MANAGED_BY_VALUE};
+use crate::executable::IN_CONTAINER;
 use crate::model::{InputValues, Limits, Network};
 
 pub const API_HOST: &str = "cde-container-api";
 pub const RUN_LABEL: &str = "cde.run";
 pub const INSTANCE_LABEL: &str = "cde.instance";
 const RUN_DIR_IN_CONTAINER: &str = "/cde/run";
-const API_BINARY_IN_CONTAINER: &str = "/cde/bin/container-api";
 /// How much longer than the supervisor's own grace period the engine waits before it
 /// kills the container, so that the supervisor can still close the files.
 pub const SUPERVISOR_MARGIN_SECS: u64 = 5;
@@ -33,8 +33,8 @@ pub struct ConnectorSpec<'a> {
     pub env: Vec<String>,
     pub limits: Limits,
     pub run_dir: &'a Path,
-    /// The static `container-api` binary on the engine's host.
-    pub api_binary: &'a Path,
+    /// The static cde executable on the engine's host (see [`crate::executable`]).
+    pub executable: &'a Path,
     /// Seconds the connector has between SIGTERM and SIGKILL.
     pub grace_secs: u64,
     /// The network the run joins.
@@ -91,7 +91,7 @@ pub fn confined(limits: &Limits, network_mode: &str) -> HostConfig {
     }
 }
 
-/// The run's one container: the connector image, with the Container API binary mounted
+/// The run's one container: the connector image, with the cde executable mounted
 /// as its entrypoint, which listens on `127.0.0.1:80` and then runs the connector command
 /// as its child (see `container-api/src/supervisor.rs`).
 /// `network_mode` is what the engine is told (see [`Network`]).
@@ -100,6 +100,7 @@ pub fn container_body(spec: &ConnectorSpec, network_mode: &str) -> ContainerCrea
     env.push(format!("CONTAINER_API_URL=http://{API_HOST}"));
     env.push(format!("CDE_WORK_DIR={CONTAINER_WORK_DIR}"));
     let mut cmd: Vec<String> = [
+        "container-api",
         "--run-dir",
         RUN_DIR_IN_CONTAINER,
         "--listen",
@@ -117,7 +118,7 @@ pub fn container_body(spec: &ConnectorSpec, network_mode: &str) -> ContainerCrea
     let run_dir = spec.run_dir.display();
     ContainerCreateBody {
         image: Some(spec.image.to_owned()),
-        entrypoint: Some(vec![API_BINARY_IN_CONTAINER.to_owned()]),
+        entrypoint: Some(vec![IN_CONTAINER.to_owned()]),
         cmd: Some(cmd),
         env: Some(env),
         labels: Some(labels(
@@ -129,7 +130,7 @@ pub fn container_body(spec: &ConnectorSpec, network_mode: &str) -> ContainerCrea
         )),
         host_config: Some(HostConfig {
             binds: Some(vec![
-                format!("{}:{API_BINARY_IN_CONTAINER}:ro", spec.api_binary.display()),
+                format!("{}:{IN_CONTAINER}:ro", spec.executable.display()),
                 format!("{run_dir}:{RUN_DIR_IN_CONTAINER}"),
                 // Inputs may be links to datasets, which no run may change.
                 format!("{run_dir}/input:{RUN_DIR_IN_CONTAINER}/input:ro"),
@@ -232,7 +233,7 @@ mod tests {
                 disk_mb: 100,
             },
             run_dir: Path::new("/data/runs/r1"),
-            api_binary: Path::new("/data/bin/container-api-0123"),
+            executable: Path::new("/data/bin/cde-0123"),
             grace_secs: 7,
             network: Network::Isolated,
             runs_network: "cde-runs",
@@ -244,10 +245,11 @@ mod tests {
     fn the_api_supervises_the_connector_in_one_container() {
         let body = container_body(&spec(), "0123abcd");
         assert_eq!(body.image.as_deref(), Some("img"));
-        assert_eq!(body.entrypoint.unwrap(), ["/cde/bin/container-api"]);
+        assert_eq!(body.entrypoint.unwrap(), ["/cde/bin/cde"]);
         assert_eq!(
             body.cmd.unwrap(),
             [
+                "container-api",
                 "--run-dir",
                 "/cde/run",
                 "--listen",
@@ -280,7 +282,7 @@ mod tests {
         assert_eq!(
             host.binds.unwrap(),
             [
-                "/data/bin/container-api-0123:/cde/bin/container-api:ro",
+                "/data/bin/cde-0123:/cde/bin/cde:ro",
                 "/data/runs/r1:/cde/run",
                 "/data/runs/r1/input:/cde/run/input:ro",
                 "/data/runs/r1/work:/cde/work"
@@ -302,6 +304,7 @@ mod tests {
         assert_eq!(
             cmd,
             [
+                "container-api",
                 "--run-dir",
                 "/cde/run",
                 "--listen",

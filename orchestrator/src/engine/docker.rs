@@ -1,18 +1,21 @@
 //! The Docker engine, through bollard.
 
 use std::collections::HashMap;
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::models::{
     ContainerCreateBody, ContainerState, ContainerStateStatusEnum, Network, NetworkCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptions, InspectContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::{Container, Engine, Exit, Output, MANAGED_BY, MANAGED_BY_VALUE};
 use crate::error::{Error, Result};
@@ -26,13 +29,81 @@ pub struct Docker {
     docker: bollard::Docker,
 }
 
+/// The oldest engine API cde works with: `wait?condition=not-running` (API 1.30) is the
+/// newest thing it asks for, after `Init` and `NanoCpus` in a container's host config
+/// (1.25). bollard sends every request without a version prefix, so the engine answers in
+/// its own newest API and would ignore, not refuse, fields it does not know: an older one
+/// would run connectors without their init or CPU limit.
+pub const MIN_API_VERSION: bollard::ClientVersion = bollard::ClientVersion {
+    major_version: 1,
+    minor_version: 30,
+};
+
+/// The first Docker release speaking [`MIN_API_VERSION`], for messages.
+pub const MIN_API_DOCKER_RELEASE: &str = "17.06";
+
+/// What to do when the engine cannot be reached, by why.
+const START_ENGINE: &str = "start Docker or set DOCKER_HOST to the engine's socket";
+const NOT_AN_ENGINE: &str = "set DOCKER_HOST to the Docker engine's socket";
+const CHECK_ENGINE: &str =
+    "check the engine (`docker info`) or set DOCKER_HOST to the engine's socket";
+
+/// The engine's socket when `DOCKER_HOST` names none (bollard's default).
+const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
+
+/// How long connecting waits for the engine to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Docker {
+    /// Connects to the local engine (`DOCKER_HOST` when it is a `unix://` address, else
+    /// [`DEFAULT_SOCKET`]) and checks that it answers and speaks at least
+    /// [`MIN_API_VERSION`]; fails with [`Error::EngineUnreachable`] or
+    /// [`Error::EngineTooOld`] otherwise.
     pub async fn connect() -> Result<Self> {
-        let docker = bollard::Docker::connect_with_local_defaults()
-            .map_err(Error::engine("connecting to the Docker engine"))?
+        let address = local_address();
+        let unreachable = |(reason, remedy)| Error::EngineUnreachable {
+            address: address.clone(),
+            reason,
+            remedy,
+        };
+        let path = Path::new(address.trim_start_matches("unix://"));
+        match std::fs::metadata(path) {
+            Ok(metadata) if !metadata.file_type().is_socket() => {
+                return Err(unreachable(("not a socket".into(), NOT_AN_ENGINE)))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(unreachable(io_failure(e.kind(), &e.to_string()))),
+        }
+        // bollard reads DOCKER_HOST the same way as `local_address`.
+        let docker =
+            bollard::Docker::connect_with_local_defaults().map_err(|e| unreachable(failure(&e)))?;
+        let version = match tokio::time::timeout(CONNECT_TIMEOUT, docker.version()).await {
+            Err(_) => {
+                return Err(unreachable((
+                    format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+                    CHECK_ENGINE,
+                )))
+            }
+            Ok(answer) => answer.map_err(|e| unreachable(failure(&e)))?,
+        };
+        let reported = version.api_version.unwrap_or_default();
+        let Some(api) = parse_api_version(&reported) else {
+            return Err(unreachable((
+                format!("it reported no API version cde can read ({reported:?})"),
+                NOT_AN_ENGINE,
+            )));
+        };
+        if api < MIN_API_VERSION {
+            return Err(Error::EngineTooOld {
+                address,
+                api_version: reported,
+            });
+        }
+        // Tells bollard the engine's version too, for when it prefixes requests with it.
+        let docker = docker
             .negotiate_version()
             .await
-            .map_err(Error::engine("connecting to the Docker engine"))?;
+            .map_err(|e| unreachable(failure(&e)))?;
         Ok(Self { docker })
     }
 
@@ -93,6 +164,28 @@ impl Engine for Docker {
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(Error::engine(format!("inspecting image {image}"))(e)),
         }
+    }
+
+    async fn import_empty_image(&self, image: &str, labels: &[(&str, &str)]) -> Result<()> {
+        let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+        let options = CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(repo.into()),
+            tag: Some(tag.into()),
+            changes: labels
+                .iter()
+                .map(|(key, value)| format!("LABEL {key}={value}"))
+                .collect(),
+            ..Default::default()
+        };
+        // Two zero blocks: a tar archive with nothing in it.
+        let archive = bollard::body_full(bytes::Bytes::from_static(&[0; 1024]));
+        self.docker
+            .create_image(Some(options), Some(archive), None)
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(Error::engine(format!("importing the empty image {image}")))?;
+        Ok(())
     }
 
     async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
@@ -371,4 +464,108 @@ pub fn is_not_found(error: &bollard::errors::Error) -> bool {
             ..
         }
     )
+}
+
+/// The engine's address as bollard's local connection reads it: `DOCKER_HOST` when it is a
+/// `unix://` address, else the default socket.
+fn local_address() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|host| host.starts_with("unix://"))
+        .unwrap_or_else(|| DEFAULT_SOCKET.to_owned())
+}
+
+/// Why the engine cannot be reached, and what to do about it, from bollard's error.
+fn failure(error: &bollard::errors::Error) -> (String, &'static str) {
+    use bollard::errors::Error as E;
+    match error {
+        E::SocketNotFoundError(_) => io_failure(std::io::ErrorKind::NotFound, ""),
+        E::IOError { err } => io_failure(err.kind(), &err.to_string()),
+        E::RequestTimeoutError => io_failure(std::io::ErrorKind::TimedOut, ""),
+        E::DockerResponseServerError {
+            status_code,
+            message,
+        } => (
+            format!(
+                "it answered HTTP {status_code} ({}), not as a Docker engine does",
+                one_line(message)
+            ),
+            NOT_AN_ENGINE,
+        ),
+        other => {
+            // The connector's error (refused, denied…) is somewhere in the chain.
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(other);
+            while let Some(e) = cause {
+                if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                    return io_failure(io.kind(), &io.to_string());
+                }
+                cause = e.source();
+            }
+            (one_line(&other.to_string()), CHECK_ENGINE)
+        }
+    }
+}
+
+/// Why a socket cannot be used, and what to do about it, from the I/O error's kind.
+fn io_failure(kind: std::io::ErrorKind, text: &str) -> (String, &'static str) {
+    use std::io::ErrorKind as K;
+    match kind {
+        K::NotFound => ("no such socket".into(), START_ENGINE),
+        K::ConnectionRefused => (
+            "connection refused (nothing listens on the socket)".into(),
+            START_ENGINE,
+        ),
+        K::PermissionDenied => (
+            "permission denied".into(),
+            "run cde as a user who may use the socket (one in the `docker` group) or set DOCKER_HOST to a socket you may use",
+        ),
+        K::TimedOut => ("no answer in time".into(), CHECK_ENGINE),
+        _ => (one_line(text), CHECK_ENGINE),
+    }
+}
+
+/// `major.minor`, as the engine reports its API version.
+fn parse_api_version(text: &str) -> Option<bollard::ClientVersion> {
+    let (major, minor) = text.split_once('.')?;
+    Some(bollard::ClientVersion {
+        major_version: major.parse().ok()?,
+        minor_version: minor.parse().ok()?,
+    })
+}
+
+/// `text` on one line, for messages printed as one.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Root (as in CI) may use any socket, so the end-to-end tests cannot see this one.
+    #[test]
+    fn a_socket_one_may_not_use_says_so_on_one_line() {
+        let (reason, remedy) = io_failure(std::io::ErrorKind::PermissionDenied, "");
+        let error = Error::EngineUnreachable {
+            address: DEFAULT_SOCKET.into(),
+            reason,
+            remedy,
+        };
+        assert_eq!(
+            error.to_string(),
+            "cannot reach the Docker engine at unix:///var/run/docker.sock: permission denied; \
+             run cde as a user who may use the socket (one in the `docker` group) or set \
+             DOCKER_HOST to a socket you may use"
+        );
+    }
+
+    #[test]
+    fn api_versions_compare_by_number() {
+        let version = |text| parse_api_version(text).unwrap();
+        assert!(version("1.24") < MIN_API_VERSION);
+        assert!(version("1.30") >= MIN_API_VERSION);
+        assert!(version("1.41") > version("1.9"));
+        assert!(parse_api_version("1.41.0").is_none());
+        assert!(parse_api_version("").is_none());
+    }
 }

@@ -105,6 +105,12 @@ impl Engine for FakeEngine {
         Ok(self.images.iter().any(|i| i == image))
     }
 
+    async fn import_empty_image(&self, image: &str, _labels: &[(&str, &str)]) -> Result<()> {
+        Err(Error::Other(format!(
+            "the fake engine cannot import {image}"
+        )))
+    }
+
     async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
         let mut state = self.lock();
         state.created += 1;

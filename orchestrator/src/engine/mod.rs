@@ -46,6 +46,10 @@ pub enum Output {
 pub trait Engine: Send + Sync {
     async fn image_exists(&self, image: &str) -> Result<bool>;
 
+    /// Imports `image` (`name:tag`) with no files at all, as `docker import` of an empty
+    /// archive would, labelled with `labels`.
+    async fn import_empty_image(&self, image: &str, labels: &[(&str, &str)]) -> Result<()>;
+
     /// Creates a container named `name`, not yet started; its ID.
     async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String>;
 

@@ -16,7 +16,7 @@ use crate::engine::container::{self as pod, ConnectorSpec};
 use crate::engine::{Engine, Exit};
 use crate::model::{ConnectorType, Ending, Run, RunInputs, RunRequest, RunStatus};
 use crate::options::OptionValues;
-use crate::{api_binary, rundir, Cde};
+use crate::{rundir, Cde};
 
 mod disk;
 mod inputs;
@@ -191,10 +191,7 @@ impl Cde {
                 manifest.image
             ))));
         }
-        let api_binary = self
-            .api_binary
-            .get_or_try_init(|| async { api_binary::ensure(&self.config) })
-            .await?;
+        let executable = self.executable().await?;
         let (mut env, option_args) =
             OptionValues::delivery(&run.unmasked_options, manifest.execution_mode);
         let secrets = run.secrets();
@@ -218,7 +215,7 @@ impl Cde {
             env,
             limits: run.limits,
             run_dir: Path::new(&run.run_dir),
-            api_binary,
+            executable,
             grace_secs: self.config.stop_grace_secs,
             network: run
                 .network
