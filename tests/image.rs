@@ -61,9 +61,10 @@ fn quietly(mut command: impl BorrowMut<Command>) -> String {
         .unwrap_or_default()
 }
 
-fn docker<const N: usize>(args: [&str; N]) -> Command {
+/// `docker` with the words of `args`; more arguments, those with spaces, with `.arg`.
+fn docker(args: &str) -> Command {
     let mut command = Command::new("docker");
-    command.args(args);
+    command.args(args.split_whitespace());
     command
 }
 
@@ -112,9 +113,11 @@ impl Made {
 
     /// `docker build` of the Dockerfile's `from-host` stage in `context`, labelled.
     fn build_from_host(&self, context: &Path, tag: &str) {
-        ok(docker(["build", "--target", "from-host", "--label", "cde.test=image"])
-            .args(["--label", &self.label(), "-t", tag])
-            .arg(context));
+        ok(
+            docker("build --target from-host --label cde.test=image --label")
+                .args([&self.label(), "-t", tag])
+                .arg(context),
+        );
     }
 }
 
@@ -127,28 +130,21 @@ impl Drop for Made {
             format!("network={}", self.run_network()),
         ];
         for filter in &filters {
-            let ids = quietly(docker(["ps", "-aq", "--filter", filter]));
+            let ids = quietly(docker("ps -aq --filter").arg(filter));
             for id in ids.split_whitespace() {
-                quietly(docker(["rm", "-f", "-v", id]));
+                quietly(docker("rm -f -v").arg(id));
             }
         }
-        quietly(docker(["network", "rm", &self.run_network()]));
-        for id in quietly(docker(["network", "ls", "-q", "--filter", &project])).split_whitespace()
-        {
-            quietly(docker(["network", "rm", id]));
+        quietly(docker("network rm").arg(self.run_network()));
+        for id in quietly(docker("network ls -q --filter").arg(&project)).split_whitespace() {
+            quietly(docker("network rm").arg(id));
         }
-        for name in quietly(docker(["volume", "ls", "-q", "--filter", &project])).split_whitespace()
-        {
-            quietly(docker(["volume", "rm", "-f", name]));
+        for name in quietly(docker("volume ls -q --filter").arg(&project)).split_whitespace() {
+            quietly(docker("volume rm -f").arg(name));
         }
-        let images = quietly(docker([
-            "images",
-            "-q",
-            "--filter",
-            &format!("label={}", self.label()),
-        ]));
+        let images = quietly(docker("images -q --filter").arg(format!("label={}", self.label())));
         for id in images.split_whitespace() {
-            quietly(docker(["rmi", "-f", id]));
+            quietly(docker("rmi -f").arg(id));
         }
     }
 }
@@ -182,16 +178,20 @@ fn image_from_this_binary(made: &Made) -> String {
 /// The regular files and links of `image`'s file system, apart from those the engine adds
 /// to every container.
 fn files_of(image: &str) -> Vec<String> {
-    let container = ok(docker(["create", image]));
+    let container = ok(docker("create").arg(image));
     let container = container.trim();
-    let mut export = docker(["export", container])
+    let mut export = docker("export")
+        .arg(container)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut tar = Vec::new();
     export.stdout.take().unwrap().read_to_end(&mut tar).unwrap();
-    assert!(export.wait().unwrap().success(), "docker export {container}");
-    quietly(docker(["rm", "-f", container]));
+    assert!(
+        export.wait().unwrap().success(),
+        "docker export {container}"
+    );
+    quietly(docker("rm -f").arg(container));
     let mut list = Command::new("tar")
         .args(["-tv"])
         .stdin(Stdio::piped())
@@ -339,7 +339,7 @@ async fn register_and_run(api: &Api, data_dir: &Path, logs: impl Fn() -> String)
 
 /// What a container printed.
 fn container_logs(container: &str) -> String {
-    quietly(docker(["logs", container]))
+    quietly(docker("logs").arg(container))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -355,14 +355,8 @@ async fn the_image_from_the_host_binary_serves_the_api_and_runs_a_connector() {
 
     // The image is the binary and its configuration: nothing else.
     assert_eq!(files_of(&image), ["usr/local/bin/cde"]);
-    let config: Value = serde_json::from_str(&ok(docker([
-        "image",
-        "inspect",
-        "--format",
-        "{{json .Config}}",
-        &image,
-    ])))
-    .unwrap();
+    let config = ok(docker("image inspect --format").args(["{{json .Config}}", &image]));
+    let config: Value = serde_json::from_str(&config).unwrap();
     assert_eq!(config["Entrypoint"], json!(["/usr/local/bin/cde"]));
     assert_eq!(config["Cmd"], json!(["server"]));
     let env: Vec<&str> = config["Env"]
@@ -380,7 +374,8 @@ async fn the_image_from_the_host_binary_serves_the_api_and_runs_a_connector() {
 
     let name = format!("cde-image-test-{}", made.id);
     let socket = socket();
-    ok(docker(["run", "-d", "--name", &name])
+    ok(docker("run -d --name")
+        .arg(&name)
         .args(["--label", "cde.test=image", "--label", &made.label()])
         .args(["-v", &format!("{socket}:/var/run/docker.sock")])
         .args(["-v", &format!("{data_dir}:{data_dir}")])
@@ -390,20 +385,15 @@ async fn the_image_from_the_host_binary_serves_the_api_and_runs_a_connector() {
         .args(["-e", "CDE_STOP_GRACE_SECS=2"])
         .args(["-p", &format!("127.0.0.1::{PORT}")])
         .arg(&image));
-    let address = ok(docker(["port", &name, &format!("{PORT}/tcp")]));
+    let address = ok(docker("port").args([&name, &format!("{PORT}/tcp")]));
     let address = address.lines().next().unwrap();
     assert!(address.starts_with("127.0.0.1:"), "published on {address}");
     let api = Api::when_healthy(address, || container_logs(&name)).await;
     register_and_run(&api, data.path(), || container_logs(&name)).await;
 
     // cde is the container's first process: SIGTERM stops it cleanly, not the SIGKILL after.
-    ok(docker(["stop", "-t", "30", &name]));
-    let exit = ok(docker([
-        "inspect",
-        "--format",
-        "{{.State.ExitCode}}",
-        &name,
-    ]));
+    ok(docker("stop -t 30").arg(&name));
+    let exit = ok(docker("inspect --format {{.State.ExitCode}}").arg(&name));
     assert_eq!(exit.trim(), "0", "{}", container_logs(&name));
 }
 
@@ -520,7 +510,6 @@ fn cde_override(made: &Made, database_url: Option<&str>) -> String {
 
 #[tokio::test]
 async fn compose_starts_cde_alone_on_sqlite() {
-    behave_image();
     let data = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let data_dir = data.path().to_str().unwrap().to_owned();
@@ -531,6 +520,7 @@ async fn compose_starts_cde_alone_on_sqlite() {
         return;
     };
     let compose = compose.var("CDE_DATA_DIR", &data_dir);
+    behave_image();
     image_from_this_binary(&made);
 
     // Without PostgreSQL: only the cde service, its dependency left out.
@@ -613,7 +603,8 @@ fn postgres_stand_in() -> &'static str {
     std::fs::write(&entrypoint, POSTGRES_ENTRYPOINT).unwrap();
     let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
     std::fs::set_permissions(&entrypoint, executable).unwrap();
-    ok(docker(["build", "-q", "-t", POSTGRES_STAND_IN])
+    ok(docker("build -q -t")
+        .arg(POSTGRES_STAND_IN)
         .args(["--build-arg", &format!("BASE_IMAGE={base}")])
         .arg(context.path()));
     POSTGRES_STAND_IN
@@ -621,7 +612,6 @@ fn postgres_stand_in() -> &'static str {
 
 #[tokio::test]
 async fn compose_starts_cde_with_postgresql() {
-    behave_image();
     let data = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let data_dir = data.path().to_str().unwrap().to_owned();
@@ -634,6 +624,7 @@ async fn compose_starts_cde_with_postgresql() {
         .var("CDE_DATA_DIR", &data_dir)
         .var("CDE_POSTGRES_IMAGE", postgres_stand_in())
         .var("CDE_POSTGRES_PASSWORD", &password);
+    behave_image();
     image_from_this_binary(&made);
 
     // `up` starts cde once PostgreSQL is healthy.
@@ -663,12 +654,7 @@ async fn compose_starts_cde_with_postgresql() {
     assert_eq!(statuses.trim(), "succeeded", "the run is in PostgreSQL");
 
     ok(compose.cmd(["down", "-v", "--remove-orphans"]));
-    let volumes = ok(docker([
-        "volume",
-        "ls",
-        "-q",
-        "--filter",
-        &format!("label=com.docker.compose.project={}", made.project()),
-    ]));
+    let project = format!("label=com.docker.compose.project={}", made.project());
+    let volumes = ok(docker("volume ls -q --filter").arg(project));
     assert_eq!(volumes.trim(), "", "`down -v` removes PostgreSQL's volume");
 }
