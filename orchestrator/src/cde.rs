@@ -15,7 +15,7 @@ pub struct Cde {
     pub config: Config,
     pub store: Store,
     engine: OnceCell<Arc<dyn Engine>>,
-    /// The cde executable installed for runs to mount, once known.
+    /// The cde executable installed for containers to mount, once known (`executable.rs`).
     pub(crate) executable: OnceCell<std::path::PathBuf>,
     /// `max_concurrent_runs` permits, taken by queued runs and pipeline steps alike.
     pub(crate) run_slots: Arc<Semaphore>,
@@ -53,16 +53,6 @@ impl Cde {
         let cde = Self::open(config).await?;
         let _ = cde.engine.set(engine);
         Ok(cde)
-    }
-
-    /// The cde executable, installed into the data directory for containers to mount
-    /// (see [`crate::executable`]).
-    pub(crate) async fn executable(&self) -> Result<&std::path::Path> {
-        let installed = self
-            .executable
-            .get_or_try_init(|| async { crate::executable::installed(&self.config) })
-            .await?;
-        Ok(installed)
     }
 
     /// The container engine: the local Docker engine, connected on first use and checked:

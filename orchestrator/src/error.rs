@@ -75,15 +75,16 @@ pub enum Error {
         reason: String,
         remedy: &'static str,
     },
-    /// The engine at `address` speaks an API older than cde needs.
+    /// The engine at `address` speaks an API older than cde needs (`needed`, first spoken
+    /// by Docker `release`).
     #[error(
-        "the Docker engine at {address} speaks API {api_version}; cde needs API {min} or newer (Docker {release}+): upgrade the engine",
-        min = crate::engine::docker::MIN_API_VERSION,
-        release = crate::engine::docker::MIN_API_DOCKER_RELEASE
+        "the Docker engine at {address} speaks API {api_version}; cde needs API {needed} or newer (Docker {release}+): upgrade the engine"
     )]
     EngineTooOld {
         address: String,
         api_version: String,
+        needed: String,
+        release: &'static str,
     },
     /// A call to the Docker engine, named by what it was doing.
     #[error("{op}: {source}")]

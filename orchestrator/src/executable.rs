@@ -17,8 +17,7 @@ use crate::engine::{container, Engine};
 use crate::error::{Error, Result};
 use crate::Cde;
 
-/// Where runs find the executable.
-pub const IN_CONTAINER: &str = "/cde/bin/cde";
+pub use crate::engine::container::EXECUTABLE_IN_CONTAINER as IN_CONTAINER;
 /// An image with no files at all, for containers whose only program is the mounted cde.
 pub const EMPTY_IMAGE: &str = "cde-empty:1";
 /// How long the mount check's container may take.
@@ -37,6 +36,15 @@ pub fn installed(config: &Config) -> Result<PathBuf> {
 }
 
 impl Cde {
+    /// The cde executable, installed into the data directory for containers to mount.
+    pub(crate) async fn executable(&self) -> Result<&Path> {
+        let installed = self
+            .executable
+            .get_or_try_init(|| async { installed(&self.config) })
+            .await?;
+        Ok(installed)
+    }
+
     /// Runs the installed executable in a container (`cde --version`), as every run will:
     /// the engine must be able to mount it, so the data directory must be on the engine's
     /// host at the same path. A bind mount of a missing path is refused, not created.

@@ -45,11 +45,20 @@ impl Remote {
         }
     }
 
+    /// reqwest says only "error sending request for url (…)": the cause (a refused
+    /// connection, a name that does not resolve, a certificate that does not verify) is
+    /// in its sources, so they are all said too.
     fn unreachable(&self, what: &str, e: reqwest::Error) -> Error {
+        let mut message = format!("{what}: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
         Error::Remote {
             server: self.base.clone(),
             code: ErrorCode::Unavailable,
-            message: format!("{what}: {e}"),
+            message,
         }
     }
 

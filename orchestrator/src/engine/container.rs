@@ -11,13 +11,14 @@ use container_api::storage::CONTAINER_WORK_DIR;
 use crate::error::{Error, Result};
 
 use crate::engine::{Engine, MANAGED_BY, MANAGED_BY_VALUE};
-use crate::executable::IN_CONTAINER;
 use crate::model::{InputValues, Limits, Network};
 
 pub const API_HOST: &str = "cde-container-api";
 pub const RUN_LABEL: &str = "cde.run";
 pub const INSTANCE_LABEL: &str = "cde.instance";
 const RUN_DIR_IN_CONTAINER: &str = "/cde/run";
+/// Where every container cde starts finds the cde executable (see `executable.rs`).
+pub const EXECUTABLE_IN_CONTAINER: &str = "/cde/bin/cde";
 /// How much longer than the supervisor's own grace period the engine waits before it
 /// kills the container, so that the supervisor can still close the files.
 pub const SUPERVISOR_MARGIN_SECS: u64 = 5;
@@ -118,7 +119,7 @@ pub fn container_body(spec: &ConnectorSpec, network_mode: &str) -> ContainerCrea
     let run_dir = spec.run_dir.display();
     ContainerCreateBody {
         image: Some(spec.image.to_owned()),
-        entrypoint: Some(vec![IN_CONTAINER.to_owned()]),
+        entrypoint: Some(vec![EXECUTABLE_IN_CONTAINER.to_owned()]),
         cmd: Some(cmd),
         env: Some(env),
         labels: Some(labels(
@@ -130,7 +131,7 @@ pub fn container_body(spec: &ConnectorSpec, network_mode: &str) -> ContainerCrea
         )),
         host_config: Some(HostConfig {
             binds: Some(vec![
-                format!("{}:{IN_CONTAINER}:ro", spec.executable.display()),
+                format!("{}:{EXECUTABLE_IN_CONTAINER}:ro", spec.executable.display()),
                 format!("{run_dir}:{RUN_DIR_IN_CONTAINER}"),
                 // Inputs may be links to datasets, which no run may change.
                 format!("{run_dir}/input:{RUN_DIR_IN_CONTAINER}/input:ro"),

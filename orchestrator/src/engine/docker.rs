@@ -97,6 +97,8 @@ impl Docker {
             return Err(Error::EngineTooOld {
                 address,
                 api_version: reported,
+                needed: MIN_API_VERSION.to_string(),
+                release: MIN_API_DOCKER_RELEASE,
             });
         }
         // Tells bollard the engine's version too, for when it prefixes requests with it.
