@@ -64,7 +64,7 @@ RUN cargo build --release --locked -p cde \
     && if [ "$#" -ne 1 ] || [ ! -f "$1" ]; then echo "expected one target/*/release/cde, found: $*" >&2; exit 1; fi \
     && cp "$1" /cde
 
-# The default image: the binary built above, nothing else (cde has its CA roots compiled in,
-# so there is no CA file to copy).
+# The default image: the binary built above, nothing else. cde has the public CA roots built
+# in; for a private CA, mount its certificate and name it in SSL_CERT_FILE.
 FROM runtime
 COPY --from=builder /cde /usr/local/bin/cde
