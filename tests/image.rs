@@ -619,12 +619,14 @@ async fn compose_starts_cde_with_postgresql() {
     let Some(compose) = Compose::new(&made, scratch.path(), &cde_override(&made, None)) else {
         return;
     };
+    // The connector's image first: it makes the base image the stand-in is built on, and
+    // the other tests wait for it rather than make the base image beside it.
+    behave_image();
     let password = uuid::Uuid::new_v4().simple().to_string();
     let compose = compose
         .var("CDE_DATA_DIR", &data_dir)
         .var("CDE_POSTGRES_IMAGE", postgres_stand_in())
         .var("CDE_POSTGRES_PASSWORD", &password);
-    behave_image();
     image_from_this_binary(&made);
 
     // `up` starts cde once PostgreSQL is healthy.
