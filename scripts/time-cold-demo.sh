@@ -12,10 +12,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/cde-cold.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
-for label in cde.sample=true cde.base=true cde.empty=true; do
-    ids="$(docker images -q --filter "label=$label")"
-    [ -z "$ids" ] || docker image rm -f $ids >/dev/null
+# Newest first, so that images built on a base go before it.
+for label in cde.sample=true cde.empty=true cde.base=true; do
+    for id in $(docker images -q --filter "label=$label"); do
+        docker image rm -f "$id" >/dev/null
+    done
 done
+left="$(docker images -q --filter label=cde.base=true --filter label=cde.sample=true)"
+[ -z "$left" ] || { echo "images still there: $left" >&2; exit 1; }
 git clone --quiet "$ROOT" "$WORK/cde"
 cd "$WORK/cde"
 export CDE_DATA_DIR="$WORK/data" CARGO_TARGET_DIR="$WORK/cde/target"
