@@ -4,6 +4,7 @@
 //! changes the one a running container uses.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -20,6 +21,8 @@ use crate::Cde;
 pub use crate::engine::container::EXECUTABLE_IN_CONTAINER as IN_CONTAINER;
 /// An image with no files at all, for containers whose only program is the mounted cde.
 pub const EMPTY_IMAGE: &str = "cde-empty:1";
+/// What is read of an executable to tell whether it is static.
+const HEAD_BYTES: usize = 64 * 1024;
 /// How long the mount check's container may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -158,23 +161,34 @@ fn checked_digest(path: &Path) -> Result<String> {
     if let Some(hash) = known.get_or_insert_with(HashMap::new).get(&key) {
         return Ok(hash.clone());
     }
-    let bytes = std::fs::read(path).map_err(unreadable)?;
-    if !is_static(&bytes) {
+    // Streamed: the executable is tens of megabytes, and a server's memory should not
+    // remember it. Linkers put the program headers right after the ELF header.
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    (&mut file)
+        .take(HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(unreadable)?;
+    if !is_static(&head) {
         return Err(Error::Executable(format!(
             "{} is not a statically linked executable, so it cannot run inside connector images; \
              build cde as the README's Install section says, or set CDE_EXECUTABLE to a static cde",
             path.display()
         )));
     }
-    let hash = format!("{:x}", Sha256::digest(&bytes));
+    let mut hasher = Sha256::new();
+    hasher.update(&head);
+    std::io::copy(&mut file, &mut hasher).map_err(unreadable)?;
+    let hash = format!("{:x}", hasher.finalize());
     known
         .get_or_insert_with(HashMap::new)
         .insert(key, hash.clone());
     Ok(hash)
 }
 
-/// Whether `elf` is a 64-bit little-endian ELF executable without a program interpreter
-/// (`PT_INTERP`): one that needs no dynamic loader or C library from the image it runs in.
+/// Whether `elf` (the start of a file) is a 64-bit little-endian ELF executable without a
+/// program interpreter (`PT_INTERP`): one that needs no dynamic loader or C library from
+/// the image it runs in. Program headers beyond `elf` count as not static.
 fn is_static(elf: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
     let u16_at = |at: usize| {
@@ -249,7 +263,7 @@ mod tests {
     fn tells_static_from_dynamic_executables() {
         // This test binary is built like cde: statically on linux-gnu (.cargo/config.toml).
         let this = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        assert!(super::is_static(&this));
+        assert!(super::is_static(&this[..super::HEAD_BYTES]));
         // A dynamically linked program of the machine.
         let dynamic = std::fs::read("/bin/sh").unwrap();
         assert!(!super::is_static(&dynamic));
