@@ -239,14 +239,7 @@ impl Api {
             client: reqwest::Client::new(),
         };
         let health = format!("{}/health", api.url);
-        let answered = poll_until(Duration::from_secs(60), || async {
-            match api.client.get(&health).send().await {
-                Ok(answer) if answer.status().is_success() => Ok(()),
-                Ok(answer) => Err(answer.status().to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await;
+        let answered = answers_health(&api.client, &api.url, Duration::from_secs(60)).await;
         if let Err(last) = answered {
             panic!(
                 "the server did not answer on {health} within 60 s ({last}); it printed:\n{}",

@@ -60,14 +60,7 @@ impl Server {
         };
         let client = reqwest::Client::new();
         let health = format!("{}/health", server.url);
-        let answered = poll_until(Duration::from_secs(20), || async {
-            match client.get(&health).send().await {
-                Ok(answer) if answer.status().is_success() => Ok(()),
-                Ok(answer) => Err(answer.status().to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await;
+        let answered = answers_health(&client, &server.url, Duration::from_secs(20)).await;
         if let Err(last) = answered {
             panic!(
                 "cde server did not answer on {health} within 20 s ({last}): {}",

@@ -84,38 +84,13 @@ impl Cde {
             ..Default::default()
         };
         let name = format!("cde-mount-check-{}", uuid::Uuid::new_v4().simple());
-        let id = match engine.create(&name, body).await {
-            Ok(id) => id,
-            Err(Error::Engine { source, .. }) => return Err(unmountable(source.to_string())),
-            Err(e) => return Err(e),
-        };
-        let outcome = async {
-            engine.start(&id).await.map_err(|e| match e {
-                Error::Engine { source, .. } => unmountable(source.to_string()),
-                e => e,
-            })?;
-            let exit = tokio::time::timeout(CHECK_TIMEOUT, engine.wait(&id))
-                .await
-                .map_err(|_| {
-                    unmountable(format!(
-                        "`cde --version` did not end within {CHECK_TIMEOUT:?}"
-                    ))
-                })??;
-            match exit {
-                Some(exit) if exit.code == 0 => Ok(()),
-                Some(exit) => {
-                    let output = engine.output_tail(&id, 3).await.unwrap_or_default();
-                    Err(unmountable(format!(
-                        "`cde --version` in a container exited with {}: {output}",
-                        exit.code
-                    )))
-                }
-                None => Err(unmountable("its check container disappeared".into())),
-            }
+        // The engine refuses to create or start the container when it cannot mount the file.
+        match container::run_once(engine, &name, body, CHECK_TIMEOUT).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(unmountable(format!("`cde --version` in a container {why}"))),
+            Err(Error::Engine { source, .. }) => Err(unmountable(source.to_string())),
+            Err(e) => Err(e),
         }
-        .await;
-        engine.remove(&id).await?;
-        outcome
     }
 }
 

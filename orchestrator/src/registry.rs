@@ -80,32 +80,9 @@ impl Cde {
             manifest.code,
             uuid::Uuid::new_v4().simple()
         );
-        let id = engine.create(&name, body).await?;
         let timeout = Duration::from_secs(self.config.health_check_timeout_secs);
-        let outcome = async {
-            engine.start(&id).await?;
-            let exit = match tokio::time::timeout(timeout, engine.wait(&id)).await {
-                Err(_) => {
-                    return Err(failed(format!(
-                        "did not exit within {}s",
-                        timeout.as_secs()
-                    )))
-                }
-                Ok(exit) => exit?.ok_or_else(|| failed("its container disappeared".into()))?,
-            };
-            if exit.code == 0 {
-                return Ok(());
-            }
-            let output = engine.output_tail(&id, 5).await.unwrap_or_default();
-            let output = if output.is_empty() {
-                String::new()
-            } else {
-                format!(": {output}")
-            };
-            Err(failed(format!("exited with code {}{output}", exit.code)))
-        }
-        .await;
-        engine.remove(&id).await?;
-        outcome
+        container::run_once(engine, &name, body, timeout)
+            .await?
+            .map_err(failed)
     }
 }

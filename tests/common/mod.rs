@@ -123,6 +123,24 @@ where
     }
 }
 
+/// Polls `GET <url>/health` until it answers with success, for up to `timeout`; else the
+/// last status or error seen.
+pub async fn answers_health(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    let health = format!("{url}/health");
+    poll_until(timeout, || async {
+        match client.get(&health).send().await {
+            Ok(answer) if answer.status().is_success() => Ok(()),
+            Ok(answer) => Err(answer.status().to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+}
+
 /// [`poll_until`], failing the test when `timeout` passes first: the message names `what`
 /// was awaited and shows what `check` saw last.
 pub async fn wait_until<T, S, F, Fut>(

@@ -74,6 +74,41 @@ pub fn labels(instance: &str, more: &[(&str, &str)]) -> HashMap<String, String> 
         .collect()
 }
 
+/// Creates, starts and waits for a throw-away container (a health check, the mount check),
+/// then removes it. `Ok(Err(why))` when it did not exit 0 within `timeout`, `why` naming
+/// how it ended and ending with its last lines of output.
+pub async fn run_once(
+    engine: &dyn Engine,
+    name: &str,
+    body: ContainerCreateBody,
+    timeout: std::time::Duration,
+) -> Result<std::result::Result<(), String>> {
+    let id = engine.create(name, body).await?;
+    let outcome = async {
+        engine.start(&id).await?;
+        let exit = match tokio::time::timeout(timeout, engine.wait(&id)).await {
+            Err(_) => return Ok(Err(format!("did not exit within {}s", timeout.as_secs()))),
+            Ok(exit) => exit?,
+        };
+        Ok(match exit {
+            None => Err("its container disappeared".into()),
+            Some(exit) if exit.code == 0 => Ok(()),
+            Some(exit) => {
+                let output = engine.output_tail(&id, 5).await.unwrap_or_default();
+                let output = if output.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {output}")
+                };
+                Err(format!("exited with code {}{output}", exit.code))
+            }
+        })
+    }
+    .await;
+    engine.remove(&id).await?;
+    outcome
+}
+
 /// What confines every container cde starts, a run's or a health check's: no new
 /// privileges, no capabilities, the limits (swap included), and an init as PID 1.
 pub fn confined(limits: &Limits, network_mode: &str) -> HostConfig {
