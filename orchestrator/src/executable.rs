@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
@@ -127,13 +127,13 @@ fn install(source: &Path, hash: &str, bin_dir: &Path) -> Result<PathBuf> {
 /// many `Cde`s, and a debug build of cde is large.
 fn checked_digest(path: &Path) -> Result<String> {
     type Key = (PathBuf, u64, Option<std::time::SystemTime>);
-    static KNOWN: Mutex<Option<HashMap<Key, String>>> = Mutex::new(None);
+    static KNOWN: LazyLock<Mutex<HashMap<Key, String>>> = LazyLock::new(Default::default);
     let unreadable =
         |e: std::io::Error| Error::Executable(format!("cannot read {}: {e}", path.display()));
     let meta = std::fs::metadata(path).map_err(unreadable)?;
     let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
     let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(hash) = known.get_or_insert_with(HashMap::new).get(&key) {
+    if let Some(hash) = known.get(&key) {
         return Ok(hash.clone());
     }
     // Streamed: the executable is tens of megabytes, and a server's memory should not
@@ -155,9 +155,7 @@ fn checked_digest(path: &Path) -> Result<String> {
     hasher.update(&head);
     std::io::copy(&mut file, &mut hasher).map_err(unreadable)?;
     let hash = format!("{:x}", hasher.finalize());
-    known
-        .get_or_insert_with(HashMap::new)
-        .insert(key, hash.clone());
+    known.insert(key, hash.clone());
     Ok(hash)
 }
 
