@@ -370,3 +370,58 @@ async fn a_server_starting_leaves_a_live_pipeline_run_alone_and_fails_a_dead_one
         "{run:?}"
     );
 }
+
+#[tokio::test]
+async fn a_state_file_planted_as_a_symlink_or_holding_a_secret_is_not_kept() {
+    let data = tempfile::tempdir().unwrap();
+    let cde = attack(data.path()).await;
+    let host = tempfile::tempdir().unwrap();
+    let target = host.path().join("host-state.json");
+    std::fs::write(&target, r#"{"host": "secret"}"#).unwrap();
+
+    let linked = cde
+        .run(request(
+            ATTACK,
+            &[
+                ("MODE", "symlink-state"),
+                ("TARGET", target.to_str().unwrap()),
+            ],
+        ))
+        .await
+        .unwrap();
+    let planted = std::path::Path::new(&linked.run_dir).join("output/state.json");
+    assert!(std::fs::symlink_metadata(&planted)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(linked.status, RunStatus::Failed, "{linked:?}");
+    let reason = linked.reason.clone().unwrap();
+    assert!(
+        reason.contains("output/state.json is not a regular file"),
+        "{reason}"
+    );
+    let key = linked.state_key.clone().unwrap();
+    assert_eq!(cde.store.state(&key).await.unwrap(), None);
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        r#"{"host": "secret"}"#
+    );
+
+    let leaked = cde
+        .run(request(
+            ATTACK,
+            &[("MODE", "secret-state"), ("SECRET", "s3cr3t-value")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(leaked.status, RunStatus::Failed, "{leaked:?}");
+    let reason = leaked.reason.clone().unwrap();
+    assert!(reason.contains("holds a secret option's value"), "{reason}");
+    assert!(!reason.contains("s3cr3t-value"), "{reason}");
+    let key = leaked.state_key.clone().unwrap();
+    assert_eq!(cde.store.state(&key).await.unwrap(), None);
+    assert!(
+        versions(&cde).await.is_empty(),
+        "no dataset from a rejected run"
+    );
+}

@@ -18,6 +18,7 @@ pub mod output;
 mod ping;
 mod scan;
 pub mod server;
+pub mod state;
 pub mod storage;
 pub mod summary;
 pub mod supervisor;

@@ -27,6 +27,15 @@ pub fn open_append(path: &Path) -> io::Result<File> {
     regular(file)
 }
 
+/// Opens `path` (whose last component must not be a symlink) for reading.
+pub fn open_read(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(NOFOLLOW.bits())
+        .open(path)?;
+    regular(file)
+}
+
 /// Creates `path` for writing; fails if anything (a symlink included) is there.
 pub fn create_new(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()

@@ -53,6 +53,7 @@ Productsup CDE Container API; see container-api/README.md for the contract."
         (name = "logs", description = "Logging."),
         (name = "storage", description = "Copies to storage and their processes."),
         (name = "classifications", description = "Category-specific attributes."),
+        (name = "state", description = "Incremental state kept across successful runs (our addition)."),
         (name = "misc", description = "Health."),
     )
 )]

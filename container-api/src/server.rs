@@ -23,6 +23,7 @@ use crate::logs::{self, ApiLogs};
 use crate::mask::Masker;
 use crate::openapi::ApiDoc;
 use crate::output::{self, OutputFiles};
+use crate::state::{self, RunState};
 use crate::storage::{self, Storage};
 use crate::summary::Summary;
 use crate::{conn, ping, ApiError};
@@ -87,6 +88,7 @@ struct Inner {
     logs: ApiLogs,
     storage: Storage,
     classifications: Classifications,
+    state: RunState,
 }
 
 impl AppState {
@@ -102,6 +104,7 @@ impl AppState {
             logs: ApiLogs::open(run_dir, &config.masker).context("opening logs.jsonl")?,
             storage: Storage::new(run_dir),
             classifications: Classifications::load(run_dir)?,
+            state: RunState::new(run_dir),
         })))
     }
 
@@ -131,6 +134,10 @@ impl AppState {
 
     pub(crate) fn classifications(&self) -> &Classifications {
         &self.0.classifications
+    }
+
+    pub(crate) fn run_state(&self) -> &RunState {
+        &self.0.state
     }
 
     pub fn summary(&self) -> Summary {
@@ -187,6 +194,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(storage::pending_processes))
         .routes(routes!(storage::get_process))
         .routes(routes!(classification::csa_classifications))
+        .routes(routes!(state::get_state, state::put_state))
         .routes(routes!(ping::ping))
         .routes(routes!(openapi_spec))
 }

@@ -31,7 +31,11 @@ fn every_route_of_the_contract_is_documented() {
         .paths
         .iter()
         .flat_map(|(path, item)| {
-            [("get", item.get.is_some()), ("post", item.post.is_some())]
+            [
+                ("get", item.get.is_some()),
+                ("post", item.post.is_some()),
+                ("put", item.put.is_some()),
+            ]
                 .into_iter()
                 .filter(|(_, present)| *present)
                 .map(move |(method, _)| format!("{method} {path}"))
@@ -50,11 +54,13 @@ fn every_route_of_the_contract_is_documented() {
             "get /ping",
             "get /processes/pending",
             "get /processes/{id}",
+            "get /state",
             "post /logs/{level}",
             "post /output/{type}",
             "post /output/{type}/close",
             "post /storage/internal",
             "post /store/to-transport",
+            "put /state",
         ]
     );
 }

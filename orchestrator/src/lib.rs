@@ -25,6 +25,7 @@ pub mod rundir;
 pub mod scheduler;
 pub mod secret;
 pub mod server;
+pub mod state;
 pub mod store;
 
 pub use cde::Cde;

@@ -104,6 +104,10 @@ impl OptionValues {
             .collect()
     }
 
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+
     pub fn into_values(self) -> BTreeMap<String, String> {
         self.0
     }

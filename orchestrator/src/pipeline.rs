@@ -357,6 +357,7 @@ impl Cde {
             connector: step.connector.clone(),
             options: step.options.clone(),
             limits: step.limits,
+            state_key: Some(crate::state::pipeline_step_key(&run.pipeline, position)),
             ..Default::default()
         };
         let inputs = RunInputs {

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use console::style;
 
 use crate::{Cde, Config, Result};
 use backend::{Backend, Embedded};
@@ -70,6 +71,31 @@ enum Cmd {
         #[arg(long)]
         health_check: bool,
     },
+}
+
+/// The `cde` executable: parses the command line, runs the command on a multi-threaded
+/// runtime and reports an error as one line with status 2.
+///
+/// The runtime is started here rather than in `main.rs`, so that the whole command tree is
+/// compiled once, with this crate, instead of again in the binary's single codegen pass.
+pub fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!(
+                "{} starting the async runtime: {e}",
+                style("error:").red().bold()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(Cli::parse())) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{} {e}", style("error:").red().bold());
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Runs the command; the exit status is 0 on success, 1 when a run, pipeline run or

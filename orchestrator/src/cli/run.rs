@@ -63,6 +63,7 @@ impl Run {
                 disk_mb: self.disk,
             },
             network: self.network,
+            state_key: None,
         };
         let inputs = RunInputs {
             input: self.input,

@@ -72,6 +72,10 @@ pub struct Run {
     /// The network the run request asked for, instead of its manifest's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
+    /// Where the run's incremental state comes from and, if it succeeds, goes to:
+    /// `connector/<code>/<hash of its non-secret options>` or `pipeline/<name>/<step>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_key: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub running_at: Option<DateTime<Utc>>,
@@ -90,6 +94,10 @@ pub struct RunRequest {
     /// The network the run joins, instead of its manifest's.
     #[serde(default)]
     pub network: Option<Network>,
+    /// The key of the run's incremental state when it is not the connector's own (a
+    /// pipeline step's); set by cde, never by a request.
+    #[serde(skip)]
+    pub state_key: Option<String>,
 }
 
 /// How a run ended.

@@ -16,7 +16,7 @@ use crate::engine::container::{self as pod, ConnectorSpec};
 use crate::engine::{Engine, Exit};
 use crate::model::{ConnectorType, Ending, Run, RunInputs, RunRequest, RunStatus};
 use crate::options::OptionValues;
-use crate::{rundir, Cde};
+use crate::{rundir, state, Cde};
 
 mod disk;
 mod inputs;
@@ -56,6 +56,10 @@ impl Cde {
         let connector = self.store.connector(&request.connector).await?;
         let manifest = &connector.manifest;
         let values = OptionValues::resolve(manifest, request.options)?;
+        let state_key = request
+            .state_key
+            .unwrap_or_else(|| state::connector_key(manifest, values.as_map()));
+        let previous_state = self.store.state(&state_key).await?;
         let limits = self
             .config
             .limits_for(manifest, &request.limits)
@@ -63,7 +67,12 @@ impl Cde {
         let id = uuid::Uuid::now_v7().to_string();
         let run_dir = self.config.runs_dir().join(&id);
         prepare_run_dir(&run_dir)?;
-        if let Err(e) = prepare_inputs(manifest, &run_dir.join("input"), inputs) {
+        let prepared = match &previous_state {
+            Some(previous) => state::prepare(&run_dir, previous),
+            None => Ok(()),
+        }
+        .and_then(|()| prepare_inputs(manifest, &run_dir.join("input"), inputs));
+        if let Err(e) = prepared {
             std::fs::remove_dir_all(&run_dir).map_err(Error::file("removing", &run_dir))?;
             return Err(e);
         }
@@ -84,6 +93,7 @@ impl Cde {
                 .to_string(),
             output_rows: None,
             network: request.network,
+            state_key: Some(state_key),
             created_at: Utc::now(),
             started_at: None,
             running_at: None,
@@ -340,6 +350,11 @@ impl Cde {
             return self.store.run(&run.id).await;
         }
         if let Some(outputs) = staged {
+            if let (Some(key), Some(new)) = (&run.state_key, &outputs.state) {
+                if let Err(e) = self.store.commit_state(key, &run.id, new).await {
+                    tracing::error!(run = %run.id, "committing the state {key}: {e}");
+                }
+            }
             // Only a recorded success makes a dataset; a failed commit fails nothing already done.
             let commits = [
                 (
@@ -380,6 +395,13 @@ impl Cde {
             rundir::OUTPUT,
             open(rundir::OUTPUT)?,
         )?;
+        let secrets: Vec<&str> = run
+            .unmasked_options
+            .iter()
+            .filter(|(name, value)| run.options.get(*name) != Some(*value))
+            .map(|(_, value)| value.as_str())
+            .collect();
+        let state = state::read_new(Path::new(&run.run_dir), &secrets)?;
         let feedback = match open(rundir::FEEDBACK)? {
             Some(file) => Some(stage(
                 dataset::connector_feedback_dataset(code),
@@ -388,7 +410,11 @@ impl Cde {
             )?),
             None => None,
         };
-        Ok(StagedOutputs { output, feedback })
+        Ok(StagedOutputs {
+            output,
+            feedback,
+            state,
+        })
     }
 }
 
@@ -396,6 +422,8 @@ impl Cde {
 struct StagedOutputs {
     output: StagedRows,
     feedback: Option<StagedRows>,
+    /// The incremental state the run put, validated.
+    state: Option<String>,
 }
 
 /// The valid rows an unsuccessful run left in its output, if they can be counted.

@@ -12,6 +12,7 @@ mod pipelines;
 mod retention;
 mod rows;
 mod runs;
+mod states;
 
 use std::path::Path;
 

@@ -18,7 +18,7 @@ use crate::secret::Secrets;
 /// The columns of [`RunRow`].
 pub(super) const RUN_COLUMNS: &str = "id, connector_code, connector_version, status, reason,
     exit_code, config, options, limits, run_dir, output_rows, created_at, started_at,
-    running_at, finished_at, network";
+    running_at, finished_at, network, state_key";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct RunRow {
@@ -39,6 +39,7 @@ pub(super) struct RunRow {
     running_at: Option<String>,
     finished_at: Option<String>,
     network: Option<String>,
+    state_key: Option<String>,
 }
 
 impl RunRow {
@@ -63,6 +64,7 @@ impl RunRow {
                 .network
                 .map(|network| row.parse("network", &network))
                 .transpose()?,
+            state_key: self.state_key,
             created_at: row.timestamp("created_at", &self.created_at)?,
             started_at: row.optional_timestamp("started_at", self.started_at)?,
             running_at: row.optional_timestamp("running_at", self.running_at)?,

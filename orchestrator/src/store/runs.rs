@@ -18,8 +18,8 @@ impl Store {
         let limits = serde_json::to_string(&run.limits).map_err(encoding("limits"))?;
         sqlx::query(
             "INSERT INTO runs (id, connector_code, connector_version, status, config, options, limits,
-             run_dir, created_at, started_at, lease_owner, lease_until, network)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             run_dir, created_at, started_at, lease_owner, lease_until, network, state_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(id)
         .bind(&run.connector_code)
@@ -34,6 +34,7 @@ impl Store {
         .bind(lease.map(|lease| lease.owner.as_str()))
         .bind(lease.map(|lease| timestamp(lease.until)))
         .bind(run.network.as_ref().map(|network| network.to_string()))
+        .bind(&run.state_key)
         .execute(&self.pool)
         .await
         .map_err(Error::store(format!("recording run {id}")))?;

@@ -9,6 +9,9 @@ MODE:
   forge-logs      appends forged lines to logs.jsonl (source "cde", and one stamped 2099),
                   then prints LINES numbered STDOUT lines, one every 0.2 s
   tagged          writes 3 records carrying TAG, printing LINES lines first, one every 0.2 s
+  symlink-state   writes records, then plants output/state.json as a symlink to TARGET
+  secret-state    writes records, then writes output/state.json itself, holding TARGET
+                  (given as a password option), past the Container API's check
 """
 
 import json
@@ -55,6 +58,11 @@ def main():
         output = f"{RUN}/output/output.jsonl"
         os.remove(output)
         os.symlink(os.environ["TARGET"], output)
+    elif mode == "symlink-state":
+        os.symlink(os.environ["TARGET"], f"{RUN}/output/state.json")
+    elif mode == "secret-state":
+        with open(f"{RUN}/output/state.json", "w") as f:
+            json.dump({"stolen": os.environ.get("SECRET", "")}, f)
     elif mode == "forge-summary":
         forged = {
             "files": {"output": {"rows": 999999, "columns": ["id", "forged"]}},

@@ -1,7 +1,8 @@
 """A connector that misbehaves on request, for the orchestrator's lifecycle tests.
 
 MODE: ok | sleep | oom | ignore-term | fail | leak-secret. TAG, when given, is written
-into every record. The health check argument is
+into every record. STATE=count reads the incremental state, writes a record
+{"id": "state", "previous": n} and puts {"n": n + 1} (before failing, in MODE=fail). The health check argument is
 --health-check (passes), --health-check-fail (exit 3) or --health-check-hang (sleeps).
 """
 
@@ -21,6 +22,15 @@ def post(path, body):
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         response.read()
+
+
+def call(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        API + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read() or b"null")
 
 
 def log(level, message):
@@ -66,6 +76,10 @@ def main():
         with open(os.path.join(os.environ.get("CDE_WORK_DIR", "/tmp"), "token.txt"), "w") as f:
             f.write(token)
     write(0, records)
+    if os.environ.get("STATE") == "count":
+        previous = call("GET", "/state")["data"].get("n", 0)
+        post("/output/output", {"data": [{"id": "state", "previous": previous}]})
+        call("PUT", "/state", {"data": {"n": previous + 1}})
     if mode == "oom":
         hog = []
         while True:
