@@ -66,10 +66,7 @@ impl Transport {
         Err(Failure {
             kind,
             status: Some(status.as_u16()),
-            message: format!(
-                "{what}: {status}: {}",
-                body.chars().take(500).collect::<String>()
-            ),
+            message: format!("{what}: {status}: {}", body.chars().take(500).collect::<String>()),
         })
     }
 }
