@@ -29,6 +29,7 @@ pub struct Received {
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -141,6 +142,7 @@ async fn mock_handler(
         query,
         headers,
         body,
+        at: std::time::Instant::now(),
     };
     state.received.lock().unwrap().push(received.clone());
     let answer = (state.handler)(&received);
