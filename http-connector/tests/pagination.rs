@@ -43,7 +43,12 @@ fn ids(finished: &Finished) -> Vec<i64> {
     finished
         .records
         .iter()
-        .map(|r| r["items-id"].as_i64().or_else(|| r["items-id"].as_str()?.parse().ok()).unwrap())
+        .map(|r| {
+            r["items-id"]
+                .as_i64()
+                .or_else(|| r["items-id"].as_str()?.parse().ok())
+                .unwrap()
+        })
         .collect()
 }
 
@@ -54,8 +59,10 @@ async fn offset_stops_at_its_end_condition_read_from_the_response() {
         Answer::ok(json!({"items": items(offset, offset + 2), "hasMore": offset < 4}))
     })
     .await;
-    let spec = spec(json!({"type": "OFFSET", "limitName": "limit", "limitValue": 2,
-        "offsetName": "start", "endConditionName": "$.hasMore", "endConditionValue": "false"}));
+    let spec = spec(
+        json!({"type": "OFFSET", "limitName": "limit", "limitValue": 2,
+        "offsetName": "start", "endConditionName": "$.hasMore", "endConditionValue": "false"}),
+    );
     let (status, finished, received) = pull(spec, &api, ContainerApi::start().await, &[]).await;
     assert_eq!(status, 0, "{:#?}", finished.logs);
     let starts: Vec<_> = received.iter().map(|r| r.param("start").unwrap()).collect();
@@ -71,7 +78,9 @@ async fn offset_stops_on_an_empty_page() {
         Answer::ok(json!({"items": items(offset, (offset + 3).min(6))}))
     })
     .await;
-    let spec = spec(json!({"type": "OFFSET", "limitName": "limit", "limitValue": "3", "offSetName": "offset"}));
+    let spec = spec(
+        json!({"type": "OFFSET", "limitName": "limit", "limitValue": "3", "offSetName": "offset"}),
+    );
     let (status, finished, received) = pull(spec, &api, ContainerApi::start().await, &[]).await;
     assert_eq!(status, 0, "{:#?}", finished.logs);
     assert_eq!(received.len(), 3, "two full pages, then an empty one");
@@ -90,8 +99,10 @@ async fn pointer_follows_next_urls_until_there_is_none() {
         Answer::ok(json!({"items": items(after, after + 2), "paging": {"next": next}}))
     })
     .await;
-    let spec = spec(json!({"type": "POINTER", "limitName": "limit", "limitValue": 2,
-        "pointerPath": "$.paging.next"}));
+    let spec = spec(
+        json!({"type": "POINTER", "limitName": "limit", "limitValue": 2,
+        "pointerPath": "$.paging.next"}),
+    );
     let (status, finished, received) = pull(spec, &api, ContainerApi::start().await, &[]).await;
     assert_eq!(status, 0, "{:#?}", finished.logs);
     let afters: Vec<_> = received.iter().map(|r| r.param("after")).collect();
@@ -107,8 +118,10 @@ async fn a_pointer_token_is_sent_as_the_pointer_param_with_the_limit() {
         Some(other) => Answer::status(400, json!({"error": format!("unexpected cursor {other}")})),
     })
     .await;
-    let spec = spec(json!({"type": "POINTER", "limitName": "limit", "limitValue": 2,
-        "pointerPath": "meta.cursor"}));
+    let spec = spec(
+        json!({"type": "POINTER", "limitName": "limit", "limitValue": 2,
+        "pointerPath": "meta.cursor"}),
+    );
     let (status, finished, received) = pull(spec, &api, ContainerApi::start().await, &[]).await;
     assert_eq!(status, 0, "{:#?}", finished.logs);
     assert_eq!(received.len(), 2);
@@ -124,8 +137,10 @@ async fn continuation_tokens_in_a_query_param_wait_the_delay_between_requests() 
         Some(_) => Answer::ok(json!({"items": items(2, 3)})),
     })
     .await;
-    let spec = spec(json!({"type": "CONTINUATION_TOKEN", "continuationTokenPath": "$.next",
-        "parameterType": "QUERYPARAM", "parameterName": "next_token", "delayRequestMillis": 150}));
+    let spec = spec(
+        json!({"type": "CONTINUATION_TOKEN", "continuationTokenPath": "$.next",
+        "parameterType": "QUERYPARAM", "parameterName": "next_token", "delayRequestMillis": 150}),
+    );
     let (status, finished, received) = pull(spec, &api, ContainerApi::start().await, &[]).await;
     assert_eq!(status, 0, "{:#?}", finished.logs);
     let tokens: Vec<_> = received.iter().map(|r| r.param("next_token")).collect();
@@ -144,8 +159,10 @@ async fn continuation_tokens_in_a_header() {
         Some(_) => Answer::ok(json!({"items": items(1, 2), "token": null})),
     })
     .await;
-    let spec = spec(json!({"type": "CONTINUATION_TOKEN", "continuationTokenPath": "$.token",
-        "parameterType": "HEADERPARAM", "parameterName": "X-Continuation"}));
+    let spec = spec(
+        json!({"type": "CONTINUATION_TOKEN", "continuationTokenPath": "$.token",
+        "parameterType": "HEADERPARAM", "parameterName": "X-Continuation"}),
+    );
     let (status, finished, received) = pull(spec, &api, ContainerApi::start().await, &[]).await;
     assert_eq!(status, 0, "{:#?}", finished.logs);
     assert_eq!(received.len(), 2);
@@ -160,12 +177,21 @@ async fn page_stops_at_the_page_count_of_a_response_header() {
         Answer::ok(json!({"items": items(page * 10, page * 10 + 2)})).header("X-PageCount", "3")
     })
     .await;
-    let spec = spec(json!({"type": "PAGE", "pageParamName": "pageIndex", "initialPageIndex": 1,
-        "endPageIndex": "headers.x-pagecount", "limitName": "size", "limitValue": 2}));
+    let spec = spec(
+        json!({"type": "PAGE", "pageParamName": "pageIndex", "initialPageIndex": 1,
+        "endPageIndex": "headers.x-pagecount", "limitName": "size", "limitValue": 2}),
+    );
     let (status, finished, received) = pull(spec, &api, ContainerApi::start().await, &[]).await;
     assert_eq!(status, 0, "{:#?}", finished.logs);
-    let pages: Vec<_> = received.iter().map(|r| r.param("pageIndex").unwrap()).collect();
-    assert_eq!(pages, ["1", "2", "3"], "full pages, but the header says 3 pages from 1");
+    let pages: Vec<_> = received
+        .iter()
+        .map(|r| r.param("pageIndex").unwrap())
+        .collect();
+    assert_eq!(
+        pages,
+        ["1", "2", "3"],
+        "full pages, but the header says 3 pages from 1"
+    );
     assert_eq!(ids(&finished), [10, 11, 20, 21, 30, 31]);
 }
 
@@ -188,7 +214,9 @@ async fn page_stops_at_a_numeric_end_index_or_a_short_page() {
         Answer::ok(json!({"items": items(page * 3, (page * 3 + 3).min(7))}))
     })
     .await;
-    let spec_short = spec(json!({"type": "PAGE", "pageParamName": "page", "limitName": "per_page", "limitValue": 3}));
+    let spec_short = spec(
+        json!({"type": "PAGE", "pageParamName": "page", "limitName": "per_page", "limitValue": 3}),
+    );
     let (status, finished, received) =
         pull(spec_short, &short, ContainerApi::start().await, &[]).await;
     assert_eq!(status, 0, "{:#?}", finished.logs);
@@ -198,7 +226,8 @@ async fn page_stops_at_a_numeric_end_index_or_a_short_page() {
 
 #[tokio::test]
 async fn none_makes_one_post_with_filled_headers_body_and_bearer_auth() {
-    let api = MockApi::start(|_| Answer::ok(json!([{"id": 1, "secret_field": "x"}, {"id": 2}]))).await;
+    let api =
+        MockApi::start(|_| Answer::ok(json!([{"id": 1, "secret_field": "x"}, {"id": 2}]))).await;
     let spec = json!({"sourceSpec": {"attributes": {
         "urlParams": {"host": "https://{region}.example.test", "path": "/v1/${tenant}/search", "method": "POST",
             "queryParams": {"fields": "${fields}"}},
@@ -211,7 +240,12 @@ async fn none_makes_one_post_with_filled_headers_body_and_bearer_auth() {
     let status = run(vars(
         &definition(spec, json!({"type": "bearer"})),
         &container.url,
-        &[("tenant", "acme/eu"), ("fields", "a,b&c"), ("token", "tok-123"), ("base_url", &api.url)],
+        &[
+            ("tenant", "acme/eu"),
+            ("fields", "a,b&c"),
+            ("token", "tok-123"),
+            ("base_url", &api.url),
+        ],
     ))
     .await;
     let finished = container.finish().await;
@@ -228,7 +262,10 @@ async fn none_makes_one_post_with_filled_headers_body_and_bearer_auth() {
     let body: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body, json!({"filter": {"tenant": "acme/eu"}, "size": 100}));
     assert_eq!(finished.records.len(), 2);
-    assert!(finished.records.iter().all(|r| !r.as_object().unwrap().contains_key("secret_field")));
+    assert!(finished
+        .records
+        .iter()
+        .all(|r| !r.as_object().unwrap().contains_key("secret_field")));
 }
 
 #[tokio::test]

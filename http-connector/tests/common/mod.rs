@@ -46,6 +46,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Value,
+    /// Sent instead of `body` when set, as text/html.
+    pub text: Option<String>,
 }
 
 impl Answer {
@@ -54,6 +56,7 @@ impl Answer {
             status: 200,
             headers: Vec::new(),
             body,
+            text: None,
         }
     }
 
@@ -62,6 +65,16 @@ impl Answer {
             status,
             headers: Vec::new(),
             body,
+            text: None,
+        }
+    }
+
+    pub fn text(status: u16, text: &str) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "text/html".into())],
+            body: Value::Null,
+            text: Some(text.into()),
         }
     }
 
@@ -146,11 +159,11 @@ async fn mock_handler(
     };
     state.received.lock().unwrap().push(received.clone());
     let answer = (state.handler)(&received);
-    let mut response = (
-        StatusCode::from_u16(answer.status).unwrap(),
-        axum::Json(answer.body),
-    )
-        .into_response();
+    let status = StatusCode::from_u16(answer.status).unwrap();
+    let mut response = match answer.text {
+        Some(text) => (status, text).into_response(),
+        None => (status, axum::Json(answer.body)).into_response(),
+    };
     for (name, value) in answer.headers {
         response.headers_mut().insert(
             axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
