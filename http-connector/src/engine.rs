@@ -14,7 +14,7 @@ use crate::definition::{Auth, Definition, API_KEY, PASSWORD, TOKEN, USERNAME};
 use crate::error::{api, configuration, exit_code, kind_name};
 use crate::extract;
 use crate::inputs::Options;
-use crate::model::{SourceSpec, SCHEDULE_QUERY};
+use crate::model::{SourceSpec, END_TIME, SCHEDULE_QUERY, START_TIME};
 use crate::pagination::{PageRequest, Pager};
 use crate::schedule::{self, Window};
 use crate::template::{Encoding, Values};
@@ -51,6 +51,8 @@ pub async fn run_with_vars(vars: HashMap<String, String>) -> u8 {
                 Some(options) => options.mask(&failure.message),
                 None => failure.message.clone(),
             };
+            // One line: the Container API records each stderr line as its own error.
+            let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
             eprintln!("http-connector: {message}");
             let mut context = json!({"failure_kind": kind_name(failure.kind)});
             if let Some(status) = failure.status {
@@ -99,6 +101,9 @@ async fn pull(
         if let Some(query) = fill.schedule_query {
             values.insert(SCHEDULE_QUERY, query);
         }
+        let (start, end) = schedule::times(schedule, &window)?;
+        values.insert(START_TIME, start);
+        values.insert(END_TIME, end);
         schedule_query = fill.query;
         container
             .log(

@@ -189,6 +189,16 @@ impl Options {
             }
             values.insert(input.name.clone(), value);
         }
+        if let (Some(user), Some(password)) = (values.get(USERNAME), values.get(PASSWORD)) {
+            use base64::Engine;
+            // What an API echoing the refused `Authorization: Basic` header would show.
+            secrets.push(
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")),
+            );
+        }
+        // Longest first: a secret inside another (a password in its basic credentials)
+        // must not break the longer one's mask.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         let base_url = values
             .get(BASE_URL)
             .map(|text| {
@@ -395,6 +405,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message.contains("schedule_start"), "{}", err.message);
+    }
+
+    #[test]
+    fn basic_credentials_are_masked_in_their_header_form_too() {
+        let inputs = mailchimp_inputs(&Auth::Basic);
+        let options = Options::resolve(
+            &inputs,
+            &[],
+            &vars(&[
+                ("listId", "L"),
+                ("domain", "d"),
+                ("username", "u"),
+                ("password", "p"),
+            ]),
+        )
+        .unwrap();
+        // base64("u:p")
+        assert_eq!(options.mask("got Basic dTpw"), "got Basic ***");
     }
 
     #[test]

@@ -146,7 +146,7 @@ pub struct Property {
 }
 
 /// One option of a connector, as the orchestrator shows and checks it at registration.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Input {
     pub name: String,
     pub kind: InputKind,
@@ -156,7 +156,7 @@ pub struct Input {
     pub secret: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InputKind {
     String,

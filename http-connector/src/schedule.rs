@@ -113,6 +113,23 @@ pub fn fill(schedule: &Schedule, window: &Window) -> Result<Fill, SpecError> {
     }
 }
 
+/// The window's start and end in the schedule's formats, for a `{START_TIME}` or
+/// `{END_TIME}` written directly in the request.
+pub fn times(schedule: &Schedule, window: &Window) -> Result<(String, String), SpecError> {
+    let (start_format, end_format) = match schedule {
+        Schedule::Params {
+            start_format,
+            end_format,
+            ..
+        } => (start_format, end_format),
+        Schedule::Advance { format, .. } => (format, format),
+    };
+    Ok((
+        datefmt::format(window.start, start_format)?,
+        datefmt::format(window.end, end_format)?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

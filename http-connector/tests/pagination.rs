@@ -340,3 +340,41 @@ async fn advance_scheduling_backfills_first_then_asks_incrementally() {
         "{query} after {end}"
     );
 }
+
+#[tokio::test]
+async fn a_large_page_is_posted_in_batches_of_at_most_1000_records() {
+    let api = MockApi::start(|_| Answer::ok(json!({"items": items(0, 2500)}))).await;
+    let container = ContainerApi::with_state(None).await;
+    let (status, finished, _) = pull(spec(json!({"type": "NONE"})), &api, container, &[]).await;
+    assert_eq!(status, 0, "{:#?}", finished.logs);
+    let batches: Vec<_> = finished
+        .forwarded
+        .iter()
+        .filter(|(method, path, _)| method == "POST" && path == "/output/output")
+        .map(|(_, _, records)| records.unwrap())
+        .collect();
+    assert_eq!(batches, [1000, 1000, 500]);
+    assert_eq!(finished.records.len(), 2500);
+    assert!(finished.state_puts.is_empty(), "no schedule, no state");
+}
+
+#[tokio::test]
+async fn start_and_end_time_placeholders_in_the_query_get_the_window() {
+    let api = MockApi::start(|_| Answer::ok(json!({"items": items(0, 1)}))).await;
+    let mut spec = spec(json!({"type": "NONE"}));
+    spec["urlParams"]["queryParams"] = json!({"from": "{START_TIME}"});
+    spec["scheduleParams"] = json!({"scheduleStartParamName": "since", "scheduleEndParamName": "until",
+        "scheduleStartParamFormat": "yyyy-MM-dd", "scheduleEndParamFormat": "yyyy-MM-ddTHH:mm:ssZ"});
+    let container = ContainerApi::with_state(None).await;
+    let (status, finished, received) = pull(
+        spec,
+        &api,
+        container,
+        &[("schedule_start", "2021-06-07T08:09:10Z")],
+    )
+    .await;
+    assert_eq!(status, 0, "{:#?}", finished.logs);
+    assert_eq!(received[0].param("from"), Some("2021-06-07"));
+    assert_eq!(received[0].param("since"), Some("2021-06-07"));
+    assert!(received[0].param("until").unwrap().ends_with('Z'));
+}

@@ -197,6 +197,9 @@ pub struct ContainerApi {
 struct StateFront {
     current: Option<Value>,
     puts: Vec<Value>,
+    /// Method and path of each request forwarded, with the record count of each
+    /// `POST /output/output`.
+    forwarded: Vec<(String, String, Option<usize>)>,
 }
 
 #[derive(Clone)]
@@ -290,11 +293,15 @@ impl ContainerApi {
             .unwrap()
             .unwrap();
         let run_dir = self.dir.path().join("run");
-        let puts = self.state.lock().unwrap().puts.clone();
+        let (puts, forwarded) = {
+            let front = self.state.lock().unwrap();
+            (front.puts.clone(), front.forwarded.clone())
+        };
         Finished {
             records: read_lines(&run_dir.join("output").join("output.jsonl")),
             logs: read_lines(&run_dir.join("logs.jsonl")),
             state_puts: puts,
+            forwarded,
             _dir: self.dir,
         }
     }
@@ -304,6 +311,8 @@ pub struct Finished {
     pub records: Vec<Value>,
     pub logs: Vec<Value>,
     pub state_puts: Vec<Value>,
+    /// What the front forwarded (only when started [`ContainerApi::with_state`]).
+    pub forwarded: Vec<(String, String, Option<usize>)>,
     _dir: TempDir,
 }
 
@@ -345,6 +354,15 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let records = (uri.path() == "/output/output")
+        .then(|| serde_json::from_slice::<Value>(&body).ok())
+        .flatten()
+        .and_then(|b| b["data"].as_array().map(Vec::len));
+    front.state.lock().unwrap().forwarded.push((
+        method.to_string(),
+        uri.path().to_owned(),
+        records,
+    ));
     let mut request = front
         .client
         .request(method, format!("{}{path}", front.target))
