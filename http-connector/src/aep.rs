@@ -194,38 +194,38 @@ impl<'a> Field<'a> {
 
 struct SourceSpecNode<'a> {
     spec: Node<'a>,
-    attributes: Option<Node<'a>>,
+    attributes: Option<&'a Object>,
     attributes_path: String,
 }
 
 impl<'a> SourceSpecNode<'a> {
     fn new(spec: Node<'a>) -> Self {
-        let attributes = spec.map.get("attributes").and_then(Value::as_object);
         Self {
             spec,
-            attributes: attributes.map(|map| Node { path: "", map }),
+            attributes: spec.map.get("attributes").and_then(Value::as_object),
             attributes_path: format!("{}.attributes", spec.path),
         }
     }
 
     /// A parameter (`urlParams`, ...) under `attributes`, or else directly in the sourceSpec.
     fn param(&self, key: &str) -> Option<Field<'a>> {
-        if let Some(attributes) = self.attributes {
-            if let Some(value) = attributes.map.get(key) {
-                return Some(Field {
-                    path: format!("{}.{key}", self.attributes_path),
-                    value,
-                });
-            }
+        match self.attributes.and_then(|a| a.get(key)) {
+            Some(value) => Some(Field {
+                path: format!("{}.{key}", self.attributes_path),
+                value,
+            }),
+            None => self.spec.field(key),
         }
-        self.spec.field(key)
     }
 
     fn required_param(&self, key: &str) -> Result<Field<'a>, SpecError> {
         self.param(key).ok_or_else(|| {
             SpecError::new(
                 format!("{}.{key}", self.attributes_path),
-                "is required but missing",
+                format!(
+                    "is required but missing (neither there nor at {}.{key})",
+                    self.spec.path
+                ),
             )
         })
     }

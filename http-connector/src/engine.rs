@@ -129,6 +129,9 @@ async fn pull(
             tokio::time::sleep(page_request.delay).await;
         }
         let request = template.build(&page_request)?;
+        // Next-page URLs resolve against, and must stay on the origin of, what was asked
+        // for, not wherever a redirect went.
+        let url = request.url().clone();
         let response = transport.send(request).await.map_err(|mut failure| {
             if number == 1 && failure.status == Some(404) {
                 failure.kind = FailureKind::Configuration;
@@ -137,17 +140,21 @@ async fn pull(
             failure
         })?;
         let headers = response.headers().clone();
-        let url = response.url().clone();
         let bytes = response.bytes().await.map_err(|e| Failure {
             kind: FailureKind::Transient,
             status: None,
             message: format!("reading page {number}: {e}"),
         })?;
-        let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            api(format!(
-                "reading page {number}: the response is not JSON: {e}"
-            ))
-        })?;
+        // An empty answer (a 204, say) is a page without records.
+        let body: Value = if bytes.trim_ascii().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                api(format!(
+                    "reading page {number}: the response is not JSON: {e}"
+                ))
+            })?
+        };
         let page = extract::page(&body, &spec.content, spec.explode.as_ref());
         pager.observe(&body, &headers, &url, &page)?;
         container.write(&page.records).await?;

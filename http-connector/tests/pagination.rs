@@ -378,3 +378,18 @@ async fn start_and_end_time_placeholders_in_the_query_get_the_window() {
     assert_eq!(received[0].param("since"), Some("2021-06-07"));
     assert!(received[0].param("until").unwrap().ends_with('Z'));
 }
+
+#[tokio::test]
+async fn an_empty_answer_is_a_page_without_records_and_ends_the_pagination() {
+    let api = MockApi::start(|r| match r.param("page") {
+        Some("0") => Answer::ok(json!({"items": items(0, 2)})),
+        _ => Answer::text(204, ""),
+    })
+    .await;
+    let spec =
+        spec(json!({"type": "PAGE", "pageParamName": "page", "limitName": "n", "limitValue": 2}));
+    let (status, finished, received) = pull(spec, &api, ContainerApi::start().await, &[]).await;
+    assert_eq!(status, 0, "{:#?}", finished.logs);
+    assert_eq!(received.len(), 2);
+    assert_eq!(ids(&finished), [0, 1]);
+}
