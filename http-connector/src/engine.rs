@@ -86,6 +86,23 @@ async fn pull(
     *options_out = Some(options.clone());
     let transport = transport(&connector)?;
     let spec = &connector.spec;
+    container
+        .log(
+            "info",
+            &format!(
+                "pulling {} {}{}",
+                spec.request.method.as_reqwest(),
+                options
+                    .base_url
+                    .as_ref()
+                    .map_or(spec.request.host.as_str(), |u| u
+                        .as_str()
+                        .trim_end_matches('/')),
+                spec.request.path
+            ),
+            json!({"options": options.resolved()}),
+        )
+        .await;
 
     let mut values = Values::new(options.values().clone());
     let mut schedule_query = Vec::new();

@@ -135,6 +135,7 @@ pub fn check_names(spec: &SourceSpec) -> Result<(), SpecError> {
 #[derive(Clone)]
 pub struct Options {
     values: HashMap<String, String>,
+    secret_names: Vec<String>,
     secrets: Vec<String>,
     pub base_url: Option<reqwest::Url>,
     pub schedule_start: DateTime<Utc>,
@@ -171,6 +172,7 @@ impl Options {
         let has_base_url = lookup(BASE_URL).is_some();
         let mut values = HashMap::new();
         let mut secrets = Vec::new();
+        let mut secret_names = Vec::new();
         for input in inputs {
             let Some(value) = lookup(&input.name) else {
                 let needed =
@@ -186,6 +188,7 @@ impl Options {
             let value = checked(input, value)?;
             if input.secret {
                 secrets.push(value.clone());
+                secret_names.push(input.name.clone());
             }
             values.insert(input.name.clone(), value);
         }
@@ -224,6 +227,7 @@ impl Options {
         };
         Ok(Self {
             values,
+            secret_names,
             secrets,
             base_url,
             schedule_start,
@@ -236,6 +240,24 @@ impl Options {
 
     pub fn values(&self) -> &HashMap<String, String> {
         &self.values
+    }
+
+    /// The values set, secrets as `***`: what the run logs at its start.
+    pub fn resolved(&self) -> serde_json::Value {
+        let mut names: Vec<_> = self.values.keys().collect();
+        names.sort();
+        let map = names
+            .into_iter()
+            .map(|name| {
+                let value = if self.secret_names.contains(name) {
+                    "***".to_owned()
+                } else {
+                    self.values[name].clone()
+                };
+                (name.clone(), serde_json::Value::String(value))
+            })
+            .collect();
+        serde_json::Value::Object(map)
     }
 
     /// Replaces every secret value (and its percent-encoded form) in `text` with `***`.
@@ -388,6 +410,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(options.get("token"), Some("s3cr/et"));
+        assert_eq!(
+            options.resolved(),
+            serde_json::json!({"listId": "L", "token": "***", "base_url": "http://127.0.0.1:9"})
+        );
         assert_eq!(options.schedule_start, DateTime::UNIX_EPOCH);
         assert_eq!(
             options.mask("GET /x?t=s3cr%2Fet s3cr/et"),

@@ -140,6 +140,9 @@ async fn the_published_mailchimp_members_spec_pulls_every_member_once_and_resume
         .collect();
     assert_eq!(pages.len(), 3, "{:#?}", first.logs);
     assert_eq!(pages[2]["context"]["records"], 50);
+    let start = &first.logs_at("info")[0];
+    assert_eq!(start["context"]["options"]["password"], "***", "{start}");
+    assert_eq!(start["context"]["options"]["listId"], "L1", "{start}");
     let all_logs = serde_json::to_string(&first.logs).unwrap();
     assert!(!all_logs.contains(PASSWORD));
 
