@@ -505,18 +505,9 @@ fn schedule(field: &Field<'_>) -> Result<Schedule, SpecError> {
 }
 
 fn uses_schedule_query(request: &RequestTemplate) -> bool {
-    let mut names: Vec<String> = Vec::new();
-    for text in [&request.host, &request.path] {
-        names.extend(template::placeholders(text).map(str::to_owned));
-    }
-    for (k, v) in request.query.iter().chain(&request.headers) {
-        names.extend(template::placeholders(k).map(str::to_owned));
-        names.extend(template::placeholders(v).map(str::to_owned));
-    }
-    if let Some(body) = &request.body {
-        template::json_placeholders(body, &mut names);
-    }
-    names.iter().any(|n| n == SCHEDULE_QUERY)
+    template::request_placeholders(request)
+        .iter()
+        .any(|(name, _)| name == SCHEDULE_QUERY)
 }
 
 /// The last member name of a simple path (`$.paging.cursor` → `cursor`).

@@ -15,28 +15,9 @@ use crate::transport::Failure;
 
 const RESERVED: [&str; 3] = [START_TIME, END_TIME, SCHEDULE_QUERY];
 
-/// Every placeholder of the request, with where it is, in document order.
-pub fn request_placeholders(spec: &SourceSpec) -> Vec<(String, &'static str)> {
-    let request = &spec.request;
-    let mut out = Vec::new();
-    let mut add = |text: &str, place: &'static str| {
-        out.extend(template::placeholders(text).map(|n| (n.to_owned(), place)));
-    };
-    add(&request.host, "host");
-    add(&request.path, "path");
-    for (k, v) in &request.query {
-        add(k, "queryParams");
-        add(v, "queryParams");
-    }
-    for (k, v) in &request.headers {
-        add(k, "headerParams");
-        add(v, "headerParams");
-    }
-    if let Some(body) = &request.body {
-        let mut names = Vec::new();
-        template::json_placeholders(body, &mut names);
-        out.extend(names.into_iter().map(|n| (n, "bodyParams")));
-    }
+/// The placeholders of the request that are options, with where they are.
+fn option_placeholders(spec: &SourceSpec) -> Vec<(String, &'static str)> {
+    let mut out = template::request_placeholders(&spec.request);
     out.retain(|(name, _)| !RESERVED.contains(&name.as_str()));
     out
 }
@@ -53,7 +34,7 @@ pub fn inputs(spec: &SourceSpec, auth: &Auth) -> Vec<Input> {
             secret: p.secret,
         })
         .collect();
-    for (name, place) in request_placeholders(spec) {
+    for (name, place) in option_placeholders(spec) {
         match inputs.iter_mut().find(|i| i.name == name) {
             Some(input) => input.required = true,
             None => inputs.push(Input {

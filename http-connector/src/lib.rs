@@ -11,6 +11,24 @@
 //! `info` line per page and saves its window in the state as
 //! `{"schedule": {"window_end": "<RFC 3339>"}}` (cde commits it only with a successful run).
 //!
+//! # Options
+//! Each input is read from the variable of its name (`listId`, `domain`, ...); the
+//! credentials (`username`, `password`, `token`, `api_key`) also from `PUP_AUTH_<NAME>`.
+//! A blank value is no value. With `base_url` set, the host's placeholders need none.
+//! The Container API is at `CONTAINER_API_URL` (else `http://cde-container-api`).
+//!
+//! # Reading of the AEP document where it is silent
+//! - POINTER: a pointer that looks like a URL (absolute, or starting with `/` or `?`) is the
+//!   next URL and must stay on the origin asked for; any other value is a token sent as
+//!   the query parameter `pointerParamName` (ours), by default the last name of
+//!   `pointerPath`, beside `limitName`.
+//! - PAGE: a numeric `endPageIndex` is the last page index requested; `headers.<name>`
+//!   reads the number of pages from that response header.
+//! - OFFSET advances by the number of elements the page gave.
+//! - `explodeEntityPath`: a record whose sub-array is missing or empty is kept once.
+//! - `maximumRequest` (default 10 000) bounds every pagination type, not only PAGE.
+//! - An empty answer is a page without records.
+//!
 //! # Exit status
 //! - `0`: every page was pulled and written.
 //! - `78` (`EX_CONFIG`): a configuration failure: the definition or spec cannot be used, an

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::error::configuration;
+use crate::model::RequestTemplate;
 use crate::transport::Failure;
 
 /// A piece of a template: literal text or a placeholder's name.
@@ -162,6 +163,30 @@ impl Values {
             other => other.clone(),
         })
     }
+}
+
+/// Every placeholder of a request, with the part it is in, in document order.
+pub fn request_placeholders(request: &RequestTemplate) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    let mut add = |text: &str, place: &'static str| {
+        out.extend(placeholders(text).map(|n| (n.to_owned(), place)));
+    };
+    add(&request.host, "host");
+    add(&request.path, "path");
+    for (k, v) in &request.query {
+        add(k, "queryParams");
+        add(v, "queryParams");
+    }
+    for (k, v) in &request.headers {
+        add(k, "headerParams");
+        add(v, "headerParams");
+    }
+    if let Some(body) = &request.body {
+        let mut names = Vec::new();
+        json_placeholders(body, &mut names);
+        out.extend(names.into_iter().map(|n| (n, "bodyParams")));
+    }
+    out
 }
 
 /// Every placeholder in a JSON value's strings and keys.
