@@ -1,5 +1,5 @@
 //! The spec model: what a declarative HTTP source asks for, independent of the dialect
-//! its document was written in. Types only; [`crate::aep`] builds them.
+//! its document was written in. Types only; the dialect modules (`aep`) build them.
 
 use serde_json::{Map, Value};
 use serde_json_path::JsonPath;
