@@ -27,7 +27,11 @@ pub const CONTAINER_API_URL_VAR: &str = "CONTAINER_API_URL";
 
 /// Runs the connector described by the process's environment; returns the exit status.
 pub async fn run_from_env() -> u8 {
-    run_with_vars(std::env::vars().collect()).await
+    // `vars()` would panic on a variable that is not Unicode; such a one is no option.
+    let vars = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    run_with_vars(vars).await
 }
 
 /// [`run_from_env`] with the variables given (tests, embedding).
