@@ -71,6 +71,7 @@ impl Cde {
             Some(previous) => state::prepare(&run_dir, previous),
             None => Ok(()),
         }
+        .and_then(|()| crate::http::prepare(manifest, values.as_map(), &run_dir))
         .and_then(|()| prepare_inputs(manifest, &run_dir.join("input"), inputs));
         if let Err(e) = prepared {
             std::fs::remove_dir_all(&run_dir).map_err(Error::file("removing", &run_dir))?;
