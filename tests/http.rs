@@ -246,9 +246,24 @@ async fn the_published_mailchimp_spec_pulls_every_member_and_resumes_from_its_wi
     let flaky = cde.run(request(&network, "flaky")).await.unwrap();
     assert_eq!(flaky.status, RunStatus::Failed, "{flaky:?}");
     assert_eq!(flaky.exit_code, Some(75), "{flaky:?}");
+    let reason = flaky.reason.clone().unwrap();
+    assert!(
+        reason.starts_with("transient failure (exit code 75): "),
+        "{reason}"
+    );
+    assert!(reason.contains("503"), "{reason}");
     let wrong = cde.run(request(&network, "wrong-key")).await.unwrap();
     assert_eq!(wrong.status, RunStatus::Failed, "{wrong:?}");
     assert_eq!(wrong.exit_code, Some(78), "{wrong:?}");
+    let reason = wrong.reason.clone().unwrap();
+    assert!(
+        reason.starts_with("configuration failure (exit code 78): "),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("401") && reason.contains("API Key Invalid"),
+        "{reason}"
+    );
     assert_eq!(
         flaky.state_key, first.state_key,
         "a changed password keeps the window"
