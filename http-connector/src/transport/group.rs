@@ -118,7 +118,7 @@ impl Group {
             limiters,
             semaphore: group
                 .max_concurrent
-                .map(|n| Semaphore::new(n.min(Semaphore::MAX_PERMITS as u32) as usize)),
+                .map(|n| Semaphore::new((n as usize).min(Semaphore::MAX_PERMITS))),
             adaptive,
             timeout: Duration::from_secs_f64(group.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)),
             max_tries: group.max_tries.unwrap_or(DEFAULT_MAX_TRIES),

@@ -153,6 +153,11 @@ impl Transport {
         })
     }
 
+    /// The client requests go through, to build them with (`client().get(url).build()`).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     fn group(&self, method: &Method, url: &reqwest::Url) -> &Group {
         self.groups
             .iter()
