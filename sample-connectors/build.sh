@@ -187,6 +187,19 @@ for dir in "${dirs[@]}"; do
     image="$(yaml_value "$manifest" image)"
     [ -n "$image" ] || die "$name: $manifest has no image:"
 
+    # The host's own steps (wheels, the client) need no base image: they run while the
+    # base image is found or made, which can take a minute. Their lines go to a log,
+    # shown when they are done.
+    mkdir -p "$dir/.build"
+    host_log="$dir/.build/host-steps.log"
+    : >"$host_log"
+    (
+        [ -f "$dir/requirements.txt" ] && fill_wheelhouse "$dir"
+        [ -f "$dir/openapi-client.yaml" ] && make_client "$dir"
+        true
+    ) 2>>"$host_log" &
+    host_steps=$!
+
     build_args=()
     default_base="$(sed -n 's/^ARG[[:space:]]\+BASE_IMAGE=//p' "$dir/Dockerfile" | head -n 1 | tr -d "\"'")"
     if [ -n "$default_base" ] || [ -n "${BASE_IMAGE:-}" ]; then
@@ -201,8 +214,14 @@ for dir in "${dirs[@]}"; do
         base="(from the Dockerfile)"
     fi
 
-    [ -f "$dir/requirements.txt" ] && fill_wheelhouse "$dir"
-    [ -f "$dir/openapi-client.yaml" ] && make_client "$dir"
+    if kill -0 "$host_steps" 2>/dev/null; then
+        log "$name: waiting for the wheels and the client (progress in ${host_log#"$ROOT"/})"
+    fi
+    if ! wait "$host_steps"; then
+        cat "$host_log" >&2
+        die "$name: preparing the wheelhouse failed (output above)"
+    fi
+    grep -v 'still going' "$host_log" >&2 || true
 
     start=$SECONDS
     previous="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
