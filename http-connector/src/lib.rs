@@ -44,6 +44,7 @@
 //! never appear in logs or messages.
 
 mod aep;
+mod check;
 mod connector;
 mod container;
 mod datefmt;
@@ -58,6 +59,7 @@ mod schedule;
 mod template;
 pub mod transport;
 
+pub use check::{CheckReport, CHECK_PREFIX};
 pub use connector::{parse, Connector};
 pub use definition::{Auth, ConnectorKind, Definition, Dialect};
 pub use engine::{run_from_env, run_with_vars, CONTAINER_API_URL_VAR, DEFINITION_VAR};

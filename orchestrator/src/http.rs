@@ -9,9 +9,19 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use http_connector::CheckReport;
+
+use crate::engine::container;
 use crate::error::{Error, Result};
-use crate::executable::{EMPTY_IMAGE, IN_CONTAINER};
-use crate::model::{ConnectorType, ExecutionMode, FieldType, InputValues, Manifest, OptionSpec};
+use crate::executable::{self, EMPTY_IMAGE, IN_CONTAINER};
+use crate::model::{
+    ConnectorType, ExecutionMode, FieldType, InputValues, Manifest, OptionSpec, RunRequest,
+};
+use crate::options::OptionValues;
+use crate::Cde;
 
 /// Where a run finds its definition, below its run directory and in its container.
 pub const DEFINITION_FILE: &str = "input/http-connector.json";
@@ -151,21 +161,7 @@ pub fn prepare(
     let Some(definition) = definition(manifest).map_err(Error::InvalidConfig)? else {
         return Ok(());
     };
-    let given = |name: &str| values.get(name).is_some_and(|v| !v.trim().is_empty());
-    if !given(BASE_URL) {
-        let connector = http_connector::parse(&definition)
-            .map_err(|e| Error::InvalidConfig(format!("{}: http.{e}", manifest.code)))?;
-        if let Some(missing) = connector
-            .host_placeholders()
-            .into_iter()
-            .find(|p| !given(p))
-        {
-            return Err(Error::InvalidConfig(format!(
-                "option {missing} of {} is required: it fills {{{missing}}} in the spec's host (or give base_url)",
-                manifest.code
-            )));
-        }
-    }
+    check_host(manifest, &definition, values)?;
     let path = run_dir.join(DEFINITION_FILE);
     let text = serde_json::to_vec(&definition).map_err(Error::json(format!(
         "encoding the HTTP definition of {}",
@@ -175,8 +171,104 @@ pub fn prepare(
     crate::private::chmod(&path, 0o644)
 }
 
+/// The host's placeholders are needed unless `base_url` replaces the host.
+fn check_host(
+    manifest: &Manifest,
+    definition: &http_connector::Definition,
+    values: &BTreeMap<String, String>,
+) -> Result<()> {
+    let given = |name: &str| values.get(name).is_some_and(|v| !v.trim().is_empty());
+    if given(BASE_URL) {
+        return Ok(());
+    }
+    let connector = http_connector::parse(definition)
+        .map_err(|e| Error::InvalidConfig(format!("{}: http.{e}", manifest.code)))?;
+    match connector.host_placeholders().into_iter().find(|p| !given(p)) {
+        Some(missing) => Err(Error::InvalidConfig(format!(
+            "option {missing} of {} is required: it fills {{{missing}}} in the spec's host (or give base_url)",
+            manifest.code
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl Cde {
+    /// `cde connector check`: the connector's first request, made with the options (and
+    /// on the network) a run would have, in a throw-away container of cde's engine; what
+    /// its answer holds. Nothing is written: no run, no dataset, no state.
+    pub async fn check(&self, request: RunRequest) -> Result<CheckReport> {
+        let connector = self.store.connector(&request.connector).await?;
+        let manifest = &connector.manifest;
+        let Some(definition) = definition(manifest).map_err(Error::InvalidConfig)? else {
+            return Err(Error::InvalidConfig(format!(
+                "{} is not an HTTP connector; try it with cde run",
+                manifest.code
+            )));
+        };
+        let values = OptionValues::resolve(manifest, request.options)?;
+        check_host(manifest, &definition, values.as_map())?;
+        let limits = self
+            .config
+            .limits_for(manifest, &request.limits)
+            .map_err(Error::InvalidConfig)?;
+        let network = request.network.unwrap_or_else(|| manifest.network.clone());
+        let engine = self.engine().await?;
+        let network_mode =
+            container::network_mode_of(engine, &network, &self.config.run_network).await?;
+        let definition = serde_json::to_string(&definition).map_err(Error::json(format!(
+            "encoding the HTTP definition of {}",
+            manifest.code
+        )))?;
+        let (mut env, _) = OptionValues::delivery(values.as_map(), ExecutionMode::Env);
+        env.push(format!("{}={definition}", http_connector::DEFINITION_VAR));
+        let body = ContainerCreateBody {
+            image: Some(executable::empty_image(engine).await?.to_owned()),
+            entrypoint: Some(vec![IN_CONTAINER.to_owned()]),
+            cmd: Some(vec![SUBCOMMAND.to_owned(), "--check".to_owned()]),
+            env: Some(env),
+            labels: Some(container::labels(
+                self.store.instance(),
+                &[("cde.role", "check")],
+            )),
+            host_config: Some(HostConfig {
+                binds: Some(vec![format!(
+                    "{}:{IN_CONTAINER}:ro",
+                    self.executable().await?.display()
+                )]),
+                ..container::confined(&limits, &network_mode)
+            }),
+            ..Default::default()
+        };
+        let name = format!(
+            "cde-check-{}-{}",
+            manifest.code,
+            uuid::Uuid::new_v4().simple()
+        );
+        let timeout = Duration::from_secs(limits.timeout_secs.min(CHECK_TIMEOUT_SECS));
+        let failed =
+            |why: String| Error::Other(format!("checking {}: the check {why}", manifest.code));
+        let (_, output) = container::run_to_end(engine, &name, body, timeout, 20)
+            .await?
+            .map_err(failed)?;
+        report(&output).ok_or_else(|| failed(format!("printed no report: {output}")))
+    }
+}
+
+/// The longest a check may take, unless the connector's timeout is shorter.
+const CHECK_TIMEOUT_SECS: u64 = 120;
+
+/// The report in the engine's output: the JSON after its prefix.
+fn report(output: &str) -> Option<CheckReport> {
+    let (_, json) = output.rsplit_once(http_connector::CHECK_PREFIX)?;
+    serde_json::Deserializer::from_str(json)
+        .into_iter::<CheckReport>()
+        .next()?
+        .ok()
+}
+
 /// `cde http-connector`: the engine, inside a run's container; the exit status is the run's.
-pub async fn run_engine(definition: Option<&Path>, health_check: bool) -> u8 {
+/// With `check`, the first request only, its report printed (see [`Cde::check`]).
+pub async fn run_engine(definition: Option<&Path>, health_check: bool, check: bool) -> u8 {
     if health_check {
         return 0;
     }

@@ -16,13 +16,14 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
 
-use crate::model::{ConnectorVersion, Manifest, Registration};
+use crate::model::{CheckReport, CheckRequest, ConnectorVersion, Manifest, Registration};
 use crate::Cde;
 
 pub fn routes() -> OpenApiRouter<Arc<Cde>> {
     OpenApiRouter::new()
         .routes(routes!(register_connector, list_connectors))
         .routes(routes!(show_connector))
+        .routes(routes!(check_connector))
 }
 
 /// The latest version of a registered connector.
@@ -150,4 +151,30 @@ async fn show_connector(
     Path(code): Path<String>,
 ) -> Result<Json<Connector>, ApiError> {
     Ok(Json(cde.store.connector(&code).await?.into()))
+}
+
+/// Check an HTTP connector: its first request, made with these options on the network a
+/// run would join, and what the answer holds (status, records of the first page, their
+/// columns). Nothing is written: no run, dataset or state.
+#[utoipa::path(
+    post,
+    path = "/connectors/{code}/check",
+    tag = "connectors",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "The connector's code")),
+    request_body = CheckRequest,
+    responses(
+        (status = 200, description = "What the first request found; `ok` says whether it succeeded", body = CheckReport),
+        (status = 400, description = "An unknown or invalid option, or not an HTTP connector", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "The Docker engine cannot be reached", body = ErrorBody),
+    ),
+)]
+async fn check_connector(
+    State(cde): State<Arc<Cde>>,
+    Path(code): Path<String>,
+    Json(request): Json<CheckRequest>,
+) -> Result<Json<CheckReport>, ApiError> {
+    Ok(Json(cde.check(request.into_run_request(&code)).await?))
 }

@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 use crate::server::{api_token, Token};
 
 use crate::model::{
-    Pipeline, PipelineRun, PipelineStatus, Registration, Run, RunFilter, RunInputs, RunRequest,
+    CheckReport, CheckRequest, Pipeline, PipelineRun, PipelineStatus, Registration, Run, RunFilter,
+    RunInputs, RunRequest,
 };
 use crate::{Cde, Config};
 
@@ -34,6 +35,8 @@ pub trait Backend {
     async fn register(&self, path: &Path) -> Result<Registration>;
     async fn connectors(&self) -> Result<Vec<Connector>>;
     async fn connector(&self, code: &str) -> Result<Connector>;
+    /// An HTTP connector's first request and what it found (`cde connector check`).
+    async fn check(&self, code: &str, request: CheckRequest) -> Result<CheckReport>;
 
     /// Starts a run: executed by this process when embedded, queued on the server otherwise.
     async fn start(&self, request: RunRequest, inputs: &RunInputs) -> Result<(Run, Executor<Run>)>;
@@ -119,6 +122,10 @@ impl Backend for Embedded {
         Ok(self.0.store.connector(code).await?.into())
     }
 
+    async fn check(&self, code: &str, request: CheckRequest) -> Result<CheckReport> {
+        self.0.check(request.into_run_request(code)).await
+    }
+
     async fn start(&self, request: RunRequest, inputs: &RunInputs) -> Result<(Run, Executor<Run>)> {
         let run = self.0.start_with(request, inputs).await?;
         let (cde, executing) = (self.0.clone(), run.clone());
@@ -195,6 +202,10 @@ impl Backend for Remote {
 
     async fn connector(&self, code: &str) -> Result<Connector> {
         Remote::connector(self, code).await
+    }
+
+    async fn check(&self, code: &str, request: CheckRequest) -> Result<CheckReport> {
+        Remote::check(self, code, &request).await
     }
 
     async fn start(&self, request: RunRequest, inputs: &RunInputs) -> Result<(Run, Executor<Run>)> {

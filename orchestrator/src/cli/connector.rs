@@ -9,6 +9,8 @@ use clap::Subcommand;
 use super::backend::Backend;
 use super::output::Output;
 use crate::error::{Error, Result};
+use crate::model::CheckRequest;
+use crate::options::OptionValues;
 
 #[derive(Subcommand)]
 pub enum Cmd {
@@ -18,6 +20,17 @@ pub enum Cmd {
     List,
     /// Show a connector's latest manifest.
     Show { code: String },
+    /// Make an HTTP connector's first request with these options and tell what it found
+    /// (status, records of the first page, their columns); nothing is written.
+    Check {
+        code: String,
+        /// An option value, NAME=VALUE (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// The network to join: isolated (cde's own), none, or an existing network's name.
+        #[arg(long, value_name = "NETWORK")]
+        network: Option<crate::model::Network>,
+    },
 }
 
 impl Cmd {
@@ -44,6 +57,31 @@ impl Cmd {
                     }
                     Ok(text)
                 })?;
+            }
+            Cmd::Check { code, set, network } => {
+                let request = CheckRequest {
+                    options: OptionValues::parse_pairs(&set)?,
+                    network,
+                };
+                let report = backend.check(&code, request).await?;
+                out.show(&report, |r| {
+                    let mut text = format!("request   {}\n", r.request);
+                    if let Some(status) = r.status {
+                        writeln!(text, "status    {status}").expect("writing to a String");
+                    }
+                    if r.ok {
+                        writeln!(text, "records   {} on the first page", r.records)
+                            .expect("writing to a String");
+                        writeln!(text, "columns   {}", r.columns.join(", "))
+                            .expect("writing to a String");
+                    }
+                    if let Some(failure) = &r.failure {
+                        let kind = r.failure_kind.as_deref().unwrap_or("failure");
+                        writeln!(text, "failed    {kind}: {failure}").expect("writing to a String");
+                    }
+                    Ok(text)
+                })?;
+                return Ok(super::status(report.ok));
             }
             Cmd::Show { code } => {
                 out.show(&backend.connector(&code).await?, |connector| {

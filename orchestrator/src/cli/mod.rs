@@ -73,6 +73,9 @@ enum Cmd {
         /// Exit 0 at once (the registration's health check).
         #[arg(long)]
         health_check: bool,
+        /// Make the first request only and print what it found (`cde connector check`).
+        #[arg(long)]
+        check: bool,
     },
     /// The connector of `cde demo --connector builtin`; it runs inside a run's container.
     #[command(hide = true)]
@@ -124,8 +127,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::HttpConnector {
             definition,
             health_check,
+            check,
         } => {
-            let status = crate::http::run_engine(definition.as_deref(), health_check).await;
+            let status = crate::http::run_engine(definition.as_deref(), health_check, check).await;
             return Ok(ExitCode::from(status));
         }
         Cmd::Openapi => return openapi::run(),

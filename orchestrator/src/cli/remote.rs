@@ -9,7 +9,9 @@ use serde::Deserialize;
 use crate::api::connectors::Connector;
 use crate::error::{Error, ErrorCode, Result};
 
-use crate::model::{Pipeline, PipelineRun, Registration, Run, RunFilter, RunRequest};
+use crate::model::{
+    CheckReport, CheckRequest, Pipeline, PipelineRun, Registration, Run, RunFilter, RunRequest,
+};
 
 pub struct Remote {
     base: String,
@@ -131,6 +133,12 @@ impl Remote {
 
     pub async fn connector(&self, code: &str) -> Result<Connector> {
         self.send(self.http.get(self.url(&format!("/connectors/{code}"))))
+            .await
+    }
+
+    pub async fn check(&self, code: &str, request: &CheckRequest) -> Result<CheckReport> {
+        let route = format!("/connectors/{code}/check");
+        self.send(self.http.post(self.url(&route)).json(request))
             .await
     }
 

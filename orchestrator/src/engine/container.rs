@@ -50,8 +50,18 @@ pub struct ConnectorSpec<'a> {
 /// What the engine's `NetworkMode` must say for the run's network; creates cde's own
 /// network on first use.
 async fn network_mode(engine: &dyn Engine, spec: &ConnectorSpec<'_>) -> Result<String> {
-    match &spec.network {
-        Network::Isolated => engine.ensure_isolated_network(spec.runs_network).await,
+    network_mode_of(engine, &spec.network, spec.runs_network).await
+}
+
+/// What the engine's `NetworkMode` must say for `network`, where `Network::Isolated` is
+/// cde's own network `runs_network` (created on first use).
+pub async fn network_mode_of(
+    engine: &dyn Engine,
+    network: &Network,
+    runs_network: &str,
+) -> Result<String> {
+    match network {
+        Network::Isolated => engine.ensure_isolated_network(runs_network).await,
         Network::None => Ok("none".into()),
         Network::Named(name) => {
             if engine.network_exists(name).await? {
@@ -83,6 +93,24 @@ pub async fn run_once(
     body: ContainerCreateBody,
     timeout: std::time::Duration,
 ) -> Result<std::result::Result<(), String>> {
+    Ok(run_to_end(engine, name, body, timeout, 5)
+        .await?
+        .and_then(|(code, output)| match code {
+            0 => Ok(()),
+            code if output.is_empty() => Err(format!("exited with code {code}")),
+            code => Err(format!("exited with code {code}: {output}")),
+        }))
+}
+
+/// [`run_once`], giving the exit code and the last `lines` of output of a container that
+/// exited within `timeout`, whatever its code.
+pub async fn run_to_end(
+    engine: &dyn Engine,
+    name: &str,
+    body: ContainerCreateBody,
+    timeout: std::time::Duration,
+    lines: usize,
+) -> Result<std::result::Result<(i64, String), String>> {
     let id = engine.create(name, body).await?;
     let outcome = async {
         engine.start(&id).await?;
@@ -92,15 +120,9 @@ pub async fn run_once(
         };
         Ok(match exit {
             None => Err("its container disappeared".into()),
-            Some(exit) if exit.code == 0 => Ok(()),
             Some(exit) => {
-                let output = engine.output_tail(&id, 5).await.unwrap_or_default();
-                let output = if output.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {output}")
-                };
-                Err(format!("exited with code {}{output}", exit.code))
+                let output = engine.output_tail(&id, lines).await.unwrap_or_default();
+                Ok((exit.code, output))
             }
         })
     }

@@ -1,6 +1,7 @@
 //! The domain's types, and nothing else: every other module depends on them, they depend
 //! on no other module of the crate.
 
+pub mod check;
 pub mod connector;
 pub mod dataset;
 pub mod lease;
@@ -10,6 +11,7 @@ pub mod network;
 pub mod pipeline;
 pub mod run;
 
+pub use check::{CheckReport, CheckRequest};
 pub use connector::{ConnectorVersion, Registration};
 pub use dataset::{Dataset, RunInputs};
 pub use lease::{Lease, Leased};
