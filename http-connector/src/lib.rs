@@ -44,6 +44,7 @@
 //! never appear in logs or messages.
 
 mod aep;
+mod cdp;
 mod connector;
 mod container;
 mod datefmt;
@@ -54,12 +55,16 @@ mod extract;
 mod inputs;
 pub mod model;
 mod pagination;
+mod push;
+mod request;
 mod schedule;
 mod template;
 pub mod transport;
 
-pub use connector::{parse, Connector};
-pub use definition::{Auth, ConnectorKind, Definition, Dialect};
+pub use connector::{parse, Connector, Plan};
+pub use definition::{
+    Auth, BodySettings, ConfigPlacement, ConnectorKind, Definition, Dialect, RejectionSettings,
+};
 pub use engine::{run_from_env, run_with_vars, CONTAINER_API_URL_VAR, DEFINITION_VAR};
 pub use error::{SpecError, EX_CONFIG, EX_TEMPFAIL};
-pub use model::{Input, InputKind, SourceSpec};
+pub use model::{Input, InputKind, PushSpec, SourceSpec};
