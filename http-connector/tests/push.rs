@@ -17,7 +17,7 @@ fn subscriber(i: usize) -> Value {
         "id": format!("s{i:02}"),
         "email": if i == 7 || i == 18 { format!("bad-{i}") } else { format!("s{i}@example.test") },
         "age": 20 + i,
-        "vip": i % 2 == 0
+        "vip": i & 1 == 0
     })
 }
 
