@@ -59,12 +59,13 @@ pub struct Definition {
     /// Push: the input column holding a record's id, as feedback rows name it. Default `id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_column: Option<String>,
-    /// Push: how the request body is built from a batch; what is left out is read from
-    /// the action's request body schema.
+    /// Push: how the request body of `operation` is built from a batch; what is left out
+    /// is read from the action's request body schema. (The delete action of an export
+    /// delta is always read from its own schema.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<BodySettings>,
-    /// Push: where a 2xx answer lists the records it refused (each gets a feedback row).
-    /// Without it, a 2xx answer accepts its whole batch.
+    /// Push: where a 2xx answer lists the records it refused (each gets a feedback row),
+    /// for every action of the connector. Without it, a 2xx answer accepts its whole batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejections: Option<RejectionSettings>,
 }

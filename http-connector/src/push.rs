@@ -120,7 +120,7 @@ async fn send_streams(
                 action.name,
                 push.batch_size
             )),
-            json!({"action": action.name, "streams": streams, "batch_size": push.batch_size}),
+            json!({"action": action.name, "streams": streams, "batch_size": push.batch_size, "options": options.resolved()}),
         )
         .await;
     let mut reader = Reader {
