@@ -106,7 +106,7 @@ async fn should_fail_fails_the_run_and_the_cli_exits_non_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("status    failed (exit code 1)"),
+        stdout.contains("status    failed (exit code 1: failing on purpose (SHOULD_FAIL=1))"),
         "{stdout}"
     );
     assert!(
@@ -123,7 +123,11 @@ async fn should_fail_fails_the_run_and_the_cli_exits_non_zero() {
     let run = cde.store.run(&run_id).await.unwrap();
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.exit_code, Some(1));
-    assert_eq!(run.reason.as_deref(), Some("exit code 1"));
+    // The reason gives the connector's own last error.
+    assert_eq!(
+        run.reason.as_deref(),
+        Some("exit code 1: failing on purpose (SHOULD_FAIL=1)")
+    );
     assert!(leftovers(&cde, &run_id).await.is_empty());
 
     let logs = cli(&["logs", &run_id]);

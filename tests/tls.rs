@@ -132,22 +132,6 @@ async fn docker_ok(limit: Duration, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// The local Python base image (made once by `scripts/make-base-image.sh`, then cached).
-async fn python_image() -> String {
-    let script = common::root().join("scripts/make-base-image.sh");
-    let making = tokio::process::Command::new(&script)
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(600), making)
-        .await
-        .expect("the base image is made within 10 minutes")
-        .expect("make-base-image.sh runs");
-    assert!(out.status.success(), "make-base-image.sh failed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout.lines().last().expect("a tag").trim().to_owned()
-}
-
 /// A CA and a certificate it signed for [`PEER`]: (CA, server certificate, server key), PEM.
 fn certificates() -> (String, String, String) {
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -180,7 +164,7 @@ async fn a_scratch_image_resolves_the_server_and_verifies_it_against_ssl_cert_fi
     let made = Made {
         run: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
     };
-    let python = python_image().await;
+    let python = common::python_image().await;
     let limit = Duration::from_secs(60);
     let run_label = made.label();
     let labels = ["--label", "cde.test=tls", "--label", &run_label];

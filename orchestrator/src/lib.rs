@@ -12,6 +12,7 @@ pub mod document;
 pub mod engine;
 pub mod error;
 pub mod executable;
+pub mod http;
 pub mod lease;
 pub mod manifest;
 pub mod model;

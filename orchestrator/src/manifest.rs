@@ -6,13 +6,23 @@ use crate::error::Result;
 use crate::model::{ConnectorType, FieldType, Manifest, OptionSpec};
 
 impl Manifest {
+    /// Reads a manifest file; an HTTP connector's `spec` may name a file beside it.
     pub fn load(path: &Path) -> Result<Self> {
-        crate::document::load(path, Self::parse)
+        let folder = path.parent().unwrap_or(Path::new("."));
+        crate::document::load(path, |text, json| Self::parse_in(text, json, Some(folder)))
     }
 
     /// Parses and validates; the error names the offending field.
     pub fn parse(text: &str, json: bool) -> Result<Self, String> {
-        let manifest: Manifest = crate::document::parse(text, json)?;
+        Self::parse_in(text, json, None)
+    }
+
+    fn parse_in(text: &str, json: bool, folder: Option<&Path>) -> Result<Self, String> {
+        let mut manifest: Manifest = crate::document::parse(text, json)?;
+        if let Some(folder) = folder {
+            crate::http::resolve_spec_file(&mut manifest, folder)?;
+        }
+        crate::http::expand(&mut manifest)?;
         manifest.validate()?;
         Ok(manifest)
     }

@@ -232,3 +232,64 @@ impl Drop for Postgres {
         .unwrap();
     }
 }
+
+/// The local Python base image (made once by `scripts/make-base-image.sh`, then cached).
+pub async fn python_image() -> String {
+    let script = root().join("scripts/make-base-image.sh");
+    let making = tokio::process::Command::new(&script)
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(600), making)
+        .await
+        .expect("the base image is made within 10 minutes")
+        .expect("make-base-image.sh runs");
+    assert!(out.status.success(), "make-base-image.sh failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout.lines().last().expect("a tag").trim().to_owned()
+}
+
+/// What a test made on the engine itself (containers, networks), named and labelled so
+/// that it all goes when the test ends, failed or not.
+pub struct Labelled {
+    kind: String,
+    run: String,
+}
+
+impl Labelled {
+    pub fn new(kind: &str) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            run: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+        }
+    }
+
+    /// `cde.test.run=<run>`, for `--label`.
+    pub fn label(&self) -> String {
+        format!("cde.test.run={}", self.run)
+    }
+
+    /// A name of this test's own: `cde-test-<kind>-<what>-<run>`.
+    pub fn name(&self, what: &str) -> String {
+        format!("cde-test-{}-{what}-{}", self.kind, self.run)
+    }
+}
+
+impl Drop for Labelled {
+    fn drop(&mut self) {
+        let docker = |args: &[&str]| {
+            std::process::Command::new("docker")
+                .args(args)
+                .output()
+                .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let filter = format!("label={}", self.label());
+        for id in docker(&["ps", "-aq", "--filter", &filter]).split_whitespace() {
+            docker(&["rm", "-f", id]);
+        }
+        for id in docker(&["network", "ls", "-q", "--filter", &filter]).split_whitespace() {
+            docker(&["network", "rm", id]);
+        }
+    }
+}

@@ -64,6 +64,16 @@ enum Cmd {
     /// run's container, and a local loop for connector authors:
     /// `cde container-api --run-dir DIR --listen 127.0.0.1:8080 -- python3 main.py`.
     ContainerApi(container_api::cli::Args),
+    /// The engine of declarative HTTP connectors; it runs inside a run's container.
+    #[command(hide = true)]
+    HttpConnector {
+        /// The definition cde prepared for the run.
+        #[arg(long)]
+        definition: Option<std::path::PathBuf>,
+        /// Exit 0 at once (the registration's health check).
+        #[arg(long)]
+        health_check: bool,
+    },
     /// The connector of `cde demo --connector builtin`; it runs inside a run's container.
     #[command(hide = true)]
     DemoConnector {
@@ -111,6 +121,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 false => crate::demo::connector::run().await.map(ExitCode::from),
             }
         }
+        Cmd::HttpConnector {
+            definition,
+            health_check,
+        } => {
+            let status = crate::http::run_engine(definition.as_deref(), health_check).await;
+            return Ok(ExitCode::from(status));
+        }
         Cmd::Openapi => return openapi::run(),
         _ => {}
     }
@@ -144,7 +161,9 @@ impl Cmd {
             Cmd::Logs(cmd) => cmd.run(backend, out).await,
             Cmd::Cancel(cmd) => cmd.run(backend, out).await,
             Cmd::Gc(cmd) => cmd.run(backend, out).await,
-            Cmd::ContainerApi(_) | Cmd::DemoConnector { .. } => unreachable!("handled in cli::run"),
+            Cmd::ContainerApi(_) | Cmd::DemoConnector { .. } | Cmd::HttpConnector { .. } => {
+                unreachable!("handled in cli::run")
+            }
         }
     }
 }

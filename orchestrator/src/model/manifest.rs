@@ -13,7 +13,11 @@ pub struct Manifest {
     pub label: String,
     #[serde(rename = "type")]
     pub kind: ConnectorType,
+    /// The image runs start from; an HTTP connector leaves it out (cde's empty image).
+    #[serde(default)]
     pub image: String,
+    /// The command runs execute; an HTTP connector leaves it out (cde's own executable).
+    #[serde(default)]
     pub command: String,
     #[serde(default)]
     pub arguments: Vec<String>,
@@ -23,6 +27,12 @@ pub struct Manifest {
     pub execution_mode: ExecutionMode,
     #[serde(default)]
     pub options: Vec<OptionSpec>,
+    /// A declarative HTTP connector instead of an image: `dialect` (`aep`), `spec` (the
+    /// document, inline or a file name relative to the manifest), `auth` and the rest of
+    /// the engine's definition. cde fills in image, command and the options the spec declares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub http: Option<serde_json::Map<String, serde_json::Value>>,
     /// Resource limits for this connector's runs (defaults come from configuration).
     #[serde(default, skip_serializing_if = "is_default")]
     pub limits: LimitsOverride,

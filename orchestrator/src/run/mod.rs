@@ -71,6 +71,7 @@ impl Cde {
             Some(previous) => state::prepare(&run_dir, previous),
             None => Ok(()),
         }
+        .and_then(|()| crate::http::prepare(manifest, values.as_map(), &run_dir))
         .and_then(|()| prepare_inputs(manifest, &run_dir.join("input"), inputs));
         if let Err(e) = prepared {
             std::fs::remove_dir_all(&run_dir).map_err(Error::file("removing", &run_dir))?;
@@ -339,6 +340,16 @@ impl Cde {
             }
         }
         logs.stop().await?;
+        if let Some(code) = run.exit_code.filter(|_| run.status == RunStatus::Failed) {
+            if run.reason.as_deref() == Some(outcome::exit_reason(code).as_str()) {
+                if let Some(error) = self.store.last_error(&run.id).await? {
+                    run.reason = Some(outcome::with_last_error(
+                        &outcome::exit_reason(code),
+                        &error,
+                    ));
+                }
+            }
+        }
         // The work directory is scratch space and may hold what the connector was given.
         let work = Path::new(&run.run_dir).join(container_api::storage::WORK_DIR);
         if let Err(e) = std::fs::remove_dir_all(&work) {

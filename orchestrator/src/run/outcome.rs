@@ -33,6 +33,48 @@ pub enum StopCause {
     Disk,
 }
 
+/// The kind of failure a connector reports with its exit status, after sysexits(3):
+/// 75 (`EX_TEMPFAIL`) and 78 (`EX_CONFIG`). Any other non-zero status says nothing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// It may succeed when tried again: the API was unreachable, or kept failing.
+    Transient,
+    /// Credentials, permissions or settings are wrong: trying again cannot help.
+    Configuration,
+}
+
+pub const EX_TEMPFAIL: i64 = 75;
+pub const EX_CONFIG: i64 = 78;
+
+pub fn reported_failure(exit_code: i64) -> Option<FailureKind> {
+    match exit_code {
+        EX_TEMPFAIL => Some(FailureKind::Transient),
+        EX_CONFIG => Some(FailureKind::Configuration),
+        _ => None,
+    }
+}
+
+/// The reason of a run that ended with a non-zero status by itself.
+pub fn exit_reason(code: i64) -> String {
+    match reported_failure(code) {
+        Some(FailureKind::Transient) => format!("transient failure (exit code {code})"),
+        Some(FailureKind::Configuration) => format!("configuration failure (exit code {code})"),
+        None => format!("exit code {code}"),
+    }
+}
+
+/// An exit reason followed by the last error the connector logged, which says what went
+/// wrong in its own words (cut to a line's worth).
+pub fn with_last_error(reason: &str, last_error: &str) -> String {
+    const MAX_CHARS: usize = 300;
+    let error = last_error.trim();
+    let mut cut: String = error.chars().take(MAX_CHARS).collect();
+    if cut.len() < error.len() {
+        cut.push('…');
+    }
+    format!("{reason}: {cut}")
+}
+
 /// What is known of a run's container once it stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed {
@@ -70,7 +112,7 @@ pub fn ending(observed: Observed, limits: &Limits) -> Ending {
             format!("out of memory (limit {} MiB)", limits.memory_mb),
         ),
         None if exit.code == 0 => (RunStatus::Succeeded, "exit code 0".into()),
-        None => (RunStatus::Failed, format!("exit code {}", exit.code)),
+        None => (RunStatus::Failed, exit_reason(exit.code)),
     };
     Ending {
         status,
@@ -115,6 +157,26 @@ mod tests {
             decide(exited(3, false)),
             (RunStatus::Failed, "exit code 3".into(), Some(3))
         );
+    }
+
+    #[test]
+    fn the_exit_status_names_the_kind_of_failure() {
+        assert_eq!(
+            decide(exited(75, false)).1,
+            "transient failure (exit code 75)"
+        );
+        assert_eq!(
+            decide(exited(78, false)).1,
+            "configuration failure (exit code 78)"
+        );
+        assert_eq!(decide(exited(3, false)).1, "exit code 3");
+        let long = "x".repeat(400);
+        let reason = with_last_error("exit code 1", &long);
+        assert!(
+            reason.starts_with("exit code 1: xxx") && reason.ends_with('…'),
+            "{reason}"
+        );
+        assert_eq!(reason.chars().count(), "exit code 1: ".len() + 301);
     }
 
     #[test]

@@ -96,6 +96,22 @@ impl Store {
             .transpose()
     }
 
+    /// The message of the last line the run logged at `error` or a graver level (masked,
+    /// as every stored line is).
+    pub async fn last_error(&self, run_id: &str) -> Result<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT message FROM run_logs WHERE run_id = $1
+             AND level IN ('error', 'critical', 'alert', 'emergency')
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::store(format!(
+            "reading the last error of run {run_id}"
+        )))
+    }
+
     /// Log lines with sequence number at least `from`, in order, with their numbers.
     pub async fn logs(&self, run_id: &str, from: i64) -> Result<Vec<(i64, LogLine)>> {
         self.run(run_id).await?;
