@@ -37,6 +37,7 @@ use crate::model::{
     Action, BodyLayout, Extraction, InputKind, Method, Object, Pagination, PaginationKind,
     Property, RequestTemplate, SourceSpec,
 };
+use crate::transport::EndpointGroup;
 
 /// Records per request unless the definition or the schema's `maxItems` says otherwise.
 pub const DEFAULT_BATCH_SIZE: usize = 100;
@@ -548,7 +549,7 @@ impl Document {
             },
             schedule: None,
             properties,
-            rate_limit: rate_limit(operation),
+            rate_limit: rate_limit(operation)?,
         })
     }
 
@@ -642,7 +643,7 @@ impl Document {
                 config_values: operation.config_values.clone(),
                 layout,
                 properties,
-                rate_limit: rate_limit(operation),
+                rate_limit: rate_limit(operation)?,
             },
             max_items,
         ))
@@ -778,13 +779,27 @@ impl Document {
     }
 }
 
-fn rate_limit(operation: &Operation<'_>) -> Option<Value> {
-    operation
+/// The operation's `x-cdp-operation-settings.rateLimitConfig`, checked as the transport
+/// reads it.
+fn rate_limit(operation: &Operation<'_>) -> Result<Option<Value>, SpecError> {
+    let Some(config) = operation
         .op
         .get("x-cdp-operation-settings")
         .and_then(|s| s.get("rateLimitConfig"))
         .filter(|v| !v.is_null())
-        .cloned()
+    else {
+        return Ok(None);
+    };
+    EndpointGroup::from_cdp_rate_limit_config(vec!["/".to_owned()], config).map_err(|e| {
+        SpecError::new(
+            format!(
+                "{}.x-cdp-operation-settings.rateLimitConfig",
+                operation.op_at
+            ),
+            e.0,
+        )
+    })?;
+    Ok(Some(config.clone()))
 }
 
 /// `/subscribers/get` → (`/subscribers`, `get`); `/get` → (`/`, `get`).
@@ -1106,6 +1121,21 @@ mod tests {
         let err = doc.auth(&event).unwrap_err();
         assert_eq!(err.path, "security");
         assert!(err.message.contains("oauth"), "{err}");
+    }
+
+    #[test]
+    fn a_rate_limit_the_transport_cannot_use_is_refused_at_registration() {
+        let mut root: Value = serde_json::from_str(HUB).unwrap();
+        root["paths"]["/import"]["post"]["x-cdp-operation-settings"]["rateLimitConfig"]["type"] =
+            json!("BURST");
+        let doc = Document::new(&root).unwrap();
+        let action = doc.select(List::Actions, None, "operation", "x").unwrap();
+        let err = doc.action(&action, None).err().unwrap();
+        assert_eq!(
+            err.path,
+            "paths./import.post.x-cdp-operation-settings.rateLimitConfig"
+        );
+        assert!(err.message.contains("BURST"), "{err}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::pagination::Pager;
 use crate::request::Request;
 use crate::schedule::{self, Window};
 use crate::template::Values;
-use crate::transport::{Failure, FailureKind, Transport};
+use crate::transport::{EndpointGroup, Failure, FailureKind, Transport, TransportConfig};
 
 /// The variable holding the connector's [`Definition`] as JSON.
 pub const DEFINITION_VAR: &str = "CDE_HTTP_CONNECTOR";
@@ -68,14 +68,22 @@ pub async fn run_with_vars(vars: HashMap<String, String>) -> u8 {
     }
 }
 
-/// The transport of one operation's requests, from the rate limit its document states
-/// ([`Connector::rate_limit_config`]); the transport's configuration lives here alone.
-pub(crate) fn transport_for(rate_limit_config: Option<&Value>) -> Result<Transport, Failure> {
-    // TODO(transport): build it from the rate limit once `Transport` can
-    // (`{"type": "RPS", "rateLimitParameters": {...}}`); until then every operation gets
-    // the default transport.
-    let _ = rate_limit_config;
-    Transport::new()
+/// The transport of one operation's requests (`operation` names it in logs), from the
+/// rate limit its document states ([`Connector::rate_limit_config`]); the transport's
+/// configuration lives here alone. Each operation has a transport of its own, so its one
+/// endpoint group matches every request (`/`), next-page URLs included.
+pub(crate) fn transport_for(
+    rate_limit_config: Option<&Value>,
+    operation: &str,
+) -> Result<Transport, Failure> {
+    let Some(config) = rate_limit_config else {
+        return Transport::new();
+    };
+    let mut group = EndpointGroup::from_cdp_rate_limit_config(vec!["/".to_owned()], config)?;
+    group.name = Some(operation.to_owned());
+    Transport::with_config(&TransportConfig {
+        endpoint_groups: vec![group],
+    })
 }
 
 /// Reads the definition and the options, then pulls or pushes.
@@ -106,7 +114,10 @@ async fn pull(
     options: &Options,
     container: &ContainerApi,
 ) -> Result<(), Failure> {
-    let transport = transport_for(connector.rate_limit_config().as_ref())?;
+    let transport = transport_for(
+        connector.rate_limit_config().as_ref(),
+        &format!("{} {}", spec.request.method.as_reqwest(), spec.request.path),
+    )?;
     container
         .log(
             "info",

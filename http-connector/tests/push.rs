@@ -278,3 +278,24 @@ async fn an_export_delta_upserts_new_and_modified_deletes_deleted_and_skips_unch
     }
     assert!(finished.feedback.is_empty());
 }
+
+#[tokio::test]
+async fn the_actions_rate_limit_spaces_its_batches() {
+    // The seed's rateLimitConfig at 5 requests a second (evenly spaced: burst 1).
+    let mut hub = cdp_hub();
+    hub["paths"]["/import"]["post"]["x-cdp-operation-settings"]["rateLimitConfig"]
+        ["rateLimitParameters"]["ratePerSecond"] = json!(5);
+    let api = MockApi::start(|_| Answer::ok(json!({}))).await;
+    let container = ContainerApi::with_inputs(&[("input", subscribers(0..25))]).await;
+    let (status, finished, received) =
+        export(cdp_definition(hub, "export", json!({})), &api, container).await;
+    assert_eq!(status, 0, "{:#?}", finished.logs);
+    assert_eq!(received.len(), 3);
+    for pair in received.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= std::time::Duration::from_millis(150),
+            "batches {gap:?} apart at 5 a second"
+        );
+    }
+}
