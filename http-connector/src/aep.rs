@@ -257,6 +257,7 @@ impl<'a> SourceSpecNode<'a> {
             pagination,
             schedule,
             properties: self.properties()?,
+            rate_limit: None,
         })
     }
 
@@ -289,6 +290,7 @@ impl<'a> SourceSpecNode<'a> {
             query,
             headers,
             body,
+            optional: Vec::new(),
         })
     }
 
@@ -359,6 +361,7 @@ fn extraction(field: &Field<'_>) -> Result<Extraction, SpecError> {
             .map(|f| f.strings())
             .transpose()?
             .unwrap_or_default(),
+        bare: false,
     })
 }
 

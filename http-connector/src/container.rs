@@ -70,9 +70,18 @@ impl ContainerApi {
 
     /// Writes `records` in batches of at most [`BATCH`]; each batch is all or nothing.
     pub async fn write(&self, records: &[Object]) -> Result<(), Failure> {
+        self.write_to("output", "records", records).await
+    }
+
+    /// Writes feedback rows (`{"id": ..., "error": ...}`) as [`Self::write`] does records.
+    pub async fn feedback(&self, rows: &[Object]) -> Result<(), Failure> {
+        self.write_to("feedback", "feedback rows", rows).await
+    }
+
+    async fn write_to(&self, file: &str, noun: &str, records: &[Object]) -> Result<(), Failure> {
         for (i, batch) in records.chunks(BATCH).enumerate() {
             let what = format!(
-                "writing records (batch {} of {})",
+                "writing {noun} (batch {} of {})",
                 i + 1,
                 records.len().div_ceil(BATCH)
             );
@@ -80,7 +89,7 @@ impl ContainerApi {
                 .call(
                     &what,
                     self.client
-                        .post(self.url("/output/output"))
+                        .post(self.url(&format!("/output/{file}")))
                         .json(&json!({ "data": batch })),
                 )
                 .await?;
@@ -89,6 +98,52 @@ impl ContainerApi {
             }
         }
         Ok(())
+    }
+
+    /// The next at most `size` (1 to [`BATCH`]) records of the input stream `stream`
+    /// (`input`, `new`, ...): empty once it is exhausted, `None` when the run has no such
+    /// stream (404).
+    pub async fn next_batch(
+        &self,
+        stream: &str,
+        size: usize,
+    ) -> Result<Option<Vec<Object>>, Failure> {
+        let what = format!("reading records of {stream}");
+        let size = size.clamp(1, BATCH);
+        let (status, text) = self
+            .call(
+                &what,
+                self.client
+                    .get(self.url(&format!("/input/{stream}/next_batch")))
+                    .query(&[("size", size)]),
+            )
+            .await?;
+        match status {
+            200 => {
+                let body: Value = serde_json::from_str(&text).map_err(|e| {
+                    transient(format!(
+                        "{what}: the Container API's answer is not JSON: {e}"
+                    ))
+                })?;
+                match body.get("data") {
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .map(|item| match item {
+                            Value::Object(record) => Ok(record.clone()),
+                            _ => Err(transient(format!(
+                                "{what}: the Container API served a record that is not an object"
+                            ))),
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(Some),
+                    _ => Err(transient(format!(
+                        "{what}: the Container API's answer has no data array"
+                    ))),
+                }
+            }
+            404 => Ok(None),
+            _ => Err(Self::refused(&what, status, &text)),
+        }
     }
 
     /// Writes a log line; a failure is reported on stderr and otherwise ignored (the

@@ -1,24 +1,24 @@
-//! The pull loop: options in, every page requested, records and logs out through the
-//! Container API, the window's end saved in the state, and an exit status.
+//! A run: the definition and options read, then the pull loop (a data source: every page
+//! requested, records and logs out through the Container API, the window's end saved in
+//! the state) or the push loop ([`crate::push`]), and an exit status.
 
 use std::collections::HashMap;
 
 use chrono::Utc;
-use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use reqwest::Url;
 use serde_json::{json, Value};
 
-use crate::connector::{parse, Connector};
+use crate::connector::{parse, Connector, Plan};
 use crate::container::{self, ContainerApi};
-use crate::definition::{Auth, Definition, API_KEY, PASSWORD, TOKEN, USERNAME};
+use crate::definition::Definition;
 use crate::error::{api, configuration, exit_code, kind_name};
 use crate::extract;
 use crate::inputs::Options;
 use crate::model::{SourceSpec, END_TIME, SCHEDULE_QUERY, START_TIME};
-use crate::pagination::{PageRequest, Pager};
+use crate::pagination::Pager;
+use crate::request::Request;
 use crate::schedule::{self, Window};
-use crate::template::{Encoding, Values};
-use crate::transport::{Failure, FailureKind, Transport};
+use crate::template::Values;
+use crate::transport::{EndpointGroup, Failure, FailureKind, Transport, TransportConfig};
 
 /// The variable holding the connector's [`Definition`] as JSON.
 pub const DEFINITION_VAR: &str = "CDE_HTTP_CONNECTOR";
@@ -48,7 +48,7 @@ pub async fn run_with_vars(vars: HashMap<String, String>) -> u8 {
         }
     };
     let mut options = None;
-    match pull(&vars, &container, &mut options).await {
+    match run(&vars, &container, &mut options).await {
         Ok(()) => 0,
         Err(failure) => {
             let message = match &options {
@@ -68,12 +68,26 @@ pub async fn run_with_vars(vars: HashMap<String, String>) -> u8 {
     }
 }
 
-/// The transport of the source's requests; its configuration lives here alone.
-fn transport(_connector: &Connector) -> Result<Transport, Failure> {
-    Transport::new()
+/// The transport of one operation's requests (`operation` names it in logs), from the
+/// rate limit its document states ([`Connector::rate_limit_config`]); the transport's
+/// configuration lives here alone. Each operation has a transport of its own, so its one
+/// endpoint group matches every request (`/`), next-page URLs included.
+pub(crate) fn transport_for(
+    rate_limit_config: Option<&Value>,
+    operation: &str,
+) -> Result<Transport, Failure> {
+    let Some(config) = rate_limit_config else {
+        return Transport::new();
+    };
+    let mut group = EndpointGroup::from_cdp_rate_limit_config(vec!["/".to_owned()], config)?;
+    group.name = Some(operation.to_owned());
+    Transport::with_config(&TransportConfig {
+        endpoint_groups: vec![group],
+    })
 }
 
-async fn pull(
+/// Reads the definition and the options, then pulls or pushes.
+async fn run(
     vars: &HashMap<String, String>,
     container: &ContainerApi,
     options_out: &mut Option<Options>,
@@ -88,8 +102,22 @@ async fn pull(
     let connector = parse(&definition)?;
     let options = Options::resolve(&connector.inputs(), &connector.host_placeholders(), vars)?;
     *options_out = Some(options.clone());
-    let transport = transport(&connector)?;
-    let spec = &connector.spec;
+    match &connector.plan {
+        Plan::Pull(spec) => pull(&connector, spec, &options, container).await,
+        Plan::Push(push) => crate::push::push(&connector, push, &options, container).await,
+    }
+}
+
+async fn pull(
+    connector: &Connector,
+    spec: &SourceSpec,
+    options: &Options,
+    container: &ContainerApi,
+) -> Result<(), Failure> {
+    let transport = transport_for(
+        connector.rate_limit_config().as_ref(),
+        &format!("{} {}", spec.request.method.as_reqwest(), spec.request.path),
+    )?;
     container
         .log(
             "info",
@@ -141,7 +169,13 @@ async fn pull(
         window_and_state = Some((window, state));
     }
 
-    let template = Request::new(spec, &connector.auth, &options, &values, schedule_query)?;
+    let template = Request::new(
+        &spec.request,
+        &connector.auth,
+        options,
+        &values,
+        schedule_query,
+    )?;
     let mut pager = Pager::new(&spec.pagination);
     let mut total = 0usize;
     while let Some(page_request) = pager.next_request()? {
@@ -215,145 +249,4 @@ async fn pull(
         )
         .await;
     Ok(())
-}
-
-/// The parts of every request that do not change from page to page, filled.
-struct Request {
-    method: reqwest::Method,
-    url: Url,
-    query: Vec<(String, String)>,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    body: Option<(Vec<u8>, bool)>,
-}
-
-impl Request {
-    fn new(
-        spec: &SourceSpec,
-        auth: &Auth,
-        options: &Options,
-        values: &Values,
-        schedule_query: Vec<(String, String)>,
-    ) -> Result<Self, Failure> {
-        let template = &spec.request;
-        let host = match &options.base_url {
-            Some(base) => base.as_str().to_owned(),
-            None => values.fill(&template.host, Encoding::Host, "urlParams.host")?,
-        };
-        let path = values.fill(&template.path, Encoding::PathSegment, "urlParams.path")?;
-        let joined = format!("{}{}", host.trim_end_matches('/'), path);
-        let url = Url::parse(&joined).map_err(|e| {
-            configuration(format!(
-                "building the request URL from urlParams.host and urlParams.path: {e}"
-            ))
-        })?;
-        let mut query = Vec::new();
-        for (k, v) in &template.query {
-            query.push((
-                values.fill(k, Encoding::Raw, "urlParams.queryParams")?,
-                values.fill(v, Encoding::Raw, &format!("urlParams.queryParams.{k}"))?,
-            ));
-        }
-        query.extend(schedule_query);
-        let mut headers = Vec::new();
-        for (k, v) in &template.headers {
-            let name = values.fill(k, Encoding::Raw, "headerParams")?;
-            let value = values.fill(v, Encoding::Raw, &format!("headerParams.{k}"))?;
-            headers.push(header(&name, &value, false)?);
-        }
-        let secret = |name: &str| options.get(name).unwrap_or_default().to_owned();
-        match auth {
-            Auth::None => {}
-            Auth::Basic => {
-                use base64::Engine;
-                let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
-                    "{}:{}",
-                    secret(USERNAME),
-                    secret(PASSWORD)
-                ));
-                headers.push(header(
-                    AUTHORIZATION.as_str(),
-                    &format!("Basic {credentials}"),
-                    true,
-                )?);
-            }
-            Auth::Bearer => headers.push(header(
-                AUTHORIZATION.as_str(),
-                &format!("Bearer {}", secret(TOKEN)),
-                true,
-            )?),
-            Auth::ApiKey { header: name } => headers.push(header(name, &secret(API_KEY), true)?),
-        }
-        if !headers.iter().any(|(n, _)| n == ACCEPT) {
-            headers.push((ACCEPT, HeaderValue::from_static("application/json")));
-        }
-        let body = match &template.body {
-            None => None,
-            Some(Value::String(text)) => Some((
-                values.fill(text, Encoding::Raw, "bodyParams")?.into_bytes(),
-                false,
-            )),
-            Some(json) => Some((
-                serde_json::to_vec(&values.fill_json(json, "bodyParams")?)
-                    .expect("a JSON value serializes"),
-                true,
-            )),
-        };
-        Ok(Self {
-            method: template.method.as_reqwest(),
-            url,
-            query,
-            headers,
-            body,
-        })
-    }
-
-    fn build(&self, page: &PageRequest) -> Result<reqwest::Request, Failure> {
-        let url = match &page.url {
-            Some(next) => next.clone(),
-            None => {
-                let mut url = self.url.clone();
-                let pairs: Vec<_> = self.query.iter().chain(&page.query).collect();
-                if !pairs.is_empty() {
-                    // What reqwest's `RequestBuilder::query` does: form-urlencoded pairs.
-                    let mut serializer = url.query_pairs_mut();
-                    for (k, v) in pairs {
-                        serializer.append_pair(k, v);
-                    }
-                }
-                url
-            }
-        };
-        let mut request = reqwest::Request::new(self.method.clone(), url);
-        let headers = request.headers_mut();
-        for (name, value) in &self.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        for (name, value) in &page.headers {
-            let (name, value) = header(name, value, false)?;
-            headers.insert(name, value);
-        }
-        if let Some((body, is_json)) = &self.body {
-            if *is_json && !headers.contains_key(CONTENT_TYPE) {
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            }
-            *request.body_mut() = Some(body.clone().into());
-        }
-        Ok(request)
-    }
-}
-
-/// A header; the error names it but never shows its value.
-fn header(name: &str, value: &str, sensitive: bool) -> Result<(HeaderName, HeaderValue), Failure> {
-    let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-        configuration(format!(
-            "building the request: {name:?} is not a header name"
-        ))
-    })?;
-    let mut header_value = HeaderValue::from_str(value).map_err(|_| {
-        configuration(format!(
-            "building the request: the value of header {name} is not a valid header value"
-        ))
-    })?;
-    header_value.set_sensitive(sensitive);
-    Ok((header_name, header_value))
 }

@@ -83,13 +83,19 @@ pub fn page(response: &Value, content: &Extraction, explode: Option<&Extraction>
     let mut records = Vec::new();
     for node in content.path.query_located(response).iter() {
         let location = steps(&node.location().iter().cloned().collect::<Vec<_>>());
-        let wrapper = content
-            .wrapper
-            .as_deref()
-            .or_else(|| last_name(&location))
-            .map(str::to_owned);
+        let wrapper = if content.bare {
+            None
+        } else {
+            content
+                .wrapper
+                .as_deref()
+                .or_else(|| last_name(&location))
+                .map(str::to_owned)
+        };
         let mut siblings = Map::new();
-        if let (Value::Object(top), Some(Step::Name(first))) = (response, location.first()) {
+        if let (false, Value::Object(top), Some(Step::Name(first))) =
+            (content.bare, response, location.first())
+        {
             for (k, v) in top {
                 if k != first {
                     siblings.insert(k.clone(), v.clone());
@@ -210,6 +216,7 @@ mod tests {
             wrapper: wrapper.map(Into::into),
             keep: keep.map(|k| k.iter().map(|s| s.to_string()).collect()),
             skip: skip.iter().map(|s| s.to_string()).collect(),
+            bare: false,
         }
     }
 
@@ -294,6 +301,19 @@ mod tests {
         assert_eq!(
             Value::Object(page.records[0].clone()),
             json!({"email": {"id": 1}, "act": {"b": 2}})
+        );
+    }
+
+    #[test]
+    fn bare_elements_are_records_as_they_are() {
+        let mut content = extraction("$.Results", None, None, &[]);
+        content.bare = true;
+        let response = json!({"Results": [{"id": 1, "email": "a@x"}, 7], "Total": 2});
+        let page = page(&response, &content, None);
+        assert_eq!(page.elements, 2);
+        assert_eq!(
+            Value::Array(page.records.into_iter().map(Value::Object).collect()),
+            json!([{"id": 1, "email": "a@x"}, {"value": 7}])
         );
     }
 

@@ -8,23 +8,45 @@ use chrono::{DateTime, Utc};
 use crate::definition::{Auth, API_KEY, PASSWORD, TOKEN, USERNAME};
 use crate::error::{configuration, SpecError};
 use crate::model::{
-    Input, InputKind, SourceSpec, BASE_URL, END_TIME, SCHEDULE_QUERY, SCHEDULE_START, START_TIME,
+    Input, InputKind, Property, RequestTemplate, SourceSpec, BASE_URL, END_TIME, SCHEDULE_QUERY,
+    SCHEDULE_START, START_TIME,
 };
 use crate::template;
 use crate::transport::Failure;
 
 const RESERVED: [&str; 3] = [START_TIME, END_TIME, SCHEDULE_QUERY];
 
-/// The placeholders of the request that are options, with where they are.
-fn option_placeholders(spec: &SourceSpec) -> Vec<(String, &'static str)> {
-    let mut out = template::request_placeholders(&spec.request);
+/// The placeholders of a request that are options, with where they are; those of its
+/// optional entries only with `optional`.
+fn option_placeholders(request: &RequestTemplate, optional: bool) -> Vec<(String, &'static str)> {
+    let mut kept = request.clone();
+    let keep = |(k, _): &(String, String)| request.optional.contains(k) == optional;
+    kept.query.retain(keep);
+    kept.headers.retain(keep);
+    if optional {
+        kept.host.clear();
+        kept.path.clear();
+        kept.body = None;
+    }
+    let mut out = template::request_placeholders(&kept);
     out.retain(|(name, _)| !RESERVED.contains(&name.as_str()));
     out
 }
 
+/// The inputs of an AEP source.
 pub fn inputs(spec: &SourceSpec, auth: &Auth) -> Vec<Input> {
-    let mut inputs: Vec<Input> = spec
-        .properties
+    collect(&spec.properties, &[&spec.request], true, auth)
+}
+
+/// The inputs of a document's `properties` and the placeholders of its `requests`
+/// (those of required parts make an input required), then the engine's own.
+pub fn collect(
+    properties: &[Property],
+    requests: &[&RequestTemplate],
+    schedule_start: bool,
+    auth: &Auth,
+) -> Vec<Input> {
+    let mut inputs: Vec<Input> = properties
         .iter()
         .map(|p| Input {
             name: p.name.clone(),
@@ -34,16 +56,21 @@ pub fn inputs(spec: &SourceSpec, auth: &Auth) -> Vec<Input> {
             secret: p.secret,
         })
         .collect();
-    for (name, place) in option_placeholders(spec) {
-        match inputs.iter_mut().find(|i| i.name == name) {
-            Some(input) => input.required = true,
-            None => inputs.push(Input {
-                description: Some(format!("Fills {{{name}}} in the request's {place}.")),
-                name,
-                kind: InputKind::String,
-                required: true,
-                secret: false,
-            }),
+    for optional in [false, true] {
+        for (name, place) in requests
+            .iter()
+            .flat_map(|r| option_placeholders(r, optional))
+        {
+            match inputs.iter_mut().find(|i| i.name == name) {
+                Some(input) => input.required |= !optional,
+                None => inputs.push(Input {
+                    description: Some(format!("Fills {{{name}}} in the request's {place}.")),
+                    name,
+                    kind: InputKind::String,
+                    required: !optional,
+                    secret: false,
+                }),
+            }
         }
     }
     inputs.push(Input {
@@ -56,15 +83,17 @@ pub fn inputs(spec: &SourceSpec, auth: &Auth) -> Vec<Input> {
         required: false,
         secret: false,
     });
-    inputs.push(Input {
-        name: SCHEDULE_START.into(),
-        kind: InputKind::String,
-        description: Some(
-            "RFC 3339 time the first run asks from (default 1970-01-01T00:00:00Z).".into(),
-        ),
-        required: false,
-        secret: false,
-    });
+    if schedule_start {
+        inputs.push(Input {
+            name: SCHEDULE_START.into(),
+            kind: InputKind::String,
+            description: Some(
+                "RFC 3339 time the first run asks from (default 1970-01-01T00:00:00Z).".into(),
+            ),
+            required: false,
+            secret: false,
+        });
+    }
     let credential = |name: &str, secret: bool, description: &str| Input {
         name: name.into(),
         kind: InputKind::String,
@@ -96,16 +125,13 @@ pub fn inputs(spec: &SourceSpec, auth: &Auth) -> Vec<Input> {
     inputs
 }
 
-/// A document property that takes the name of one of the engine's own options.
-pub fn check_names(spec: &SourceSpec) -> Result<(), SpecError> {
+/// A document property that takes the name of one of the engine's own options; `at` is
+/// where the document's properties are (`sourceSpec.spec.properties`).
+pub fn check_names(properties: &[Property], at: &str) -> Result<(), SpecError> {
     let own = [BASE_URL, SCHEDULE_START, USERNAME, PASSWORD, TOKEN, API_KEY];
-    match spec
-        .properties
-        .iter()
-        .find(|p| own.contains(&p.name.as_str()))
-    {
+    match properties.iter().find(|p| own.contains(&p.name.as_str())) {
         Some(p) => Err(SpecError::new(
-            format!("sourceSpec.spec.properties.{}", p.name),
+            format!("{at}.{}", p.name),
             "this name is one of the HTTP connector's own options",
         )),
         None => Ok(()),

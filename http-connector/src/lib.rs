@@ -11,6 +11,20 @@
 //! `info` line per page and saves its window in the state as
 //! `{"schedule": {"window_end": "<RFC 3339>"}}` (cde commits it only with a successful run).
 //!
+//! # The CDP dialect, pull and push
+//! A CDP hub document (OpenAPI 3 with `preDefinedEvents` and `preDefinedActions`; see
+//! the `cdp` module for how it is read) describes a data source (one of its events, pulled
+//! as above, one page) or an export or export delta (one of its actions; the definition's
+//! `operation` picks it, see [`Definition`]). A push run reads its input through the
+//! Container API (`GET /input/{type}/next_batch`), sends it in batches of
+//! [`PushSpec::batch_size`] records and posts one row per refused record to
+//! `/output/feedback`: `{"id": <the record's id column>, "error": <the API's text>}`. An
+//! export sends `input`; an export delta sends `new` and `modified` to its upsert action,
+//! `deleted` to its delete action, and leaves `unchanged` alone. A 4xx answer refuses its
+//! whole batch (a row per record, then the next batch); a 2xx answer refuses the records
+//! its per-record error list (`rejections`) names. [`Connector::rate_limit_config`] is
+//! the operation's `x-cdp-operation-settings.rateLimitConfig`, for the transport.
+//!
 //! # Options
 //! Each input is read from the variable of its name (`listId`, `domain`, ...); the
 //! credentials (`username`, `password`, `token`, `api_key`) also from `PUP_AUTH_<NAME>`.
@@ -30,10 +44,11 @@
 //! - An empty answer is a page without records.
 //!
 //! # Exit status
-//! - `0`: every page was pulled and written.
+//! - `0`: every page was pulled and written; for a push, every record was sent (those the
+//!   API refused are in the feedback file).
 //! - `78` (`EX_CONFIG`): a configuration failure: the definition or spec cannot be used, an
-//!   option is missing or invalid, the API answered 401 or 403, or 404 to the first request.
-//!   Retrying cannot help.
+//!   option is missing or invalid, the API answered 401 or 403, or 404 to the first request
+//!   (of an operation), or an input record has no value in the id column. Retrying cannot help.
 //! - `75` (`EX_TEMPFAIL`): a transient failure: the API or the Container API could not be
 //!   reached, or kept failing after the transport's retries. The run may be retried.
 //! - `1`: the API's own error (its status and text are in the message), or a response the
@@ -44,6 +59,7 @@
 //! never appear in logs or messages.
 
 mod aep;
+mod cdp;
 mod check;
 mod connector;
 mod container;
@@ -55,13 +71,17 @@ mod extract;
 mod inputs;
 pub mod model;
 mod pagination;
+mod push;
+mod request;
 mod schedule;
 mod template;
 pub mod transport;
 
 pub use check::{CheckReport, CHECK_PREFIX};
-pub use connector::{parse, Connector};
-pub use definition::{Auth, ConnectorKind, Definition, Dialect};
+pub use connector::{parse, Connector, Plan};
+pub use definition::{
+    Auth, BodySettings, ConfigPlacement, ConnectorKind, Definition, Dialect, RejectionSettings,
+};
 pub use engine::{run_from_env, run_with_vars, CONTAINER_API_URL_VAR, DEFINITION_VAR};
 pub use error::{SpecError, EX_CONFIG, EX_TEMPFAIL};
-pub use model::{Input, InputKind, SourceSpec};
+pub use model::{Input, InputKind, PushSpec, SourceSpec};

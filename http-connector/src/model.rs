@@ -1,5 +1,6 @@
-//! The spec model: what a declarative HTTP source asks for, independent of the dialect
-//! its document was written in. Types only; the dialect modules (`aep`) build them.
+//! The spec model: what a declarative HTTP source asks for, or a destination sends,
+//! independent of the dialect its document was written in. Types only; the dialect
+//! modules (`aep`, `cdp`) build them.
 
 use serde_json::{Map, Value};
 use serde_json_path::JsonPath;
@@ -12,8 +13,12 @@ pub struct SourceSpec {
     pub explode: Option<Extraction>,
     pub pagination: Pagination,
     pub schedule: Option<Schedule>,
-    /// The user inputs declared by the document (`spec.properties`), in document order.
+    /// The user inputs declared by the document (`spec.properties`, an operation's
+    /// `parameters`), in document order.
     pub properties: Vec<Property>,
+    /// The operation's rate limit as the document states it (CDP's
+    /// `x-cdp-operation-settings.rateLimitConfig`), for the transport.
+    pub rate_limit: Option<Value>,
 }
 
 /// The request of every page, with its `{placeholders}` still in it.
@@ -28,12 +33,19 @@ pub struct RequestTemplate {
     pub headers: Vec<(String, String)>,
     /// `bodyParams`: a JSON value whose strings are templates (a string is sent as is).
     pub body: Option<Value>,
+    /// Names (keys) of the `query` and `headers` entries that are left out when one of
+    /// their placeholders has no value, instead of failing the run (CDP's optional
+    /// parameters). Their placeholders are not required inputs.
+    pub optional: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
     Post,
+    Put,
+    Patch,
+    Delete,
 }
 
 impl Method {
@@ -41,6 +53,9 @@ impl Method {
         match self {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
         }
     }
 }
@@ -54,6 +69,9 @@ pub struct Extraction {
     pub wrapper: Option<String>,
     pub keep: Option<Vec<String>>,
     pub skip: Vec<String>,
+    /// Each element is a record as it is: no wrapper, no siblings (CDP's
+    /// `recordsLocatorPath`). A non-object element becomes `{"value": element}`.
+    pub bare: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +181,67 @@ pub enum InputKind {
     Integer,
     Number,
     Boolean,
+}
+
+/// A parsed destination: what an export (or an export delta) sends.
+#[derive(Debug, Clone)]
+pub struct PushSpec {
+    /// The action records are sent to: every record of an export; `new` and `modified`
+    /// of an export delta.
+    pub upsert: Action,
+    /// The action `deleted` records of an export delta are sent to.
+    pub delete: Option<Action>,
+    /// Records per request.
+    pub batch_size: usize,
+    /// The column holding a record's id, as feedback rows name it.
+    pub id_column: String,
+    /// Where a 2xx answer lists the records it refused.
+    pub rejections: Option<Rejections>,
+}
+
+/// One push operation (CDP's `preDefinedActions` entry with its OpenAPI operation).
+#[derive(Debug, Clone)]
+pub struct Action {
+    /// The action's name, for messages.
+    pub name: String,
+    /// Host, path, method, parameters; the body is built from the records.
+    pub request: RequestTemplate,
+    /// The action's `configValues`, merged into every body or each record.
+    pub config_values: Object,
+    pub layout: BodyLayout,
+    /// The user inputs the operation declares (its `parameters`).
+    pub properties: Vec<Property>,
+    /// As [`SourceSpec::rate_limit`].
+    pub rate_limit: Option<Value>,
+}
+
+/// How a batch of records becomes a request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyLayout {
+    /// `[record, ...]`; the config values go into each record.
+    Array,
+    /// `{"<member>": [record, ...]}`, with the config values beside the records
+    /// (`config_in_records: false`) or in each record.
+    Object {
+        member: String,
+        config_in_records: bool,
+    },
+}
+
+/// Per-record errors in a 2xx answer: `path` finds the entries, each naming its record
+/// by `id` (compared with the record's id column) or by `index` (its 0-based position
+/// in the batch), with its text at `error` (else the entry itself).
+#[derive(Debug, Clone)]
+pub struct Rejections {
+    pub path: JsonPath,
+    pub record: RecordRef,
+    pub error: Option<JsonPath>,
+}
+
+#[derive(Debug, Clone)]
+pub enum RecordRef {
+    Id(JsonPath),
+    Index(JsonPath),
 }
 
 /// Options every HTTP connector has, beside those of its document.

@@ -1,6 +1,7 @@
 //! The real parts around the engine: a mock API of the test's own (axum on 127.0.0.1:0),
 //! and the real Container API server in process, optionally behind a front that serves
-//! `/state` (which the Container API does not have yet) and forwards everything else.
+//! `/state` itself (to record what is put, or to answer 404 as a Container API from
+//! before `/state` does) and forwards everything else.
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const MAILCHIMP: &str = include_str!("../fixtures/mailchimp-members.json");
+pub const CDP_HUB: &str = include_str!("../fixtures/cdp-hub.json");
 
 /// One request the mock API received.
 #[derive(Debug, Clone)]
@@ -195,6 +197,8 @@ pub struct ContainerApi {
 
 #[derive(Default)]
 struct StateFront {
+    /// Answer 404 to `/state`, as a Container API without it does.
+    no_state: bool,
     current: Option<Value>,
     puts: Vec<Value>,
     /// Method and path of each request forwarded, with the record count of each
@@ -210,22 +214,46 @@ struct FrontState {
 }
 
 impl ContainerApi {
-    /// The Container API as it is: no `/state`.
+    /// The Container API as it is.
     pub async fn start() -> Self {
-        Self::start_inner(None).await
+        Self::start_inner(None, &[]).await
+    }
+
+    /// The Container API as it was before `/state`: a front answers 404 there and
+    /// forwards everything else.
+    pub async fn without_state() -> Self {
+        let api = Self::start_inner(Some(None), &[]).await;
+        api.state.lock().unwrap().no_state = true;
+        api
+    }
+
+    /// The Container API of an export's run: each `(stream, records)` is the input
+    /// stream `stream` (`input`, `new`, ...), served with typed values as cde registers
+    /// HTTP exports.
+    pub async fn with_inputs(inputs: &[(&str, Vec<Value>)]) -> Self {
+        Self::start_inner(None, inputs).await
     }
 
     /// The Container API behind a front that serves `/state`, starting from `state`
     /// (`None`: no state yet).
     pub async fn with_state(state: Option<Value>) -> Self {
-        Self::start_inner(Some(state)).await
+        Self::start_inner(Some(state), &[]).await
     }
 
-    async fn start_inner(state: Option<Option<Value>>) -> Self {
+    async fn start_inner(state: Option<Option<Value>>, inputs: &[(&str, Vec<Value>)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::new(dir.path().join("run"));
         config.listen = "127.0.0.1:0".parse().unwrap();
         std::fs::create_dir_all(&config.run_dir).unwrap();
+        if !inputs.is_empty() {
+            config.typed_values = true;
+            let input_dir = config.run_dir.join("input");
+            std::fs::create_dir_all(&input_dir).unwrap();
+            for (stream, records) in inputs {
+                let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+                std::fs::write(input_dir.join(format!("{stream}.jsonl")), text).unwrap();
+            }
+        }
         let server = Server::bind(config).await.unwrap();
         let direct = format!("http://{}", server.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -299,6 +327,7 @@ impl ContainerApi {
         };
         Finished {
             records: read_lines(&run_dir.join("output").join("output.jsonl")),
+            feedback: read_lines(&run_dir.join("output").join("feedback.jsonl")),
             logs: read_lines(&run_dir.join("logs.jsonl")),
             state_puts: puts,
             forwarded,
@@ -309,6 +338,8 @@ impl ContainerApi {
 
 pub struct Finished {
     pub records: Vec<Value>,
+    /// The rows of `output/feedback.jsonl`.
+    pub feedback: Vec<Value>,
     pub logs: Vec<Value>,
     pub state_puts: Vec<Value>,
     /// What the front forwarded (only when started [`ContainerApi::with_state`]).
@@ -333,12 +364,26 @@ fn read_lines(path: &std::path::Path) -> Vec<Value> {
     }
 }
 
+fn no_state() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"message": "Not found."})),
+    )
+        .into_response()
+}
+
 async fn get_state(State(front): State<FrontState>) -> Response {
+    if front.state.lock().unwrap().no_state {
+        return no_state();
+    }
     let current = front.state.lock().unwrap().current.clone();
     axum::Json(json!({"message": "", "data": current.unwrap_or(json!({}))})).into_response()
 }
 
 async fn put_state(State(front): State<FrontState>, body: Bytes) -> Response {
+    if front.state.lock().unwrap().no_state {
+        return no_state();
+    }
     let body: Value = serde_json::from_slice(&body).unwrap();
     let mut state = front.state.lock().unwrap();
     state.current = Some(body["data"].clone());
@@ -384,6 +429,26 @@ async fn forward(
 /// The definition of an AEP connector as the orchestrator builds it.
 pub fn definition(spec: Value, auth: Value) -> String {
     json!({"dialect": "aep", "spec": spec, "auth": auth, "kind": "data-source"}).to_string()
+}
+
+/// The definition of a CDP connector of `kind` over `spec`, with `extra` fields
+/// (`operation`, `rejections`, ...) merged in.
+pub fn cdp_definition(spec: Value, kind: &str, extra: Value) -> String {
+    let mut definition = json!({"dialect": "cdp", "spec": spec, "kind": kind});
+    for (k, v) in extra.as_object().unwrap() {
+        definition[k] = v.clone();
+    }
+    definition.to_string()
+}
+
+/// The CDP hub fixture as a JSON value.
+pub fn cdp_hub() -> Value {
+    serde_json::from_str(CDP_HUB).unwrap()
+}
+
+/// The JSON body of a request the mock API received.
+pub fn json_body(received: &Received) -> Value {
+    serde_json::from_slice(&received.body).unwrap()
 }
 
 /// The variables of a run: the definition, the Container API and the options.
