@@ -190,7 +190,89 @@ async fn the_published_mailchimp_spec_pulls_every_member_and_resumes_from_its_wi
     let refused = cde.run(no_domain).await.unwrap_err().to_string();
     assert!(refused.contains("option domain"), "{refused}");
 
+    // A check makes the first request alone and writes nothing.
+    let asked = requests(&mock).len();
+    let check = |password: &str| {
+        let request = request(&network, password);
+        cde::model::CheckRequest {
+            options: request.options,
+            network: request.network,
+        }
+        .into_run_request("mailchimp-members")
+    };
+    let report = cde.check(check(KEY)).await.unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.status, Some(200));
+    assert_eq!(report.records, 100);
+    assert_eq!(
+        report.request,
+        format!("GET http://{MOCK}:8080/3.0/lists/L1/members")
+    );
+    assert!(
+        report.columns.contains(&"member-email_address".to_owned()),
+        "{report:?}"
+    );
+    assert!(
+        report.columns.iter().all(|c| c.starts_with("member-")),
+        "{report:?}"
+    );
+    let refused = cde.check(check("wrong-key")).await.unwrap();
+    assert!(!refused.ok, "{refused:?}");
+    assert_eq!(refused.status, Some(401));
+    assert_eq!(refused.failure_kind.as_deref(), Some("configuration"));
+    assert!(
+        !refused.failure.as_deref().unwrap().contains("wrong-key"),
+        "{refused:?}"
+    );
+    // The command line says the same, on the network given, and exits 1 for a failed check.
+    let cli = |password: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cde"))
+            .env("CDE_DATA_DIR", data.path())
+            .env("CDE_RUN_NETWORK", TEST_NETWORK)
+            .args([
+                "connector",
+                "check",
+                "mailchimp-members",
+                "--network",
+                &network,
+            ])
+            .args([
+                "--set",
+                "listId=L1",
+                "--set",
+                &format!("base_url=http://{MOCK}:8080"),
+            ])
+            .args([
+                "--set",
+                "username=anystring",
+                "--set",
+                &format!("password={password}"),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = cli(KEY);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("records   100 on the first page"),
+        "{stdout}"
+    );
+    let out = cli("wrong-key");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("failed    configuration:"));
+    assert_eq!(requests(&mock).len(), asked + 4, "one request per check");
+    assert!(
+        cde.store
+            .runs(&Default::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "no run recorded"
+    );
+
     // First run: everything since the configured start, in pages of 100.
+    let before_first = requests(&mock).len();
     let first = cde.run(request(&network, KEY)).await.unwrap();
     assert_eq!(
         first.status,
@@ -218,7 +300,7 @@ async fn the_published_mailchimp_spec_pulls_every_member_and_resumes_from_its_wi
             );
         }
     }
-    let seen = requests(&mock);
+    let seen = requests(&mock)[before_first..].to_vec();
     let pages: Vec<(&str, &str)> = seen
         .iter()
         .map(|r| {

@@ -74,7 +74,13 @@ mod tests {
         ];
         assert_eq!(
             columns(&records),
-            ["member-email", "member-id", "member-tags-0", "member-tags-1", "n"]
+            [
+                "member-email",
+                "member-id",
+                "member-tags-0",
+                "member-tags-1",
+                "n"
+            ]
         );
     }
 }

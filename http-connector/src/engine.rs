@@ -7,13 +7,14 @@ use std::collections::HashMap;
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use crate::check::{CheckReport, CHECK_PREFIX};
 use crate::connector::{parse, Connector, Plan};
 use crate::container::{self, ContainerApi};
 use crate::definition::Definition;
 use crate::error::{api, configuration, exit_code, kind_name};
 use crate::extract;
 use crate::inputs::Options;
-use crate::model::{SourceSpec, END_TIME, SCHEDULE_QUERY, START_TIME};
+use crate::model::{Schedule, SourceSpec, END_TIME, SCHEDULE_QUERY, START_TIME};
 use crate::pagination::Pager;
 use crate::request::Request;
 use crate::schedule::{self, Window};
@@ -92,14 +93,7 @@ async fn run(
     container: &ContainerApi,
     options_out: &mut Option<Options>,
 ) -> Result<(), Failure> {
-    let text = vars.get(DEFINITION_VAR).ok_or_else(|| {
-        configuration(format!(
-            "reading the definition: {DEFINITION_VAR} is not set"
-        ))
-    })?;
-    let definition: Definition = serde_json::from_str(text)
-        .map_err(|e| configuration(format!("reading the definition in {DEFINITION_VAR}: {e}")))?;
-    let connector = parse(&definition)?;
+    let connector = definition(vars)?;
     let options = Options::resolve(&connector.inputs(), &connector.host_placeholders(), vars)?;
     *options_out = Some(options.clone());
     match &connector.plan {
@@ -114,10 +108,6 @@ async fn pull(
     options: &Options,
     container: &ContainerApi,
 ) -> Result<(), Failure> {
-    let transport = transport_for(
-        connector.rate_limit_config().as_ref(),
-        &format!("{} {}", spec.request.method.as_reqwest(), spec.request.path),
-    )?;
     container
         .log(
             "info",
@@ -146,14 +136,7 @@ async fn pull(
             options.schedule_start,
             Utc::now(),
         );
-        let fill = schedule::fill(schedule, &window)?;
-        if let Some(query) = fill.schedule_query {
-            values.insert(SCHEDULE_QUERY, query);
-        }
-        let (start, end) = schedule::times(schedule, &window)?;
-        values.insert(START_TIME, start);
-        values.insert(END_TIME, end);
-        schedule_query = fill.query;
+        schedule_query = window_values(schedule, &window, &mut values)?;
         container
             .log(
                 "info",
@@ -169,49 +152,10 @@ async fn pull(
         window_and_state = Some((window, state));
     }
 
-    let template = Request::new(
-        &spec.request,
-        &connector.auth,
-        options,
-        &values,
-        schedule_query,
-    )?;
-    let mut pager = Pager::new(&spec.pagination);
+    let mut pulling = Pulling::new(connector, spec, options, &values, schedule_query)?;
     let mut total = 0usize;
-    while let Some(page_request) = pager.next_request()? {
-        let number = pager.requests();
-        if !page_request.delay.is_zero() {
-            tokio::time::sleep(page_request.delay).await;
-        }
-        let request = template.build(&page_request)?;
-        // Next-page URLs resolve against, and must stay on the origin of, what was asked
-        // for, not wherever a redirect went.
-        let url = request.url().clone();
-        let response = transport.send(request).await.map_err(|mut failure| {
-            if number == 1 && failure.status == Some(404) {
-                failure.kind = FailureKind::Configuration;
-            }
-            failure.message = format!("requesting page {number}: {}", failure.message);
-            failure
-        })?;
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| Failure {
-            kind: FailureKind::Transient,
-            status: None,
-            message: format!("reading page {number}: {e}"),
-        })?;
-        // An empty answer (a 204, say) is a page without records.
-        let body: Value = if bytes.trim_ascii().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).map_err(|e| {
-                api(format!(
-                    "reading page {number}: the response is not JSON: {e}"
-                ))
-            })?
-        };
-        let page = extract::page(&body, &spec.content, spec.explode.as_ref());
-        pager.observe(&body, &headers, &url, &page)?;
+    while let Some(fetched) = pulling.next().await? {
+        let (number, page) = (fetched.number, fetched.page);
         container.write(&page.records).await?;
         total += page.records.len();
         container
@@ -244,9 +188,222 @@ async fn pull(
     container
         .log(
             "info",
-            &format!("done: {total} records from {} requests", pager.requests()),
-            json!({"records": total, "requests": pager.requests()}),
+            &format!("done: {total} records from {} requests", pulling.requests()),
+            json!({"records": total, "requests": pulling.requests()}),
         )
         .await;
     Ok(())
+}
+
+/// Fills the window's times (and, for `ADVANCE`, the schedule query) into `values`; the
+/// query parameters the schedule adds.
+fn window_values(
+    schedule: &Schedule,
+    window: &Window,
+    values: &mut Values,
+) -> Result<Vec<(String, String)>, Failure> {
+    let fill = schedule::fill(schedule, window)?;
+    if let Some(query) = fill.schedule_query {
+        values.insert(SCHEDULE_QUERY, query);
+    }
+    let (start, end) = schedule::times(schedule, window)?;
+    values.insert(START_TIME, start);
+    values.insert(END_TIME, end);
+    Ok(fill.query)
+}
+
+/// A pull under way: its requests built, sent and paged through, one page at a time.
+struct Pulling<'a> {
+    spec: &'a SourceSpec,
+    template: Request,
+    pager: Pager<'a>,
+    transport: Transport,
+}
+
+/// A page pulled.
+struct Fetched {
+    number: u64,
+    /// The request, without its query or credentials.
+    request: String,
+    status: u16,
+    page: extract::Page,
+}
+
+impl<'a> Pulling<'a> {
+    fn new(
+        connector: &Connector,
+        spec: &'a SourceSpec,
+        options: &Options,
+        values: &Values,
+        schedule_query: Vec<(String, String)>,
+    ) -> Result<Self, Failure> {
+        let transport = transport_for(
+            connector.rate_limit_config().as_ref(),
+            &format!("{} {}", spec.request.method.as_reqwest(), spec.request.path),
+        )?;
+        let template = Request::new(
+            &spec.request,
+            &connector.auth,
+            options,
+            values,
+            schedule_query,
+        )?;
+        Ok(Self {
+            spec,
+            template,
+            pager: Pager::new(&spec.pagination),
+            transport,
+        })
+    }
+
+    fn requests(&self) -> u64 {
+        self.pager.requests()
+    }
+
+    /// The next page; `None` once the pagination ended.
+    async fn next(&mut self) -> Result<Option<Fetched>, Failure> {
+        let Some(page_request) = self.pager.next_request()? else {
+            return Ok(None);
+        };
+        let number = self.pager.requests();
+        if !page_request.delay.is_zero() {
+            tokio::time::sleep(page_request.delay).await;
+        }
+        let request = self.template.build(&page_request)?;
+        // Next-page URLs resolve against, and must stay on the origin of, what was asked
+        // for, not wherever a redirect went.
+        let url = request.url().clone();
+        let what = format!("{} {}", request.method(), crate::transport::redacted(&url));
+        let response = self.transport.send(request).await.map_err(|mut failure| {
+            if number == 1 && failure.status == Some(404) {
+                failure.kind = FailureKind::Configuration;
+            }
+            failure.message = format!("requesting page {number}: {}", failure.message);
+            failure
+        })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.map_err(|e| Failure {
+            kind: FailureKind::Transient,
+            status: None,
+            message: format!("reading page {number}: {e}"),
+        })?;
+        // An empty answer (a 204, say) is a page without records.
+        let body: Value = if bytes.trim_ascii().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                api(format!(
+                    "reading page {number}: the response is not JSON: {e}"
+                ))
+            })?
+        };
+        let page = extract::page(&body, &self.spec.content, self.spec.explode.as_ref());
+        self.pager.observe(&body, &headers, &url, &page)?;
+        Ok(Some(Fetched {
+            number,
+            request: what,
+            status,
+            page,
+        }))
+    }
+}
+
+/// `cde connector check`: the first request of the connector the variables describe, made
+/// as a first run would make it; prints the [`CheckReport`] on one line of standard output
+/// after [`CHECK_PREFIX`] and returns 0, or [`crate::EX_CONFIG`] when the report could not
+/// be printed. Nothing is written anywhere else.
+pub async fn check_with_vars(vars: HashMap<String, String>) -> u8 {
+    let report = match check(&vars).await {
+        Ok(report) => report,
+        Err((failure, request, options)) => CheckReport {
+            ok: false,
+            request,
+            status: failure.status,
+            records: 0,
+            columns: vec![],
+            failure_kind: Some(kind_name(failure.kind).to_owned()),
+            failure: Some(match options {
+                Some(options) => options.mask(&failure.message),
+                None => failure.message,
+            }),
+        },
+    };
+    match serde_json::to_string(&report) {
+        Ok(json) => {
+            println!("{CHECK_PREFIX}{json}");
+            0
+        }
+        Err(e) => {
+            eprintln!("http-connector: printing the check's report: {e}");
+            crate::EX_CONFIG
+        }
+    }
+}
+
+/// The failure, the request it was about (when known) and the options to mask it with.
+type CheckFailure = (Failure, String, Option<Options>);
+
+async fn check(vars: &HashMap<String, String>) -> Result<CheckReport, CheckFailure> {
+    let unknown = |failure: Failure| (failure, String::new(), None);
+    let connector = definition(vars).map_err(unknown)?;
+    let options = Options::resolve(&connector.inputs(), &connector.host_placeholders(), vars)
+        .map_err(unknown)?;
+    let spec = match &connector.plan {
+        Plan::Pull(spec) => spec,
+        Plan::Push(_) => {
+            return Err(unknown(configuration(
+                "only a data source is checked: an export's first request would send records",
+            )))
+        }
+    };
+    let failed = |failure: Failure| {
+        let request = format!(
+            "{} {}{}",
+            spec.request.method.as_reqwest(),
+            spec.request.host,
+            spec.request.path
+        );
+        (failure, request, Some(options.clone()))
+    };
+    let mut values = Values::new(options.values().clone());
+    let mut schedule_query = Vec::new();
+    if let Some(schedule) = &spec.schedule {
+        let window = Window::new(None, options.schedule_start, Utc::now());
+        schedule_query = window_values(schedule, &window, &mut values).map_err(failed)?;
+    }
+    let mut pulling =
+        Pulling::new(&connector, spec, &options, &values, schedule_query).map_err(failed)?;
+    match pulling.next().await.map_err(failed)? {
+        Some(fetched) => {
+            let records: Vec<Value> = fetched
+                .page
+                .records
+                .into_iter()
+                .map(Value::Object)
+                .collect();
+            Ok(CheckReport {
+                ok: true,
+                request: fetched.request,
+                status: Some(fetched.status),
+                records: records.len(),
+                columns: crate::check::columns(&records),
+                failure_kind: None,
+                failure: None,
+            })
+        }
+        None => Err(failed(api("the pagination asked for no request"))),
+    }
+}
+
+/// The definition in the variables, parsed.
+fn definition(vars: &HashMap<String, String>) -> Result<Connector, Failure> {
+    let text = vars.get(DEFINITION_VAR).ok_or_else(|| {
+        configuration(format!(
+            "reading the definition: {DEFINITION_VAR} is not set"
+        ))
+    })?;
+    let definition: Definition = serde_json::from_str(text)
+        .map_err(|e| configuration(format!("reading the definition in {DEFINITION_VAR}: {e}")))?;
+    Ok(parse(&definition)?)
 }

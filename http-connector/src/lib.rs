@@ -82,6 +82,8 @@ pub use connector::{parse, Connector, Plan};
 pub use definition::{
     Auth, BodySettings, ConfigPlacement, ConnectorKind, Definition, Dialect, RejectionSettings,
 };
-pub use engine::{run_from_env, run_with_vars, CONTAINER_API_URL_VAR, DEFINITION_VAR};
+pub use engine::{
+    check_with_vars, run_from_env, run_with_vars, CONTAINER_API_URL_VAR, DEFINITION_VAR,
+};
 pub use error::{SpecError, EX_CONFIG, EX_TEMPFAIL};
 pub use model::{Input, InputKind, PushSpec, SourceSpec};

@@ -287,5 +287,8 @@ pub async fn run_engine(definition: Option<&Path>, health_check: bool, check: bo
             }
         }
     }
-    http_connector::run_with_vars(vars).await
+    match check {
+        true => http_connector::check_with_vars(vars).await,
+        false => http_connector::run_with_vars(vars).await,
+    }
 }
