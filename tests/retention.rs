@@ -45,6 +45,7 @@ async fn fabricate_run(cde: &Cde, code: &str, days: i64, status: RunStatus) -> R
         run_dir: run_dir.canonicalize().unwrap().display().to_string(),
         output_rows: None,
         network: None,
+        state_key: None,
         created_at: days_ago(days),
         started_at: None,
         running_at: None,

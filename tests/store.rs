@@ -45,6 +45,7 @@ fn run(code: &str, version: i64, created_secs_ago: i64) -> Run {
         run_dir: "/tmp/nowhere".into(),
         output_rows: None,
         network: None,
+        state_key: None,
         created_at: Utc::now() - chrono::Duration::seconds(created_secs_ago),
         started_at: None,
         running_at: None,
@@ -62,6 +63,23 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
         "stable across opens"
     );
     store.ping().await.unwrap();
+
+    // Incremental state: none, committed, replaced by a later run; the run keeps its key.
+    let key = "connector/sample-python-source/0123456789abcdef";
+    assert_eq!(store.state(key).await.unwrap(), None);
+    store
+        .commit_state(key, "run-1", r#"{"n":1}"#)
+        .await
+        .unwrap();
+    store
+        .commit_state(key, "run-2", r#"{"n":2}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.state(key).await.unwrap().as_deref(),
+        Some(r#"{"n":2}"#)
+    );
+    assert_eq!(store.state("pipeline/p/0").await.unwrap(), None);
 
     assert_eq!(store.register(&manifest("one")).await.unwrap(), (1, true));
     assert_eq!(store.register(&manifest("one")).await.unwrap(), (1, false));

@@ -16,6 +16,8 @@ pub struct Connector {
     /// The definition's `auth`, else what the document asks for, else none.
     pub auth: Auth,
     pub plan: Plan,
+    /// The definition's endpoint groups, checked.
+    pub endpoint_groups: Vec<crate::transport::EndpointGroup>,
 }
 
 /// What a run does.
@@ -43,7 +45,13 @@ pub fn parse(definition: &Definition) -> Result<Connector, SpecError> {
             .or(document_auth)
             .unwrap_or_default(),
         plan,
+        endpoint_groups: definition.endpoint_groups.clone(),
     };
+    crate::transport::TransportConfig {
+        endpoint_groups: connector.endpoint_groups.clone(),
+    }
+    .validate()
+    .map_err(|e| SpecError::new("endpoint_groups", e.to_string()))?;
     let names_at = match definition.dialect {
         Dialect::Aep => "sourceSpec.spec.properties",
         Dialect::Cdp => "parameters",

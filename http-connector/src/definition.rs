@@ -68,6 +68,11 @@ pub struct Definition {
     /// for every action of the connector. Without it, a 2xx answer accepts its whole batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejections: Option<RejectionSettings>,
+    /// Rate limits, concurrency and retry policies by request pattern (Krenalis' endpoint
+    /// groups), for any dialect; the first whose pattern matches a request applies, before
+    /// what the document itself states (a CDP `rateLimitConfig`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoint_groups: Vec<crate::transport::EndpointGroup>,
 }
 
 /// How records become a request body.

@@ -69,22 +69,26 @@ pub async fn run_with_vars(vars: HashMap<String, String>) -> u8 {
     }
 }
 
-/// The transport of one operation's requests (`operation` names it in logs), from the
-/// rate limit its document states ([`Connector::rate_limit_config`]); the transport's
-/// configuration lives here alone. Each operation has a transport of its own, so its one
-/// endpoint group matches every request (`/`), next-page URLs included.
+/// The transport of one operation's requests (`operation` names it in logs): the
+/// definition's endpoint groups first, then the rate limit the document states
+/// ([`Connector::rate_limit_config`]) as a group matching every request (`/`), next-page
+/// URLs included. The transport's configuration lives here alone; each operation has a
+/// transport of its own.
 pub(crate) fn transport_for(
+    connector: &Connector,
     rate_limit_config: Option<&Value>,
     operation: &str,
 ) -> Result<Transport, Failure> {
-    let Some(config) = rate_limit_config else {
+    let mut endpoint_groups = connector.endpoint_groups.clone();
+    if let Some(config) = rate_limit_config {
+        let mut group = EndpointGroup::from_cdp_rate_limit_config(vec!["/".to_owned()], config)?;
+        group.name = Some(operation.to_owned());
+        endpoint_groups.push(group);
+    }
+    if endpoint_groups.is_empty() {
         return Transport::new();
-    };
-    let mut group = EndpointGroup::from_cdp_rate_limit_config(vec!["/".to_owned()], config)?;
-    group.name = Some(operation.to_owned());
-    Transport::with_config(&TransportConfig {
-        endpoint_groups: vec![group],
-    })
+    }
+    Transport::with_config(&TransportConfig { endpoint_groups })
 }
 
 /// Reads the definition and the options, then pulls or pushes.
@@ -238,6 +242,7 @@ impl<'a> Pulling<'a> {
         schedule_query: Vec<(String, String)>,
     ) -> Result<Self, Failure> {
         let transport = transport_for(
+            connector,
             connector.rate_limit_config().as_ref(),
             &format!("{} {}", spec.request.method.as_reqwest(), spec.request.path),
         )?;

@@ -101,7 +101,7 @@ async fn send_streams(
     container: &ContainerApi,
     totals: &mut Totals,
 ) -> Result<(), Failure> {
-    let transport = transport_for(action.rate_limit.as_ref(), &action.name)?;
+    let transport = transport_for(connector, action.rate_limit.as_ref(), &action.name)?;
     let request = Request::new(
         &action.request,
         &connector.auth,

@@ -393,3 +393,65 @@ async fn an_empty_answer_is_a_page_without_records_and_ends_the_pagination() {
     assert_eq!(received.len(), 2);
     assert_eq!(ids(&finished), [0, 1]);
 }
+
+#[tokio::test]
+async fn declared_endpoint_groups_pace_the_pages_and_retry_their_codes() {
+    // The first answer to /items is a 418 the group retries; then pages at 10/s, burst 1.
+    let refused = std::sync::atomic::AtomicBool::new(false);
+    let api = MockApi::start(move |r| {
+        if !refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Answer::status(418, json!({"error": "teapot"}));
+        }
+        let offset: usize = r.param("offset").unwrap().parse().unwrap();
+        Answer::ok(json!({"items": items(offset, (offset + 2).min(8))}))
+    })
+    .await;
+    let spec = spec(
+        json!({"type": "OFFSET", "limitName": "limit", "limitValue": 2, "offsetName": "offset"}),
+    );
+    let mut definition: Value =
+        serde_json::from_str(&definition(spec, json!({"type": "none"}))).unwrap();
+    definition["endpoint_groups"] = json!([{
+        "patterns": ["/items"],
+        "rate_limit": {"requests_per_second": 10, "burst": 1},
+        "retry": {"418": {"strategy": "constant", "delay_ms": 10}}
+    }]);
+    let container = ContainerApi::start().await;
+    let status = run(vars(
+        &definition.to_string(),
+        &container.url,
+        &[("base_url", &api.url)],
+    ))
+    .await;
+    let finished = container.finish().await;
+    assert_eq!(status, 0, "{:#?}", finished.logs);
+    assert_eq!(ids(&finished), (0..8).collect::<Vec<_>>());
+    let received = api.received();
+    assert_eq!(
+        received.len(),
+        6,
+        "the 418, then 5 pages (the last one short)"
+    );
+    let spread = received.last().unwrap().at - received[0].at;
+    assert!(
+        spread >= Duration::from_millis(450),
+        "10/s over 6 requests: {spread:?}"
+    );
+}
+
+#[test]
+fn a_bad_endpoint_group_is_refused_at_registration() {
+    let mut definition: Value = serde_json::from_str(&definition(
+        spec(json!({"type": "NONE"})),
+        json!({"type": "none"}),
+    ))
+    .unwrap();
+    definition["endpoint_groups"] =
+        json!([{"patterns": ["/items"], "rate_limit": {"requests_per_second": 0}}]);
+    let definition: http_connector::Definition = serde_json::from_value(definition).unwrap();
+    let error = http_connector::parse(&definition).unwrap_err().to_string();
+    assert!(
+        error.contains("endpoint_groups") && error.contains("requests_per_second"),
+        "{error}"
+    );
+}
