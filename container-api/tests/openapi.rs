@@ -36,9 +36,9 @@ fn every_route_of_the_contract_is_documented() {
                 ("post", item.post.is_some()),
                 ("put", item.put.is_some()),
             ]
-                .into_iter()
-                .filter(|(_, present)| *present)
-                .map(move |(method, _)| format!("{method} {path}"))
+            .into_iter()
+            .filter(|(_, present)| *present)
+            .map(move |(method, _)| format!("{method} {path}"))
         })
         .collect();
     operations.sort();
