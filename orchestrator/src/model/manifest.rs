@@ -27,7 +27,7 @@ pub struct Manifest {
     pub execution_mode: ExecutionMode,
     #[serde(default)]
     pub options: Vec<OptionSpec>,
-    /// A declarative HTTP connector instead of an image: `dialect` (`aep`), `spec` (the
+    /// A declarative HTTP connector instead of an image: `dialect` (`aep` or `cdp`), `spec` (the
     /// document, inline or a file name relative to the manifest), `auth` and the rest of
     /// the engine's definition. cde fills in image, command and the options the spec declares.
     #[serde(default, skip_serializing_if = "Option::is_none")]
