@@ -312,13 +312,28 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// `cde http-connector --definition FILE` pulling from `api` into `container`; only the
-/// variables it needs are passed.
+/// variables it needs are passed. `CDE_BENCH_ENGINE_WRAPPER` (say `perf record -o
+/// /tmp/engine.data --`) runs the engine under another program, to profile it; the times
+/// and memory reported are then the wrapper's.
 pub fn engine_command(definition: &Path, api: &str, container: &str) -> Command {
-    let mut command = Command::new(cde());
+    let wrapper = std::env::var("CDE_BENCH_ENGINE_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(cde());
+            command.env_clear().env("PATH", "/usr/bin:/bin");
+            command
+        }
+        None => {
+            let mut command = Command::new(cde());
+            command.env_clear();
+            command
+        }
+    };
     command
         .args(["http-connector", "--definition"])
         .arg(definition)
-        .env_clear()
         .env("CONTAINER_API_URL", container)
         .env("base_url", api)
         .env("listId", LIST_ID)
