@@ -357,8 +357,15 @@ pub struct Ended {
 }
 
 impl Ended {
+    /// The sampled `VmHWM` (reset by exec); `ru_maxrss` only when nothing was sampled, as
+    /// Linux carries into it the pre-exec copy of this (large) bench process.
     pub fn peak_mib(&self) -> f64 {
-        self.max_rss_kib.max(self.sampled_hwm_kib) as f64 / 1024.0
+        let kib = if self.samples > 0 {
+            self.sampled_hwm_kib
+        } else {
+            self.max_rss_kib
+        };
+        kib as f64 / 1024.0
     }
 
     pub fn cpu(&self) -> Duration {
