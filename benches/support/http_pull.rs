@@ -69,7 +69,7 @@ pub fn member(i: usize) -> Value {
         "full_name": format!("User Number {i}"),
         "status": STATUS[i % STATUS.len()],
         "member_rating": i % 5 + 1,
-        "vip": i % 7 == 0,
+        "vip": i.is_multiple_of(7),
         "merge_fields": {"FNAME": "User", "LNAME": format!("Number{i}"), "PHONE": format!("+1-555-{:07}", i % 10_000_000)},
         "location": {"latitude": 40.0 + (i % 1000) as f64 / 1000.0, "longitude": -74.0 - (i % 997) as f64 / 997.0, "country_code": "US", "timezone": "America/New_York"},
         "timestamp_signup": at(1_600_000_000 + i64_of * 37),
@@ -119,7 +119,7 @@ impl Pages {
 
     /// The answer to `offset` (a multiple of the page size; past the end: no members).
     fn at(&self, offset: usize) -> Option<Bytes> {
-        if offset % PAGE_SIZE != 0 {
+        if !offset.is_multiple_of(PAGE_SIZE) {
             return None;
         }
         Some(
