@@ -86,7 +86,7 @@ pub struct Run {
     /// The first attempt's id, on every later attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<String>,
-    /// The attempt queued after this one failed as transient.
+    /// The attempt queued after this one failed as transient (or lost its container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt: Option<String>,
     /// A queued retry starts no earlier than this, when its backoff is over.
@@ -114,7 +114,8 @@ pub struct RunRequest {
     /// pipeline step's); set by cde, never by a request.
     #[serde(skip)]
     pub state_key: Option<String>,
-    /// How a run that fails as transient is retried, instead of its manifest's `retry`.
+    /// How a run that fails as transient (or loses its container) is retried, instead of
+    /// its manifest's `retry`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
 }
