@@ -444,3 +444,61 @@ async fn the_cli_drives_pipelines_on_a_server() {
         "the client kept no store"
     );
 }
+
+#[tokio::test]
+async fn the_cli_follows_retries_the_server_queues() {
+    behave_image();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path()).await;
+    let client_dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| remote_cli(&server, client_dir.path(), args);
+    let (code, text) = cli(&["connector", "register", behave_manifest().to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    // The request carries the policy; the server queues the retry and starts it when due.
+    let (code, text) = cli(&[
+        "run",
+        BEHAVE,
+        "--attempts",
+        "2",
+        "--backoff",
+        "1",
+        "--set",
+        "MODE=fail",
+        "--set",
+        "EXIT_CODE=75",
+        "--set",
+        "SUCCEED_FROM_ATTEMPT=2",
+    ]);
+    assert_eq!(code, Some(0), "the retry succeeded: {text}");
+    let switch = text
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "attempt 1 of 2 failed: transient failure (exit code 75); retrying in 1 s as run ",
+            )
+        })
+        .unwrap_or_else(|| panic!("{text}"));
+    let second = switch.rsplit(' ').next().unwrap();
+    assert!(
+        text.contains("behave starting in mode fail, attempt 2"),
+        "the retry's log is streamed: {text}"
+    );
+    let run = server.get(&format!("/runs/{second}")).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["attempt"], 2, "{run}");
+    assert_eq!(
+        run["retry"],
+        json!({"attempts": 2, "backoff_secs": 1}),
+        "{run}"
+    );
+    let first = run["retry_of"].as_str().unwrap();
+    let failed = server.get(&format!("/runs/{first}")).await;
+    assert_eq!(failed["next_attempt"], second, "{failed}");
+    // The server's queue started it no earlier than it was due.
+    let at = |value: &Value| chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap()).unwrap();
+    assert!(at(&run["started_at"]) >= at(&run["not_before"]), "{run}");
+    assert!(
+        at(&run["not_before"]) >= at(&failed["finished_at"]) + chrono::Duration::seconds(1),
+        "{run} {failed}"
+    );
+}

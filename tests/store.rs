@@ -10,7 +10,7 @@ use cde::model::Manifest;
 use cde::model::RunFilter;
 use cde::model::{Lease, Leased};
 use cde::model::{Pipeline, PipelineRun, PipelineStatus, Step, StepKind, StepRun};
-use cde::model::{Run, RunStatus};
+use cde::model::{RetryPolicy, Run, RunStatus};
 use cde::store::Store;
 use chrono::Utc;
 use common::*;
@@ -46,6 +46,11 @@ fn run(code: &str, version: i64, created_secs_ago: i64) -> Run {
         output_rows: None,
         network: None,
         state_key: None,
+        attempt: 1,
+        retry: Default::default(),
+        retry_of: None,
+        next_attempt: None,
+        not_before: None,
         created_at: Utc::now() - chrono::Duration::seconds(created_secs_ago),
         started_at: None,
         running_at: None,
@@ -171,6 +176,7 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
     claimed.exit_code = Some(3);
     claimed.output_rows = Some(42);
     claimed.finished_at = Some(Utc::now());
+    claimed.next_attempt = Some("the-next-attempt".into());
     assert!(store.update_run(&claimed).await.unwrap());
     assert!(
         !store.update_run(&claimed).await.unwrap(),
@@ -189,6 +195,19 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
         "an ended run keeps no secret"
     );
     assert_eq!(stored.limits, older.limits);
+    assert_eq!(stored.next_attempt.as_deref(), Some("the-next-attempt"));
+    store.clear_next_attempt(&older.id).await.unwrap();
+    assert_eq!(store.run(&older.id).await.unwrap().next_attempt, None);
+    assert_eq!(
+        (
+            stored.attempt,
+            stored.retry,
+            stored.retry_of,
+            stored.not_before
+        ),
+        (1, RetryPolicy::default(), None, None),
+        "a first attempt"
+    );
     assert_eq!(
         stored.created_at.timestamp_micros(),
         older.created_at.timestamp_micros()
@@ -229,6 +248,41 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
     assert_eq!(
         store.count_by_status().await.unwrap(),
         [("cancelled".to_owned(), 1), ("failed".to_owned(), 1)]
+    );
+    // A retry: its attempt, policy, first attempt and backoff come back as recorded.
+    let not_before = Utc::now() + chrono::Duration::seconds(30);
+    let retry = Run {
+        attempt: 2,
+        retry: RetryPolicy {
+            attempts: 3,
+            backoff_secs: 10,
+        },
+        retry_of: Some(older.id.clone()),
+        not_before: Some(not_before),
+        ..run(&code, 2, 1)
+    };
+    store.insert_run(&retry, None).await.unwrap();
+    let stored_retry = store.run(&retry.id).await.unwrap();
+    assert_eq!(
+        (
+            stored_retry.attempt,
+            stored_retry.retry,
+            stored_retry.retry_of.as_deref(),
+            stored_retry.next_attempt.as_deref(),
+            stored_retry.not_before.map(|at| at.timestamp_micros()),
+        ),
+        (
+            2,
+            retry.retry,
+            Some(older.id.as_str()),
+            None,
+            Some(not_before.timestamp_micros())
+        )
+    );
+    assert!(store.cancel_queued(&retry.id).await.unwrap());
+    assert_eq!(
+        store.count_by_status().await.unwrap(),
+        [("cancelled".to_owned(), 2), ("failed".to_owned(), 1)]
     );
 
     let lines: Vec<_> = (0..3)

@@ -9,3 +9,11 @@ CREATE TABLE connector_states (
 );
 -- The key a run reads its state from and commits it to.
 ALTER TABLE runs ADD COLUMN state_key TEXT;
+-- Retries: which attempt a run is (1-based), the retry policy it was submitted with (JSON,
+-- like limits), the first attempt's id on a later one, the attempt queued after it failed
+-- as transient, and when a queued retry may start.
+ALTER TABLE runs ADD COLUMN attempt BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE runs ADD COLUMN retry TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE runs ADD COLUMN retry_of TEXT;
+ALTER TABLE runs ADD COLUMN next_attempt TEXT;
+ALTER TABLE runs ADD COLUMN not_before TEXT;

@@ -85,6 +85,7 @@ impl Manifest {
         {
             return Err(format!("{field}: only a data-service declares it"));
         }
+        self.retry.validate()?;
         crate::model::Limits {
             timeout_secs: 1,
             memory_mb: 6,
@@ -172,7 +173,7 @@ fn is_option_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{InputValues, Network};
+    use crate::model::{InputValues, Network, RetryPolicy};
 
     const SAMPLE: &str = r#"
 code: sample-source
@@ -254,6 +255,42 @@ options:
         assert!(err.starts_with("network:"), "{err}");
         let err = Manifest::parse(&format!("{SAMPLE}input_values: json\n"), false).unwrap_err();
         assert!(err.starts_with("input_values:"), "{err}");
+    }
+
+    #[test]
+    fn retry_policy() {
+        let manifest = Manifest::parse(SAMPLE, false).unwrap();
+        assert_eq!(manifest.retry, RetryPolicy::default());
+        let json = serde_json::to_value(&manifest).unwrap();
+        assert!(json.get("retry").is_none(), "the default is left out");
+        let manifest = Manifest::parse(
+            &format!("{SAMPLE}retry: {{attempts: 3, backoff_secs: 10}}\n"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            manifest.retry,
+            RetryPolicy {
+                attempts: 3,
+                backoff_secs: 10
+            }
+        );
+        let json = serde_json::to_value(&manifest).unwrap();
+        assert_eq!(
+            json["retry"],
+            serde_json::json!({"attempts": 3, "backoff_secs": 10})
+        );
+        assert_eq!(Manifest::parse(&json.to_string(), true).unwrap(), manifest);
+        let err = Manifest::parse(&format!("{SAMPLE}retry: {{attempts: 0}}\n"), false).unwrap_err();
+        assert!(err.starts_with("retry.attempts:"), "{err}");
+        let err =
+            Manifest::parse(&format!("{SAMPLE}retry: {{attempts: 11}}\n"), false).unwrap_err();
+        assert!(err.starts_with("retry.attempts:"), "{err}");
+        let err = Manifest::parse(&format!("{SAMPLE}retry: {{tries: 2}}\n"), false).unwrap_err();
+        assert!(
+            err.starts_with("retry") && err.contains("unknown field `tries`"),
+            "{err}"
+        );
     }
 
     #[test]

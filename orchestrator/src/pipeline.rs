@@ -371,11 +371,14 @@ impl Cde {
             record.run_id = Some(started.id.clone());
             record.status = started.status.to_string();
             self.store.save_pipeline_step(&run.id, &record).await?;
-            self.execute(started).await
+            // A run that fails as transient is tried again per its policy; the step is
+            // its last attempt.
+            self.execute_with_retries(started).await
         }
         .await;
         let result = match outcome {
             Ok(finished) => {
+                record.run_id = Some(finished.id.clone());
                 record.status = finished.status.to_string();
                 record.reason = finished.reason.clone();
                 record.rows_out = finished.output_rows;

@@ -38,7 +38,8 @@ pub trait Backend {
     /// An HTTP connector's first request and what it found (`cde connector check`).
     async fn check(&self, code: &str, request: CheckRequest) -> Result<CheckReport>;
 
-    /// Starts a run: executed by this process when embedded, queued on the server otherwise.
+    /// Starts a run: executed by this process when embedded (with its retries: the
+    /// executor's result is the last attempt), queued on the server otherwise.
     async fn start(&self, request: RunRequest, inputs: &RunInputs) -> Result<(Run, Executor<Run>)>;
     async fn run(&self, id: &str) -> Result<Run>;
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
@@ -131,7 +132,9 @@ impl Backend for Embedded {
         let (cde, executing) = (self.0.clone(), run.clone());
         Ok((
             run,
-            Some(tokio::spawn(async move { cde.execute(executing).await })),
+            Some(tokio::spawn(async move {
+                cde.execute_with_retries(executing).await
+            })),
         ))
     }
 

@@ -12,9 +12,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::backend::{Backend, POLL};
 use super::output::Output;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 
-use crate::model::{LimitsOverride, RunFilter, RunInputs, RunRequest, RunStatus};
+use crate::model::{LimitsOverride, RetryPolicy, RunFilter, RunInputs, RunRequest, RunStatus};
 use crate::options::OptionValues;
 
 #[derive(Args)]
@@ -48,10 +48,29 @@ pub struct Run {
     /// For an export delta: the previous snapshot to compute new/modified/unchanged/deleted against.
     #[arg(long, value_name = "FILE.jsonl")]
     previous: Option<PathBuf>,
+    /// Attempts in all (1 to 10) when the run fails as transient (exit status 75) or loses
+    /// its container, instead of the manifest's `retry.attempts`.
+    #[arg(long, value_name = "N")]
+    attempts: Option<u32>,
+    /// Seconds before the second attempt, doubling for each later one (at most an hour),
+    /// instead of the manifest's `retry.backoff_secs`.
+    #[arg(long, value_name = "SECS")]
+    backoff: Option<u64>,
 }
 
 impl Run {
     pub async fn run(self, backend: &impl Backend, out: Output) -> Result<ExitCode> {
+        // The request's policy replaces the manifest's whole: what is not given is the manifest's.
+        let retry = match (self.attempts, self.backoff) {
+            (None, None) => None,
+            (attempts, backoff) => {
+                let manifest = backend.connector(&self.code).await?.manifest.retry;
+                Some(RetryPolicy {
+                    attempts: attempts.unwrap_or(manifest.attempts),
+                    backoff_secs: backoff.unwrap_or(manifest.backoff_secs),
+                })
+            }
+        };
         let request = RunRequest {
             connector: self.code,
             options: OptionValues::parse_pairs(&self.set)?,
@@ -64,6 +83,7 @@ impl Run {
             },
             network: self.network,
             state_key: None,
+            retry,
         };
         let inputs = RunInputs {
             input: self.input,
@@ -92,16 +112,17 @@ impl Runs {
         };
         out.show(&backend.runs(&filter).await?, |runs| {
             let mut text = format!(
-                "{:<36}  {:<28}  {:<9}  {:<19}  REASON\n",
-                "RUN", "CONNECTOR", "STATUS", "CREATED"
+                "{:<36}  {:<28}  {:<9}  {:<7}  {:<19}  REASON\n",
+                "RUN", "CONNECTOR", "STATUS", "ATTEMPT", "CREATED"
             );
             for run in runs {
                 writeln!(
                     text,
-                    "{:<36}  {:<28}  {:<9}  {:<19}  {}",
+                    "{:<36}  {:<28}  {:<9}  {:<7}  {:<19}  {}",
                     run.id,
                     format!("{} v{}", run.connector_code, run.connector_version),
                     run.status,
+                    format!("{}/{}", run.attempt, run.retry.attempts),
                     run.created_at.format("%Y-%m-%d %H:%M:%S"),
                     run.reason.as_deref().unwrap_or_default()
                 )
@@ -154,30 +175,36 @@ impl Cancel {
 }
 
 /// Starts a run and prints its log lines as they arrive under a progress line until it
-/// ends. Ctrl-C cancels the run (and waits for its outcome).
+/// ends; when it is retried, says so and goes on with the next attempt, to the last one,
+/// whose outcome it prints (and whose status is the exit status). Ctrl-C cancels the
+/// attempt being watched (and waits for its outcome).
 pub async fn run_and_watch(
     backend: &impl Backend,
     request: RunRequest,
     inputs: &RunInputs,
     out: Output,
 ) -> Result<ExitCode> {
-    let (run, executor) = backend.start(request, inputs).await?;
+    let (mut run, executor) = backend.start(request, inputs).await?;
     let progress = (!out.json && console::Term::stderr().is_term()).then(|| {
         let bar = ProgressBar::new_spinner()
             .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     });
-    out.note(|| {
-        format!(
-            "run {} of {} v{}",
-            run.id, run.connector_code, run.connector_version
-        )
-    });
+    let note = |text: String| match &progress {
+        Some(bar) => bar.suspend(|| out.note(|| text)),
+        None => out.note(|| text),
+    };
+    note(format!(
+        "run {} of {} v{}",
+        run.id, run.connector_code, run.connector_version
+    ));
     let started = Instant::now();
     let mut next = 0;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut cancelling = false;
+    // Since when the next attempt a run names could not be read (it is being queued).
+    let mut missing_since: Option<Instant> = None;
     // Log lines stream only as text; `--json` prints the finished run alone.
     let streaming = (!out.json).then_some(out);
     let finished = loop {
@@ -192,12 +219,40 @@ pub async fn run_and_watch(
         if let Some(out) = streaming {
             next = print_logs(backend, &run.id, next, out, progress.as_ref()).await?;
         }
-        let current = match &executor {
-            Some(executor) if !executor.is_finished() => None,
-            _ => Some(backend.run(&run.id).await?).filter(|r| r.status.is_finished()),
-        };
-        if let Some(current) = current {
-            break current;
+        let current = backend.run(&run.id).await?;
+        if current.status.is_finished() {
+            if let Some(next_id) = &current.next_attempt {
+                let next_run = match backend.run(next_id).await {
+                    Ok(next_run) => next_run,
+                    // Named before it is recorded: look again, a while.
+                    Err(e) if e.code() == ErrorCode::NotFound => {
+                        let since = *missing_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() < NEXT_ATTEMPT_PATIENCE {
+                            continue;
+                        }
+                        break current;
+                    }
+                    Err(e) => return Err(e),
+                };
+                missing_since = None;
+                if let Some(out) = streaming {
+                    print_logs(backend, &run.id, next, out, progress.as_ref()).await?;
+                }
+                note(retrying(&current, &next_run));
+                run = next_run;
+                next = 0;
+                if cancelling {
+                    backend.cancel(&run.id).await?;
+                }
+                continue;
+            }
+        }
+        match &executor {
+            // This process executes the attempts: its result is the last one (or its error).
+            Some(executor) if executor.is_finished() => break current,
+            Some(_) => {}
+            None if current.status.is_finished() => break current,
+            None => {}
         }
         if let Some(bar) = &progress {
             bar.set_message(format!(
@@ -221,6 +276,22 @@ pub async fn run_and_watch(
     }
     out.show(&finished, |run| Ok(outcome(run)))?;
     Ok(super::status(finished.status == RunStatus::Succeeded))
+}
+
+/// How long a run's next attempt may be missing before the run is taken as the last one
+/// (its executor died between recording the run and queueing the attempt).
+const NEXT_ATTEMPT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// `attempt 1 of 3 failed: <reason>; retrying in 10 s as run <id>`.
+fn retrying(failed: &crate::model::Run, next: &crate::model::Run) -> String {
+    format!(
+        "attempt {} of {} failed: {}; retrying in {} s as run {}",
+        failed.attempt,
+        failed.retry.attempts,
+        failed.reason.as_deref().unwrap_or("-"),
+        failed.retry.delay_before(next.attempt).as_secs(),
+        next.id
+    )
 }
 
 /// Prints log lines from `from` on; returns the next sequence number.

@@ -5,6 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::limits::LimitsOverride;
 use super::network::Network;
+use super::retry::RetryPolicy;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +40,10 @@ pub struct Manifest {
     /// The network its runs join: `isolated` (default), `none` or an operator's network.
     #[serde(default, skip_serializing_if = "Network::is_default")]
     pub network: Network,
+    /// How its runs that fail as transient (exit status 75) or lose their container are
+    /// retried: `{attempts: 3, backoff_secs: 10}`. By default they are not.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub retry: RetryPolicy,
     /// How the Container API hands input records' values to the connector: `text` (default,
     /// every value a string) or `typed` (numbers, booleans and nulls keep their JSON type).
     #[serde(default, skip_serializing_if = "is_default")]

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod manifest;
 pub mod network;
 pub mod pipeline;
+pub mod retry;
 pub mod run;
 
 pub use check::{CheckReport, CheckRequest};
@@ -21,4 +22,5 @@ pub use manifest::{
 };
 pub use network::Network;
 pub use pipeline::{Pipeline, PipelineRun, PipelineStatus, Step, StepKind, StepRun};
+pub use retry::RetryPolicy;
 pub use run::{Ending, Run, RunFilter, RunRequest, RunStatus};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::limits::{Limits, LimitsOverride};
 use super::network::Network;
+use super::retry::RetryPolicy;
 
 #[derive(
     Debug,
@@ -76,6 +77,21 @@ pub struct Run {
     /// `connector/<code>/<hash of its non-secret options>` or `pipeline/<name>/<step>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_key: Option<String>,
+    /// Which attempt of its connector run this is: 1, then 2 for its first retry.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// The retry policy it was submitted with (the request's, else its manifest's).
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// The first attempt's id, on every later attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
+    /// The attempt queued after this one failed as transient (or lost its container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<String>,
+    /// A queued retry starts no earlier than this, when its backoff is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub running_at: Option<DateTime<Utc>>,
@@ -98,6 +114,14 @@ pub struct RunRequest {
     /// pipeline step's); set by cde, never by a request.
     #[serde(skip)]
     pub state_key: Option<String>,
+    /// How a run that fails as transient (or loses its container) is retried, instead of
+    /// its manifest's `retry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// How a run ended.
@@ -138,6 +162,16 @@ impl Run {
             .filter(|(name, value)| self.options.get(*name) != Some(value) && !value.is_empty())
             .map(|(_, value)| value.clone())
             .collect()
+    }
+
+    /// The first attempt's id: its own, or the one it retries.
+    pub fn first_attempt(&self) -> &str {
+        self.retry_of.as_deref().unwrap_or(&self.id)
+    }
+
+    /// Whether a queued run may start at `now`: its backoff, if it has one, is over.
+    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
+        self.not_before.is_none_or(|at| at <= now)
     }
 
     pub fn end(&mut self, ending: Ending) {

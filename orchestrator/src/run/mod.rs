@@ -22,10 +22,14 @@ mod disk;
 mod inputs;
 mod logs;
 pub mod outcome;
+mod retry;
 
 use inputs::{prepare_inputs, prepare_run_dir};
 use logs::{record_output, EngineLines, LogPump};
 use outcome::{Observed, Resumption, StopCause, LOST};
+
+/// The environment variable that tells a connector which attempt of its run it is.
+pub const ATTEMPT_ENV: &str = "CDE_ATTEMPT";
 
 impl Cde {
     /// Checks the request and records the run as `queued`. Nothing starts yet.
@@ -64,6 +68,8 @@ impl Cde {
             .config
             .limits_for(manifest, &request.limits)
             .map_err(Error::InvalidConfig)?;
+        let retry = request.retry.unwrap_or(manifest.retry);
+        retry.validate().map_err(Error::InvalidConfig)?;
         let id = uuid::Uuid::now_v7().to_string();
         let run_dir = self.config.runs_dir().join(&id);
         prepare_run_dir(&run_dir)?;
@@ -95,6 +101,11 @@ impl Cde {
             output_rows: None,
             network: request.network,
             state_key: Some(state_key),
+            attempt: 1,
+            retry,
+            retry_of: None,
+            next_attempt: None,
+            not_before: None,
             created_at: Utc::now(),
             started_at: None,
             running_at: None,
@@ -103,10 +114,10 @@ impl Cde {
         Ok(run)
     }
 
-    /// Executes a run in this process, returning its outcome.
+    /// Executes a run in this process, with its retries, returning the last attempt.
     pub async fn run(&self, request: RunRequest) -> Result<Run> {
         let run = self.start_with(request, &RunInputs::default()).await?;
-        self.execute(run).await
+        self.execute_with_retries(run).await
     }
 
     /// Moves a queued run to `starting` for this process; `None` when another took it.
@@ -205,6 +216,8 @@ impl Cde {
         let executable = self.executable().await?;
         let (mut env, option_args) =
             OptionValues::delivery(&run.unmasked_options, manifest.execution_mode);
+        // Which attempt this is, 1 for the first: a connector may log it, or behave by it.
+        env.push(format!("{ATTEMPT_ENV}={}", run.attempt));
         let secrets = run.secrets();
         if !secrets.is_empty() {
             // The Container API masks these in everything it writes, then drops the variable.
@@ -326,7 +339,24 @@ impl Cde {
         } else {
             run.output_rows = count_output(&run);
         }
+        let retried = outcome::retries(&ending, run.attempt, &run.retry);
         run.end(ending);
+        let mut next_attempt = None;
+        if retried {
+            // Named before the run is recorded, so its record says where its retry is.
+            let id = uuid::Uuid::now_v7().to_string();
+            let attempt = run.attempt + 1;
+            let delay = run.retry.delay_before(attempt);
+            let message = format!(
+                "retrying in {} s as run {id} (attempt {attempt} of {})",
+                delay.as_secs(),
+                run.retry.attempts
+            );
+            logs.lines
+                .push(LogLine::now(LogSource::Cde, "warning", &message, None));
+            run.next_attempt = Some(id.clone());
+            next_attempt = Some((id, delay));
+        }
         if run.status == RunStatus::Succeeded && run.output_rows.unwrap_or(0) == 0 {
             let manifest = self
                 .store
@@ -359,6 +389,16 @@ impl Cde {
         }
         if !self.store.update_run(&run).await? {
             return self.store.run(&run.id).await;
+        }
+        if let Some((id, delay)) = next_attempt {
+            let not_before = Utc::now() + delay;
+            if let Err(e) = self.queue_next_attempt(&run, id, not_before).await {
+                tracing::error!(run = %run.id, "queueing its next attempt: {e}");
+                run.next_attempt = None;
+                if let Err(e) = self.store.clear_next_attempt(&run.id).await {
+                    tracing::error!(run = %run.id, "forgetting its next attempt: {e}");
+                }
+            }
         }
         if let Some(outputs) = staged {
             if let (Some(key), Some(new)) = (&run.state_key, &outputs.state) {

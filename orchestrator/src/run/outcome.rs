@@ -1,8 +1,9 @@
 //! The decisions of a run's lifecycle, as pure functions of what was observed: how a run
-//! that another process left continues, and how a run whose container stopped ended.
+//! that another process left continues, how a run whose container stopped ended, and
+//! whether it is tried again.
 
 use crate::engine::Exit;
-use crate::model::{Ending, Limits, RunStatus};
+use crate::model::{Ending, Limits, RetryPolicy, RunStatus};
 
 pub const LOST: &str = "lost: container disappeared";
 
@@ -119,6 +120,23 @@ pub fn ending(observed: Observed, limits: &Limits) -> Ending {
         reason,
         exit_code,
     }
+}
+
+/// Whether a run that ended so, as attempt `attempt` under `policy`, is tried again: when
+/// attempts are left and it failed as transient (its connector exited 75 by itself) or
+/// lost its container. A configuration failure (78), any other exit status, a timeout, a
+/// cancel, the OOM killer, the disk limit or a rejected output: never. `ending` is the one
+/// [`ending`] decided (its reason without the connector's last error).
+pub fn retries(ending: &Ending, attempt: u32, policy: &RetryPolicy) -> bool {
+    if ending.status != RunStatus::Failed || attempt >= policy.attempts {
+        return false;
+    }
+    // The reason says the connector's own exit status decided the ending, not a stop of
+    // cde's or the OOM killer (which leave the exit status they caused).
+    let transient = ending.exit_code.is_some_and(|code| {
+        reported_failure(code) == Some(FailureKind::Transient) && ending.reason == exit_reason(code)
+    });
+    transient || ending.reason == LOST
 }
 
 #[cfg(test)]
@@ -251,5 +269,79 @@ mod tests {
         assert_eq!(resumption(Starting, None), Resumption::Start);
         assert_eq!(resumption(Running, Some(false)), Resumption::Start);
         assert_eq!(resumption(Running, None), Resumption::Lost);
+    }
+
+    #[test]
+    fn only_transient_failures_and_lost_runs_are_retried_while_attempts_are_left() {
+        let policy = RetryPolicy {
+            attempts: 3,
+            backoff_secs: 10,
+        };
+        let transient = ending(exited(75, false), &LIMITS);
+        let lost = ending(
+            Observed {
+                exit: None,
+                ..exited(0, false)
+            },
+            &LIMITS,
+        );
+        for retried in [&transient, &lost] {
+            assert!(retries(retried, 1, &policy), "{retried:?}");
+            assert!(retries(retried, 2, &policy), "{retried:?}");
+            assert!(
+                !retries(retried, 3, &policy),
+                "no attempt left: {retried:?}"
+            );
+            assert!(!retries(retried, 4, &policy), "{retried:?}");
+            assert!(
+                !retries(retried, 1, &RetryPolicy::default()),
+                "the default policy never retries: {retried:?}"
+            );
+        }
+        let never = [
+            ending(exited(78, false), &LIMITS),
+            ending(exited(1, false), &LIMITS),
+            ending(exited(3, false), &LIMITS),
+            ending(exited(0, false), &LIMITS),
+            // The OOM killer, whatever the exit status says.
+            ending(exited(75, true), &LIMITS),
+            // A timeout or the disk limit: cde stopped it, whatever it exited with.
+            ending(
+                Observed {
+                    stopped_by_cde: Some(StopCause::Timeout),
+                    ..exited(75, false)
+                },
+                &LIMITS,
+            ),
+            ending(
+                Observed {
+                    stopped_by_cde: Some(StopCause::Disk),
+                    ..exited(75, false)
+                },
+                &LIMITS,
+            ),
+            ending(
+                Observed {
+                    cancel_requested: true,
+                    ..exited(75, false)
+                },
+                &LIMITS,
+            ),
+            // Exited 0 but its output was rejected, or cde failed it for a reason of its own.
+            Ending {
+                status: RunStatus::Failed,
+                reason: "output rejected: output/output.jsonl line 1 is not JSON".into(),
+                exit_code: Some(0),
+            },
+            Ending::failed("image not found: x"),
+            Ending {
+                status: RunStatus::Failed,
+                reason: "output rejected: x".into(),
+                exit_code: Some(75),
+            },
+        ];
+        for ended in never {
+            assert!(!retries(&ended, 1, &policy), "{ended:?}");
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! The run queue: queued runs executed oldest first under the concurrency limit.
+//! The run queue: queued runs executed oldest first under the concurrency limit, each
+//! once it is due (a retry after its backoff).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,9 +47,14 @@ impl Cde {
         }
     }
 
-    /// The oldest queued run, claimed for this process.
+    /// The oldest queued run that is due (a retry waits out its backoff first), claimed
+    /// for this process.
     async fn next_queued(&self) -> Result<Option<Run>> {
+        let now = chrono::Utc::now();
         for run in self.store.runs_in(&[RunStatus::Queued]).await? {
+            if !run.is_due(now) {
+                continue;
+            }
             if let Some(run) = self.claim(run).await? {
                 return Ok(Some(run));
             }

@@ -18,7 +18,8 @@ use crate::secret::Secrets;
 /// The columns of [`RunRow`].
 pub(super) const RUN_COLUMNS: &str = "id, connector_code, connector_version, status, reason,
     exit_code, config, options, limits, run_dir, output_rows, created_at, started_at,
-    running_at, finished_at, network, state_key";
+    running_at, finished_at, network, state_key, attempt, retry, retry_of, next_attempt,
+    not_before";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct RunRow {
@@ -40,6 +41,11 @@ pub(super) struct RunRow {
     finished_at: Option<String>,
     network: Option<String>,
     state_key: Option<String>,
+    attempt: i64,
+    retry: String,
+    retry_of: Option<String>,
+    next_attempt: Option<String>,
+    not_before: Option<String>,
 }
 
 impl RunRow {
@@ -65,6 +71,12 @@ impl RunRow {
                 .map(|network| row.parse("network", &network))
                 .transpose()?,
             state_key: self.state_key,
+            attempt: u32::try_from(self.attempt)
+                .map_err(|e| row.error(format_args!("attempt {}: {e}", self.attempt)))?,
+            retry: row.json("retry", &self.retry)?,
+            retry_of: self.retry_of,
+            next_attempt: self.next_attempt,
+            not_before: row.optional_timestamp("not_before", self.not_before)?,
             created_at: row.timestamp("created_at", &self.created_at)?,
             started_at: row.optional_timestamp("started_at", self.started_at)?,
             running_at: row.optional_timestamp("running_at", self.running_at)?,

@@ -16,10 +16,12 @@ impl Store {
             serde_json::to_string(&run.unmasked_options).map_err(encoding("option values"))?;
         let options = serde_json::to_string(&run.options).map_err(encoding("masked options"))?;
         let limits = serde_json::to_string(&run.limits).map_err(encoding("limits"))?;
+        let retry = serde_json::to_string(&run.retry).map_err(encoding("retry policy"))?;
         sqlx::query(
             "INSERT INTO runs (id, connector_code, connector_version, status, config, options, limits,
-             run_dir, created_at, started_at, lease_owner, lease_until, network, state_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             run_dir, created_at, started_at, lease_owner, lease_until, network, state_key,
+             attempt, retry, retry_of, not_before)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(id)
         .bind(&run.connector_code)
@@ -35,6 +37,10 @@ impl Store {
         .bind(lease.map(|lease| timestamp(lease.until)))
         .bind(run.network.as_ref().map(|network| network.to_string()))
         .bind(&run.state_key)
+        .bind(i64::from(run.attempt))
+        .bind(retry)
+        .bind(&run.retry_of)
+        .bind(run.not_before.map(timestamp))
         .execute(&self.pool)
         .await
         .map_err(Error::store(format!("recording run {id}")))?;
@@ -48,7 +54,7 @@ impl Store {
         let updated = sqlx::query(
             "UPDATE runs SET status = $2, reason = $3, exit_code = $4, output_rows = $5,
              started_at = $6, running_at = $7, finished_at = $8,
-             config = CASE WHEN $9 = 1 THEN options ELSE config END
+             config = CASE WHEN $9 = 1 THEN options ELSE config END, next_attempt = $10
              WHERE id = $1 AND status IN ('queued', 'starting', 'running')",
         )
         .bind(&run.id)
@@ -60,10 +66,23 @@ impl Store {
         .bind(run.running_at.map(timestamp))
         .bind(run.finished_at.map(timestamp))
         .bind(i64::from(run.status.is_finished()))
+        .bind(&run.next_attempt)
         .execute(&self.pool)
         .await
         .map_err(Error::store(format!("updating run {}", run.id)))?;
         Ok(updated.rows_affected() == 1)
+    }
+
+    /// Forgets the next attempt of an ended run, when it could not be queued after all.
+    pub async fn clear_next_attempt(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE runs SET next_attempt = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::store(format!(
+                "clearing the next attempt of run {id}"
+            )))?;
+        Ok(())
     }
 
     /// Moves a queued run to `starting` under `lease`; false if someone else did (or it

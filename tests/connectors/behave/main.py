@@ -2,7 +2,10 @@
 
 MODE: ok | sleep | oom | ignore-term | fail | leak-secret. TAG, when given, is written
 into every record. STATE=count reads the incremental state, writes a record
-{"id": "state", "previous": n} and puts {"n": n + 1} (before failing, in MODE=fail). The health check argument is
+{"id": "state", "previous": n} and puts {"n": n + 1} (before failing, in MODE=fail).
+In MODE=fail, SUCCEED_FROM_ATTEMPT=n succeeds instead from attempt n on (CDE_ATTEMPT, which
+cde sets to 1 for a run's first attempt, 2 for its first retry), and ERROR, when given, is
+logged at error level before it fails. The health check argument is
 --health-check (passes), --health-check-fail (exit 3) or --health-check-hang (sleeps).
 """
 
@@ -60,7 +63,8 @@ def main():
     records = int(os.environ.get("RECORDS", "3") or 0)
     if mode == "ignore-term":
         signal.signal(signal.SIGTERM, lambda *_: print("ignoring SIGTERM", flush=True))
-    log("info", f"behave starting in mode {mode}")
+    attempt = int(os.environ.get("CDE_ATTEMPT", "1") or 1)
+    log("info", f"behave starting in mode {mode}, attempt {attempt}")
     if mode == "leak-secret":
         # Every way a connector might let its password out.
         token = os.environ.get("TOKEN", "")
@@ -93,7 +97,10 @@ def main():
             step += 1
             print(f"tick {step}", flush=True)
         write(records, records)
-    if mode == "fail":
+    succeed_from = int(os.environ.get("SUCCEED_FROM_ATTEMPT", "0") or 0)
+    if mode == "fail" and not (succeed_from and attempt >= succeed_from):
+        if os.environ.get("ERROR"):
+            log("error", f"{os.environ['ERROR']} (attempt {attempt})")
         sys.exit(int(os.environ.get("EXIT_CODE", "1")))
     log("success", "behave done")
 

@@ -2,9 +2,13 @@
 
 main.py source        writes the rows of the ROWS option (a JSON array)
 main.py service       MODE=tag: writes every row back with ___feed_seen=1;
-                      MODE=nothing: writes nothing; MODE=fail: exits 1
+                      MODE=nothing: writes nothing; MODE=fail: exits 1;
+                      MODE=flaky: exits 75 (transient) on its first attempt, then tags
 main.py export        writes feedback {"id", "status": "error"} for rows without a price
-main.py export-delta  reads new/modified/unchanged/deleted and logs the counts; FAIL=1 exits 1
+main.py export-delta  reads new/modified/unchanged/deleted and logs the counts; FAIL=1 exits 1;
+                      FLAKY=1 exits 75 (transient) on its first attempt
+
+The attempt is CDE_ATTEMPT, which cde sets: 1 for a run's first attempt, 2 for its retry.
 """
 
 import json
@@ -42,6 +46,10 @@ def read(stream):
         rows.extend(batch)
 
 
+def first_attempt():
+    return os.environ.get("CDE_ATTEMPT", "1") == "1"
+
+
 def main():
     mode = sys.argv[1]
     if "--health-check" in sys.argv:
@@ -56,6 +64,10 @@ def main():
         log(f"service read {len(rows)} rows, mode {behaviour}")
         if behaviour == "fail":
             return 1
+        if behaviour == "flaky":
+            if first_attempt():
+                return 75
+            behaviour = "tag"
         if behaviour == "tag":
             write("output", [dict(row, ___feed_seen="1") for row in rows])
     elif mode == "export":
@@ -68,6 +80,8 @@ def main():
         log("export-delta " + " ".join(f"{k}={v}" for k, v in counts.items()))
         if os.environ.get("FAIL") == "1":
             return 1
+        if os.environ.get("FLAKY") == "1" and first_attempt():
+            return 75
     return 0
 
 
