@@ -371,12 +371,10 @@ impl Cde {
         }
         logs.stop().await?;
         if let Some(code) = run.exit_code.filter(|_| run.status == RunStatus::Failed) {
-            if run.reason.as_deref() == Some(outcome::exit_reason(code).as_str()) {
+            let reason = outcome::exit_reason(code);
+            if run.reason.as_deref() == Some(reason.as_str()) {
                 if let Some(error) = self.store.last_error(&run.id).await? {
-                    run.reason = Some(outcome::with_last_error(
-                        &outcome::exit_reason(code),
-                        &error,
-                    ));
+                    run.reason = Some(outcome::with_last_error(&reason, &error));
                 }
             }
         }
