@@ -324,6 +324,28 @@ async fn exercise(url: Option<&str>, sqlite: &std::path::Path) {
     assert_eq!(read[502].1, many[499]);
     assert!(store.last_output_at(&older.id).await.unwrap().is_some());
 
+    // The connector's own error (through the API) wins over a later line on stderr.
+    assert_eq!(store.last_error(&older.id).await.unwrap(), None);
+    let errors = [
+        LogLine::now(LogSource::Stderr, "error", "early stderr".to_owned(), None),
+        LogLine::now(
+            LogSource::Api,
+            "error",
+            "the connector's error".to_owned(),
+            None,
+        ),
+        LogLine::now(LogSource::Api, "info", "after".to_owned(), None),
+        LogLine::now(LogSource::Stderr, "error", "late stderr".to_owned(), None),
+    ];
+    store
+        .append_logs(&older.id, 503, &errors, 9100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.last_error(&older.id).await.unwrap().as_deref(),
+        Some("the connector's error")
+    );
+
     pipeline_runs(&store, &code).await;
 }
 

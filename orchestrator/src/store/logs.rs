@@ -97,12 +97,13 @@ impl Store {
     }
 
     /// The message of the last line the run logged at `error` or a graver level (masked,
-    /// as every stored line is).
+    /// as every stored line is). An error the connector reported through the Container API
+    /// wins over stderr, which arrives on its own stream and may interleave in any order.
     pub async fn last_error(&self, run_id: &str) -> Result<Option<String>> {
         sqlx::query_scalar(
             "SELECT message FROM run_logs WHERE run_id = $1
              AND level IN ('error', 'critical', 'alert', 'emergency')
-             ORDER BY seq DESC LIMIT 1",
+             ORDER BY CASE WHEN source = 'api' THEN 0 ELSE 1 END, seq DESC LIMIT 1",
         )
         .bind(run_id)
         .fetch_optional(&self.pool)
