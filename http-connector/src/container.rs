@@ -120,11 +120,7 @@ impl ContainerApi {
             .await?;
         match status {
             200 => {
-                let body: Value = serde_json::from_str(&text).map_err(|e| {
-                    transient(format!(
-                        "{what}: the Container API's answer is not JSON: {e}"
-                    ))
-                })?;
+                let body = answer(&what, &text)?;
                 match body.get("data") {
                     Some(Value::Array(items)) => items
                         .iter()
@@ -172,11 +168,7 @@ impl ContainerApi {
         let (status, text) = self.call(what, self.client.get(self.url("/state"))).await?;
         match status {
             200 => {
-                let body: Value = serde_json::from_str(&text).map_err(|e| {
-                    transient(format!(
-                        "{what}: the Container API's answer is not JSON: {e}"
-                    ))
-                })?;
+                let body = answer(what, &text)?;
                 Ok(match body.get("data") {
                     Some(Value::Object(data)) => Value::Object(data.clone()),
                     _ => json!({}),
@@ -205,4 +197,13 @@ impl ContainerApi {
             _ => Err(Self::refused(what, status, &text)),
         }
     }
+}
+
+/// The JSON body of a Container API answer to `what`.
+fn answer(what: &str, text: &str) -> Result<Value, Failure> {
+    serde_json::from_str(text).map_err(|e| {
+        transient(format!(
+            "{what}: the Container API's answer is not JSON: {e}"
+        ))
+    })
 }
