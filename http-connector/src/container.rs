@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::{api, transient};
@@ -90,7 +91,7 @@ impl ContainerApi {
                     &what,
                     self.client
                         .post(self.url(&format!("/output/{file}")))
-                        .json(&json!({ "data": batch })),
+                        .json(&Data { data: batch }),
                 )
                 .await?;
             if status != 201 {
@@ -197,6 +198,12 @@ impl ContainerApi {
             _ => Err(Self::refused(what, status, &text)),
         }
     }
+}
+
+/// The body of a write, serialized from the records as they are.
+#[derive(Serialize)]
+struct Data<'a> {
+    data: &'a [Object],
 }
 
 /// The JSON body of a Container API answer to `what`.

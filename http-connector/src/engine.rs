@@ -11,10 +11,10 @@ use crate::check::{CheckReport, CHECK_PREFIX};
 use crate::connector::{parse, Connector, Plan};
 use crate::container::{self, ContainerApi};
 use crate::definition::Definition;
-use crate::error::{api, configuration, exit_code, kind_name};
+use crate::error::{api, configuration, exit_code, kind_name, transient};
 use crate::extract;
 use crate::inputs::Options;
-use crate::model::{Schedule, SourceSpec, END_TIME, SCHEDULE_QUERY, START_TIME};
+use crate::model::{Object, Schedule, SourceSpec, END_TIME, SCHEDULE_QUERY, START_TIME};
 use crate::pagination::Pager;
 use crate::request::Request;
 use crate::schedule::{self, Window};
@@ -157,23 +157,24 @@ async fn pull(
     }
 
     let mut pulling = Pulling::new(connector, spec, options, &values, schedule_query)?;
-    let mut total = 0usize;
-    while let Some(fetched) = pulling.next().await? {
-        let (number, page) = (fetched.number, fetched.page);
-        container.write(&page.records).await?;
-        total += page.records.len();
-        container
-            .log(
-                "info",
-                &format!(
-                    "page {number}: {} records ({} in total)",
-                    page.records.len(),
-                    total
-                ),
-                json!({"page": number, "elements": page.elements, "records": page.records.len(), "total": total}),
-            )
-            .await;
+    // Page n is written while page n + 1 is fetched: the API and the Container API work
+    // at once. A failed write stops the fetching; a failed fetch still writes every page
+    // fetched before it.
+    let (pages, writer) = page_writer(container.clone());
+    let fetched = async {
+        while let Some(fetched) = pulling.next().await? {
+            if pages.send(fetched).await.is_err() {
+                break;
+            }
+        }
+        Ok::<(), Failure>(())
     }
+    .await;
+    drop(pages);
+    let total = writer
+        .await
+        .map_err(|e| transient(format!("writing the records: the writer stopped: {e}")))??;
+    fetched?;
 
     if let Some((window, state)) = window_and_state {
         let saved = container
@@ -197,6 +198,39 @@ async fn pull(
         )
         .await;
     Ok(())
+}
+
+/// A task writing each page sent to it, then a log line about it; ends with the number
+/// of records written, or the first failure.
+fn page_writer(
+    container: ContainerApi,
+) -> (
+    tokio::sync::mpsc::Sender<Fetched>,
+    tokio::task::JoinHandle<Result<usize, Failure>>,
+) {
+    let (pages, mut received) = tokio::sync::mpsc::channel::<Fetched>(1);
+    let writer = tokio::spawn(async move {
+        let mut total = 0usize;
+        while let Some(Fetched {
+            number,
+            page,
+            records,
+            ..
+        }) = received.recv().await
+        {
+            container.write(&records).await?;
+            total += records.len();
+            container
+                .log(
+                    "info",
+                    &format!("page {number}: {} records ({total} in total)", records.len()),
+                    json!({"page": number, "elements": page.elements, "records": records.len(), "total": total}),
+                )
+                .await;
+        }
+        Ok(total)
+    });
+    (pages, writer)
 }
 
 /// Fills the window's times (and, for `ADVANCE`, the schedule query) into `values`; the
@@ -231,6 +265,7 @@ struct Fetched {
     request: String,
     status: u16,
     page: extract::Page,
+    records: Vec<Object>,
 }
 
 impl<'a> Pulling<'a> {
@@ -303,13 +338,16 @@ impl<'a> Pulling<'a> {
                 ))
             })?
         };
-        let page = extract::page(&body, &self.spec.content, self.spec.explode.as_ref());
-        self.pager.observe(&body, &headers, &url, &page)?;
+        let located = extract::locate(&body, &self.spec.content);
+        self.pager.observe(&body, &headers, &url, &located.page)?;
+        let page = located.page;
+        let records = located.records(body, &self.spec.content, self.spec.explode.as_ref());
         Ok(Some(Fetched {
             number,
             request: what,
             status,
             page,
+            records,
         }))
     }
 }
@@ -382,7 +420,6 @@ async fn check(vars: &HashMap<String, String>) -> Result<CheckReport, CheckFailu
     match pulling.next().await.map_err(failed)? {
         Some(fetched) => {
             let records: Vec<Value> = fetched
-                .page
                 .records
                 .into_iter()
                 .map(Value::Object)

@@ -1,6 +1,10 @@
 //! Records out of a response: `contentPath` picks the elements, each becomes
 //! `{wrapper: element, ...siblings}`, and `explodeEntityPath` makes one record per element
 //! of a sub-array. Records stay nested; the Container API flattens them.
+//!
+//! Two steps, so that pagination can read the whole response before the elements are
+//! taken out of it (moved, not copied: a page of a thousand records is most of a run's
+//! work): [`locate`] finds the elements, [`Located::records`] takes them.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -9,17 +13,30 @@ use serde_json_path::PathElement;
 
 use crate::model::{Extraction, Object};
 
-/// What one page gave.
-#[derive(Debug, Clone, PartialEq)]
+/// What pagination sees of a page.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Page {
     /// Elements matched by `contentPath` (before exploding): what pagination counts.
     pub elements: usize,
-    pub records: Vec<Object>,
     /// A digest of the elements, to notice an API that serves the same page again.
     pub fingerprint: u64,
 }
 
-#[derive(Debug, Clone)]
+/// The elements `contentPath` matched in a response, found but not yet taken out.
+#[derive(Debug)]
+pub struct Located {
+    pub page: Page,
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug)]
+struct Node {
+    location: Vec<Step>,
+    wrapper: Option<String>,
+    siblings: Object,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 enum Step {
     Name(String),
     Index(usize),
@@ -50,15 +67,11 @@ fn filter(map: &mut Object, extraction: &Extraction) {
     map.retain(|k, _| !extraction.skip.contains(k));
 }
 
-fn filtered(value: &Value, extraction: &Extraction) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut map = map.clone();
-            filter(&mut map, extraction);
-            Value::Object(map)
-        }
-        other => other.clone(),
+fn filtered(mut value: Value, extraction: &Extraction) -> Value {
+    if let Value::Object(map) = &mut value {
+        filter(map, extraction);
     }
+    value
 }
 
 /// One record: the element under its wrapper, or its own members when there is no name
@@ -77,10 +90,41 @@ fn record(wrapper: Option<&str>, element: Value, siblings: &Object) -> Object {
     record
 }
 
-pub fn page(response: &Value, content: &Extraction, explode: Option<&Extraction>) -> Page {
+/// Feeds `value` to `hasher` without serializing it.
+fn digest(value: &Value, hasher: &mut impl Hasher) {
+    match value {
+        Value::Null => 0u8.hash(hasher),
+        Value::Bool(b) => (1u8, b).hash(hasher),
+        Value::Number(n) => (2u8, n).hash(hasher),
+        Value::String(s) => (3u8, s).hash(hasher),
+        Value::Array(items) => {
+            (4u8, items.len()).hash(hasher);
+            items.iter().for_each(|item| digest(item, hasher));
+        }
+        Value::Object(map) => {
+            (5u8, map.len()).hash(hasher);
+            for (k, v) in map {
+                k.hash(hasher);
+                digest(v, hasher);
+            }
+        }
+    }
+}
+
+/// The elements of a matched node: an array's items, or the node itself.
+fn items_of(node: &Value) -> &[Value] {
+    match node {
+        Value::Array(items) => items,
+        other => std::slice::from_ref(other),
+    }
+}
+
+/// Finds what `content` matches in `response`: the elements counted and digested, their
+/// wrappers and siblings decided.
+pub fn locate(response: &Value, content: &Extraction) -> Located {
     let mut hasher = DefaultHasher::new();
     let mut elements = 0;
-    let mut records = Vec::new();
+    let mut nodes = Vec::new();
     for node in content.path.query_located(response).iter() {
         let location = steps(&node.location().iter().cloned().collect::<Vec<_>>());
         let wrapper = if content.bare {
@@ -103,25 +147,86 @@ pub fn page(response: &Value, content: &Extraction, explode: Option<&Extraction>
             }
         }
         filter(&mut siblings, content);
-        let items: Vec<&Value> = match node.node() {
-            Value::Array(items) => items.iter().collect(),
-            other => vec![other],
-        };
-        for item in items {
+        for item in items_of(node.node()) {
             elements += 1;
-            item.to_string().hash(&mut hasher);
-            let record = record(wrapper.as_deref(), filtered(item, content), &siblings);
-            match explode {
-                Some(explode) => records.extend(exploded(record, explode)),
-                None => records.push(record),
+            digest(item, &mut hasher);
+        }
+        nodes.push(Node {
+            location,
+            wrapper,
+            siblings,
+        });
+    }
+    Located {
+        page: Page {
+            elements,
+            fingerprint: hasher.finish(),
+        },
+        nodes,
+    }
+}
+
+impl Located {
+    /// The records, the elements moved out of `response` (the one [`locate`] was given).
+    pub fn records(
+        self,
+        mut response: Value,
+        content: &Extraction,
+        explode: Option<&Extraction>,
+    ) -> Vec<Object> {
+        // A node inside another (`$..x`) would be gone once its ancestor is taken.
+        let nested = self.nodes.iter().enumerate().any(|(i, a)| {
+            self.nodes
+                .iter()
+                .enumerate()
+                .any(|(j, b)| i != j && b.location.starts_with(&a.location))
+        });
+        let mut records = Vec::with_capacity(self.page.elements);
+        for node in self.nodes {
+            let taken = if nested {
+                lookup(&response, &node.location).cloned()
+            } else {
+                lookup_mut(&mut response, &node.location).map(std::mem::take)
+            };
+            let items = match taken {
+                Some(Value::Array(items)) => items,
+                Some(other) => vec![other],
+                None => continue,
+            };
+            for item in items {
+                let record = record(
+                    node.wrapper.as_deref(),
+                    filtered(item, content),
+                    &node.siblings,
+                );
+                match explode {
+                    Some(explode) => records.extend(exploded(record, explode)),
+                    None => records.push(record),
+                }
             }
         }
+        records
     }
-    Page {
-        elements,
-        records,
-        fingerprint: hasher.finish(),
-    }
+}
+
+fn lookup<'v>(value: &'v Value, location: &[Step]) -> Option<&'v Value> {
+    location
+        .iter()
+        .try_fold(value, |current, step| match (step, current) {
+            (Step::Name(n), Value::Object(map)) => map.get(n),
+            (Step::Index(i), Value::Array(items)) => items.get(*i),
+            _ => None,
+        })
+}
+
+fn lookup_mut<'v>(value: &'v mut Value, location: &[Step]) -> Option<&'v mut Value> {
+    location
+        .iter()
+        .try_fold(value, |current, step| match (step, current) {
+            (Step::Name(n), Value::Object(map)) => map.get_mut(n),
+            (Step::Index(i), Value::Array(items)) => items.get_mut(*i),
+            _ => None,
+        })
 }
 
 /// One record per element of the sub-array(s) `explode` matches in `record`, each with
@@ -155,13 +260,9 @@ fn exploded(record: Object, explode: &Extraction) -> Vec<Object> {
             .as_deref()
             .or_else(|| last_name(location))
             .unwrap_or("value");
-        let items: Vec<&Value> = match node {
-            Value::Array(items) => items.iter().collect(),
-            other => vec![other],
-        };
-        for item in items {
+        for item in items_of(node) {
             let mut record = base.clone();
-            record.insert(wrapper.to_owned(), filtered(item, explode));
+            record.insert(wrapper.to_owned(), filtered(item.clone(), explode));
             out.push(record);
         }
     }
@@ -175,23 +276,11 @@ fn remove(value: &mut Value, location: &[Step]) {
     let Some((last, parents)) = location.split_last() else {
         return;
     };
-    let mut current = value;
-    for step in parents {
-        let next = match (step, current) {
-            (Step::Name(n), Value::Object(map)) => map.get_mut(n),
-            (Step::Index(i), Value::Array(items)) => items.get_mut(*i),
-            _ => None,
-        };
-        match next {
-            Some(next) => current = next,
-            None => return,
-        }
-    }
-    match (last, current) {
-        (Step::Name(n), Value::Object(map)) => {
+    match (last, lookup_mut(value, parents)) {
+        (Step::Name(n), Some(Value::Object(map))) => {
             map.remove(n);
         }
-        (Step::Index(i), Value::Array(items)) if *i < items.len() => {
+        (Step::Index(i), Some(Value::Array(items))) if *i < items.len() => {
             items.remove(*i);
         }
         _ => {}
@@ -203,6 +292,17 @@ mod tests {
     use super::*;
     use serde_json::json;
     use serde_json_path::JsonPath;
+
+/// [`locate`] and [`Located::records`] at once.
+pub fn page(
+    response: Value,
+    content: &Extraction,
+    explode: Option<&Extraction>,
+) -> (Page, Vec<Object>) {
+    let located = locate(&response, content);
+    let page = located.page;
+    (page, located.records(response, content, explode))
+}
 
     fn extraction(
         path: &str,
@@ -238,10 +338,10 @@ mod tests {
             None,
             &["_links", "total_items", "list_id"],
         );
-        let page = page(&members(), &content, None);
+        let (page, records) = page(members(), &content, None);
         assert_eq!(page.elements, 2);
         assert_eq!(
-            Value::Array(page.records.into_iter().map(Value::Object).collect()),
+            Value::Array(records.into_iter().map(Value::Object).collect()),
             json!([
                 {"member": {"id": "a", "email_address": "a@x"}, "page": 1},
                 {"member": {"id": "b", "email_address": "b@x"}, "page": 1}
@@ -252,9 +352,9 @@ mod tests {
     #[test]
     fn the_wrapper_is_the_last_name_of_the_path_and_keep_keeps_only_those() {
         let content = extraction("$.members[*]", None, Some(&["id", "total_items"]), &[]);
-        let page = page(&members(), &content, None);
+        let (_, records) = page(members(), &content, None);
         assert_eq!(
-            Value::Object(page.records[0].clone()),
+            Value::Object(records[0].clone()),
             json!({"members": {"id": "a"}, "total_items": 2})
         );
     }
@@ -262,9 +362,9 @@ mod tests {
     #[test]
     fn a_root_array_gives_its_elements_unwrapped() {
         let content = extraction("$", None, None, &["x"]);
-        let page = page(&json!([{"id": 1, "x": 2}, 3]), &content, None);
+        let (_, records) = page(json!([{"id": 1, "x": 2}, 3]), &content, None);
         assert_eq!(
-            Value::Array(page.records.into_iter().map(Value::Object).collect()),
+            Value::Array(records.into_iter().map(Value::Object).collect()),
             json!([{"id": 1}, {"value": 3}])
         );
     }
@@ -280,10 +380,10 @@ mod tests {
         });
         let content = extraction("$.emails", Some("email"), None, &["total_items"]);
         let explode = extraction("$.email.activity", None, None, &["ip"]);
-        let page = page(&response, &content, Some(&explode));
+        let (page, records) = page(response, &content, Some(&explode));
         assert_eq!(page.elements, 2);
         assert_eq!(
-            Value::Array(page.records.into_iter().map(Value::Object).collect()),
+            Value::Array(records.into_iter().map(Value::Object).collect()),
             json!([
                 {"email": {"email_id": "e1"}, "activity": {"action": "open"}},
                 {"email": {"email_id": "e1"}, "activity": {"action": "click"}},
@@ -297,9 +397,9 @@ mod tests {
         let response = json!({"emails": [{"id": 1, "activity": [{"a": 1, "b": 2}]}]});
         let content = extraction("$.emails", Some("email"), None, &[]);
         let explode = extraction("$.email.activity", Some("act"), Some(&["b"]), &[]);
-        let page = page(&response, &content, Some(&explode));
+        let (_, records) = page(response, &content, Some(&explode));
         assert_eq!(
-            Value::Object(page.records[0].clone()),
+            Value::Object(records[0].clone()),
             json!({"email": {"id": 1}, "act": {"b": 2}})
         );
     }
@@ -309,10 +409,10 @@ mod tests {
         let mut content = extraction("$.Results", None, None, &[]);
         content.bare = true;
         let response = json!({"Results": [{"id": 1, "email": "a@x"}, 7], "Total": 2});
-        let page = page(&response, &content, None);
+        let (page, records) = page(response, &content, None);
         assert_eq!(page.elements, 2);
         assert_eq!(
-            Value::Array(page.records.into_iter().map(Value::Object).collect()),
+            Value::Array(records.into_iter().map(Value::Object).collect()),
             json!([{"id": 1, "email": "a@x"}, {"value": 7}])
         );
     }
@@ -320,12 +420,23 @@ mod tests {
     #[test]
     fn the_same_elements_give_the_same_fingerprint() {
         let content = extraction("$.members", None, None, &[]);
-        let a = page(&members(), &content, None);
+        let (a, _) = page(members(), &content, None);
         let mut other = members();
         other["page"] = json!(2);
-        assert_eq!(a.fingerprint, page(&other, &content, None).fingerprint);
+        assert_eq!(a.fingerprint, page(other.clone(), &content, None).0.fingerprint);
         other["members"][0]["id"] = json!("z");
-        assert_ne!(a.fingerprint, page(&other, &content, None).fingerprint);
-        assert_eq!(page(&json!({"members": []}), &content, None).elements, 0);
+        assert_ne!(a.fingerprint, page(other.clone(), &content, None).0.fingerprint);
+        assert_eq!(page(json!({"members": []}), &content, None).0.elements, 0);
+    }
+
+    #[test]
+    fn nested_matches_each_give_their_record() {
+        let content = extraction("$..a", None, None, &[]);
+        let (page, records) = page(json!({"a": {"a": 1}}), &content, None);
+        assert_eq!(page.elements, 2);
+        assert_eq!(
+            Value::Array(records.into_iter().map(Value::Object).collect()),
+            json!([{"a": {"a": 1}}, {"a": 1}])
+        );
     }
 }

@@ -291,7 +291,6 @@ mod tests {
     fn page(elements: usize, fingerprint: u64) -> Page {
         Page {
             elements,
-            records: Vec::new(),
             fingerprint,
         }
     }
