@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::{json, Value};
+
+use container_api::output::DEFAULT_SEPARATOR;
 
 use crate::error::{api, transient};
 use crate::model::Object;
@@ -91,7 +92,10 @@ impl ContainerApi {
                     &what,
                     self.client
                         .post(self.url(&format!("/output/{file}")))
-                        .json(&Data { data: batch }),
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(flat_body(batch).map_err(|e| {
+                            transient(format!("{what}: serializing the records: {e}"))
+                        })?),
                 )
                 .await?;
             if status != 201 {
@@ -200,10 +204,69 @@ impl ContainerApi {
     }
 }
 
-/// The body of a write, serialized from the records as they are.
-#[derive(Serialize)]
-struct Data<'a> {
-    data: &'a [Object],
+/// `{"data":[...]}` with each record flattened as the Container API flattens it (names
+/// joined by its default separator, array items by index, an empty object or array a
+/// `null`), so that it copies the records as they come instead of parsing them again.
+fn flat_body(records: &[Object]) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(records.len() * 512 + 16);
+    out.extend_from_slice(b"{\"data\":[");
+    let mut name = String::new();
+    for (i, record) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        let mut first = true;
+        for (key, value) in record {
+            name.clear();
+            name.push_str(key);
+            flat_member(&mut out, &mut name, value, &mut first)?;
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
+}
+
+/// Writes `value` as the column `name`, or its members as columns under it.
+fn flat_member(
+    out: &mut Vec<u8>,
+    name: &mut String,
+    value: &Value,
+    first: &mut bool,
+) -> serde_json::Result<()> {
+    let len = name.len();
+    match value {
+        Value::Object(members) if !members.is_empty() => {
+            for (key, member) in members {
+                name.truncate(len);
+                name.push_str(DEFAULT_SEPARATOR);
+                name.push_str(key);
+                flat_member(out, name, member, first)?;
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for (i, item) in items.iter().enumerate() {
+                name.truncate(len);
+                name.push_str(DEFAULT_SEPARATOR);
+                name.push_str(&i.to_string());
+                flat_member(out, name, item, first)?;
+            }
+        }
+        _ => {
+            if !std::mem::take(first) {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, name.as_str())?;
+            out.push(b':');
+            match value {
+                Value::Object(_) | Value::Array(_) => out.extend_from_slice(b"null"),
+                scalar => serde_json::to_writer(&mut *out, scalar)?,
+            }
+        }
+    }
+    name.truncate(len);
+    Ok(())
 }
 
 /// The JSON body of a Container API answer to `what`.
@@ -213,4 +276,27 @@ fn answer(what: &str, text: &str) -> Result<Value, Failure> {
             "{what}: the Container API's answer is not JSON: {e}"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_sent_flattened_as_the_container_api_flattens_them() {
+        let records = [
+            json!({"member": {"id": "a", "tags": ["x", {"k": 1}], "empty": {}}, "n": 1.5}),
+            json!({"none": [], "s": "quote\"d"}),
+        ]
+        .map(|r| match r {
+            Value::Object(record) => record,
+            _ => unreachable!(),
+        });
+        let body = String::from_utf8(flat_body(&records).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            r#"{"data":[{"member-empty":null,"member-id":"a","member-tags-0":"x","member-tags-1-k":1,"n":1.5},{"none":null,"s":"quote\"d"}]}"#
+        );
+        assert_eq!(flat_body(&[]).unwrap(), br#"{"data":[]}"#);
+    }
 }

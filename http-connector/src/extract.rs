@@ -6,7 +6,9 @@
 //! taken out of it (moved, not copied: a page of a thousand records is most of a run's
 //! work): [`locate`] finds the elements, [`Located::records`] takes them.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
+
+use xxhash_rust::xxh3::Xxh3;
 
 use serde_json::{Map, Value};
 use serde_json_path::PathElement;
@@ -18,7 +20,8 @@ use crate::model::{Extraction, Object};
 pub struct Page {
     /// Elements matched by `contentPath` (before exploding): what pagination counts.
     pub elements: usize,
-    /// A digest of the elements, to notice an API that serves the same page again.
+    /// A digest of the elements (their count, the first and the last), to notice an API
+    /// that serves the same page again.
     pub fingerprint: u64,
 }
 
@@ -122,7 +125,7 @@ fn items_of(node: &Value) -> &[Value] {
 /// Finds what `content` matches in `response`: the elements counted and digested, their
 /// wrappers and siblings decided.
 pub fn locate(response: &Value, content: &Extraction) -> Located {
-    let mut hasher = DefaultHasher::new();
+    let mut hasher = Xxh3::new();
     let mut elements = 0;
     let mut nodes = Vec::new();
     for node in content.path.query_located(response).iter() {
@@ -147,9 +150,14 @@ pub fn locate(response: &Value, content: &Extraction) -> Located {
             }
         }
         filter(&mut siblings, content);
-        for item in items_of(node.node()) {
-            elements += 1;
-            digest(item, &mut hasher);
+        // The first and last elements and the count tell a page served again from the
+        // next one; digesting every element would cost as much as reading them.
+        let items = items_of(node.node());
+        elements += items.len();
+        items.len().hash(&mut hasher);
+        if let (Some(first), Some(last)) = (items.first(), items.last()) {
+            digest(first, &mut hasher);
+            digest(last, &mut hasher);
         }
         nodes.push(Node {
             location,
@@ -426,6 +434,12 @@ pub fn page(
         assert_eq!(a.fingerprint, page(other.clone(), &content, None).0.fingerprint);
         other["members"][0]["id"] = json!("z");
         assert_ne!(a.fingerprint, page(other.clone(), &content, None).0.fingerprint);
+        let mut last = members();
+        last["members"][1]["email_address"] = json!("z@x");
+        assert_ne!(a.fingerprint, page(last, &content, None).0.fingerprint);
+        let mut fewer = members();
+        fewer["members"].as_array_mut().unwrap().pop();
+        assert_ne!(a.fingerprint, page(fewer, &content, None).0.fingerprint);
         assert_eq!(page(json!({"members": []}), &content, None).0.elements, 0);
     }
 
