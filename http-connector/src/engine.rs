@@ -14,7 +14,7 @@ use crate::definition::Definition;
 use crate::error::{api, configuration, exit_code, kind_name, transient};
 use crate::extract;
 use crate::inputs::Options;
-use crate::model::{Object, Schedule, SourceSpec, END_TIME, SCHEDULE_QUERY, START_TIME};
+use crate::model::{Extraction, Object, Schedule, SourceSpec, END_TIME, SCHEDULE_QUERY, START_TIME};
 use crate::pagination::Pager;
 use crate::request::Request;
 use crate::schedule::{self, Window};
@@ -160,7 +160,7 @@ async fn pull(
     // Page n is written while page n + 1 is fetched: the API and the Container API work
     // at once. A failed write stops the fetching; a failed fetch still writes every page
     // fetched before it.
-    let (pages, writer) = page_writer(container.clone());
+    let (pages, writer) = page_writer(container.clone(), spec);
     let fetched = async {
         while let Some(fetched) = pulling.next().await? {
             if pages.send(fetched).await.is_err() {
@@ -200,24 +200,22 @@ async fn pull(
     Ok(())
 }
 
-/// A task writing each page sent to it, then a log line about it; ends with the number
-/// of records written, or the first failure.
+/// A task taking the records out of each page sent to it, writing them, then a log line
+/// about them; ends with the number of records written, or the first failure.
 fn page_writer(
     container: ContainerApi,
+    spec: &SourceSpec,
 ) -> (
     tokio::sync::mpsc::Sender<Fetched>,
     tokio::task::JoinHandle<Result<usize, Failure>>,
 ) {
     let (pages, mut received) = tokio::sync::mpsc::channel::<Fetched>(1);
+    let (content, explode) = (spec.content.clone(), spec.explode.clone());
     let writer = tokio::spawn(async move {
         let mut total = 0usize;
-        while let Some(Fetched {
-            number,
-            page,
-            records,
-            ..
-        }) = received.recv().await
-        {
+        while let Some(fetched) = received.recv().await {
+            let (number, page) = (fetched.number, fetched.located.page);
+            let records = fetched.records(&content, explode.as_ref());
             container.write(&records).await?;
             total += records.len();
             container
@@ -264,8 +262,15 @@ struct Fetched {
     /// The request, without its query or credentials.
     request: String,
     status: u16,
-    page: extract::Page,
-    records: Vec<Object>,
+    body: Value,
+    /// The records in `body`, for [`Fetched::records`] to take out.
+    located: extract::Located,
+}
+
+impl Fetched {
+    fn records(self, spec: &Extraction, explode: Option<&Extraction>) -> Vec<Object> {
+        self.located.records(self.body, spec, explode)
+    }
 }
 
 impl<'a> Pulling<'a> {
@@ -340,14 +345,12 @@ impl<'a> Pulling<'a> {
         };
         let located = extract::locate(&body, &self.spec.content);
         self.pager.observe(&body, &headers, &url, &located.page)?;
-        let page = located.page;
-        let records = located.records(body, &self.spec.content, self.spec.explode.as_ref());
         Ok(Some(Fetched {
             number,
             request: what,
             status,
-            page,
-            records,
+            body,
+            located,
         }))
     }
 }
@@ -419,15 +422,16 @@ async fn check(vars: &HashMap<String, String>) -> Result<CheckReport, CheckFailu
         Pulling::new(&connector, spec, &options, &values, schedule_query).map_err(failed)?;
     match pulling.next().await.map_err(failed)? {
         Some(fetched) => {
+            let (request, status) = (fetched.request.clone(), fetched.status);
             let records: Vec<Value> = fetched
-                .records
+                .records(&spec.content, spec.explode.as_ref())
                 .into_iter()
                 .map(Value::Object)
                 .collect();
             Ok(CheckReport {
                 ok: true,
-                request: fetched.request,
-                status: Some(fetched.status),
+                request,
+                status: Some(status),
                 records: records.len(),
                 columns: crate::check::columns(&records),
                 failure_kind: None,
