@@ -23,7 +23,7 @@
 //! short page, so each run makes 201 requests (the last one past the end, empty).
 //! Details (per-run times, CPU times, the time to the first request) go to stderr.
 //!
-//! Environment: `CDE_BENCH_RUNS` (3) runs of cde and raw, the median is reported;
+//! Environment: `CDE_BENCH_RUNS` (5) runs of cde and raw, the median is reported;
 //! `CDE_BENCH_AIRBYTE_RUNS` (1); `CDE_BENCH_RECORDS` (200000); `CDE_BENCH_AIRBYTE_VENV`
 //! (another venv with airbyte-cdk); `CDE_BENCH_PYTHON` (the interpreter that creates the
 //! venv, `python3`); `CDE_BENCH_SKIP_AIRBYTE=1` (no Airbyte: its fields print `nan`).
@@ -48,7 +48,7 @@ const NAME: &str = "http_source";
 fn main() {
     let _guard = http_pull::Guard;
     let total: usize = env_or("CDE_BENCH_RECORDS", 200_000);
-    let runs: usize = env_or::<usize>("CDE_BENCH_RUNS", 3).max(1);
+    let runs: usize = env_or::<usize>("CDE_BENCH_RUNS", 5).max(1);
     let airbyte_runs: usize = env_or("CDE_BENCH_AIRBYTE_RUNS", 1);
     let airbyte = if std::env::var("CDE_BENCH_SKIP_AIRBYTE").is_ok_and(|v| v == "1") {
         None

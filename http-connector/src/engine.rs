@@ -209,7 +209,7 @@ fn page_writer(
     tokio::sync::mpsc::Sender<Fetched>,
     tokio::task::JoinHandle<Result<usize, Failure>>,
 ) {
-    let (pages, mut received) = tokio::sync::mpsc::channel::<Fetched>(1);
+    let (pages, mut received) = tokio::sync::mpsc::channel::<Fetched>(2);
     let (content, explode) = (spec.content.clone(), spec.explode.clone());
     let writer = tokio::spawn(async move {
         let mut total = 0usize;
