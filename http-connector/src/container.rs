@@ -71,31 +71,36 @@ impl ContainerApi {
     }
 
     /// Writes `records` in batches of at most [`BATCH`]; each batch is all or nothing.
-    pub async fn write(&self, records: &[Object]) -> Result<(), Failure> {
+    /// A batch's records are freed once serialized, before it is sent.
+    pub async fn write(&self, records: Vec<Object>) -> Result<(), Failure> {
         self.write_to("output", "records", records).await
     }
 
     /// Writes feedback rows (`{"id": ..., "error": ...}`) as [`Self::write`] does records.
-    pub async fn feedback(&self, rows: &[Object]) -> Result<(), Failure> {
+    pub async fn feedback(&self, rows: Vec<Object>) -> Result<(), Failure> {
         self.write_to("feedback", "feedback rows", rows).await
     }
 
-    async fn write_to(&self, file: &str, noun: &str, records: &[Object]) -> Result<(), Failure> {
-        for (i, batch) in records.chunks(BATCH).enumerate() {
-            let what = format!(
-                "writing {noun} (batch {} of {})",
-                i + 1,
-                records.len().div_ceil(BATCH)
-            );
+    async fn write_to(
+        &self,
+        file: &str,
+        noun: &str,
+        mut records: Vec<Object>,
+    ) -> Result<(), Failure> {
+        let batches = records.len().div_ceil(BATCH);
+        for i in 0..batches {
+            let what = format!("writing {noun} (batch {} of {batches})", i + 1);
+            let batch: Vec<Object> = records.drain(..records.len().min(BATCH)).collect();
+            let body = flat_body(&batch)
+                .map_err(|e| transient(format!("{what}: serializing the records: {e}")))?;
+            drop(batch);
             let (status, text) = self
                 .call(
                     &what,
                     self.client
                         .post(self.url(&format!("/output/{file}")))
                         .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(flat_body(batch).map_err(|e| {
-                            transient(format!("{what}: serializing the records: {e}"))
-                        })?),
+                        .body(body),
                 )
                 .await?;
             if status != 201 {

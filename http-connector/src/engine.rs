@@ -14,7 +14,9 @@ use crate::definition::Definition;
 use crate::error::{api, configuration, exit_code, kind_name, transient};
 use crate::extract;
 use crate::inputs::Options;
-use crate::model::{Extraction, Object, Schedule, SourceSpec, END_TIME, SCHEDULE_QUERY, START_TIME};
+use crate::model::{
+    Extraction, Object, Schedule, SourceSpec, END_TIME, SCHEDULE_QUERY, START_TIME,
+};
 use crate::pagination::Pager;
 use crate::request::Request;
 use crate::schedule::{self, Window};
@@ -162,9 +164,12 @@ async fn pull(
     // fetched before it.
     let (pages, writer) = page_writer(container.clone(), spec);
     let fetched = async {
-        while let Some(fetched) = pulling.next().await? {
-            if pages.send(fetched).await.is_err() {
-                break;
+        // A page is fetched once the writer has taken the one before: two pages at
+        // most are held at a time.
+        while let Ok(slot) = pages.reserve().await {
+            match pulling.next().await? {
+                Some(fetched) => slot.send(fetched),
+                None => break,
             }
         }
         Ok::<(), Failure>(())
@@ -209,20 +214,21 @@ fn page_writer(
     tokio::sync::mpsc::Sender<Fetched>,
     tokio::task::JoinHandle<Result<usize, Failure>>,
 ) {
-    let (pages, mut received) = tokio::sync::mpsc::channel::<Fetched>(2);
+    let (pages, mut received) = tokio::sync::mpsc::channel::<Fetched>(1);
     let (content, explode) = (spec.content.clone(), spec.explode.clone());
     let writer = tokio::spawn(async move {
         let mut total = 0usize;
         while let Some(fetched) = received.recv().await {
             let (number, page) = (fetched.number, fetched.located.page);
             let records = fetched.records(&content, explode.as_ref());
-            container.write(&records).await?;
-            total += records.len();
+            let count = records.len();
+            container.write(records).await?;
+            total += count;
             container
                 .log(
                     "info",
-                    &format!("page {number}: {} records ({total} in total)", records.len()),
-                    json!({"page": number, "elements": page.elements, "records": records.len(), "total": total}),
+                    &format!("page {number}: {count} records ({total} in total)"),
+                    json!({"page": number, "elements": page.elements, "records": count, "total": total}),
                 )
                 .await;
         }

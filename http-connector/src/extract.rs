@@ -301,16 +301,16 @@ mod tests {
     use serde_json::json;
     use serde_json_path::JsonPath;
 
-/// [`locate`] and [`Located::records`] at once.
-pub fn page(
-    response: Value,
-    content: &Extraction,
-    explode: Option<&Extraction>,
-) -> (Page, Vec<Object>) {
-    let located = locate(&response, content);
-    let page = located.page;
-    (page, located.records(response, content, explode))
-}
+    /// [`locate`] and [`Located::records`] at once.
+    pub fn page(
+        response: Value,
+        content: &Extraction,
+        explode: Option<&Extraction>,
+    ) -> (Page, Vec<Object>) {
+        let located = locate(&response, content);
+        let page = located.page;
+        (page, located.records(response, content, explode))
+    }
 
     fn extraction(
         path: &str,
@@ -431,9 +431,15 @@ pub fn page(
         let (a, _) = page(members(), &content, None);
         let mut other = members();
         other["page"] = json!(2);
-        assert_eq!(a.fingerprint, page(other.clone(), &content, None).0.fingerprint);
+        assert_eq!(
+            a.fingerprint,
+            page(other.clone(), &content, None).0.fingerprint
+        );
         other["members"][0]["id"] = json!("z");
-        assert_ne!(a.fingerprint, page(other.clone(), &content, None).0.fingerprint);
+        assert_ne!(
+            a.fingerprint,
+            page(other.clone(), &content, None).0.fingerprint
+        );
         let mut last = members();
         last["members"][1]["email_address"] = json!("z@x");
         assert_ne!(a.fingerprint, page(last, &content, None).0.fingerprint);

@@ -214,21 +214,22 @@ async fn send_streams(
                 row
             })
             .collect();
-        if !rows.is_empty() {
-            container.feedback(&rows).await?;
-        }
+        let refused = rows.len();
         totals.sent += records.len();
-        totals.refused += rows.len();
+        totals.refused += refused;
+        if !rows.is_empty() {
+            container.feedback(rows).await?;
+        }
         container
             .log(
                 "info",
                 &format!(
                     "{what}: {} records sent, {} refused ({} sent in total)",
                     records.len(),
-                    rows.len(),
+                    refused,
                     totals.sent
                 ),
-                json!({"action": action.name, "batch": number, "records": records.len(), "refused": rows.len(), "total": totals.sent}),
+                json!({"action": action.name, "batch": number, "records": records.len(), "refused": refused, "total": totals.sent}),
             )
             .await;
     }
