@@ -7,7 +7,7 @@
 //! `BENCH http_memory records=1000000 engine_hwm_mb=<peak> limit_mb=50 baseline_idle_mb=<peak of a 1-page run>`
 //!
 //! * `engine_hwm_mb`: the child's (`cde http-connector --definition FILE`) peak resident
-//!   set in MiB: its `VmHWM` read from `/proc/<pid>/status` every 50 ms (`ru_maxrss` from
+//!   set in MiB: its `VmHWM` read from `/proc/<pid>/status` every 5 ms (`ru_maxrss` from
 //!   `wait4(2)` is printed on stderr but not used: Linux carries into it the pre-exec copy
 //!   of this bench process, ~430 MiB of prebuilt pages). Goal: under `limit_mb`.
 //! * `baseline_idle_mb`: the same for a run that pulls one page of 1 000 (then the empty

@@ -239,3 +239,52 @@ async fn a_definition_that_is_not_one_is_a_configuration_failure() {
     let finished = container.finish().await;
     assert_eq!(finished.logs_at("error").len(), 2);
 }
+
+#[tokio::test]
+async fn every_page_before_a_failed_one_is_written() {
+    let api = MockApi::start(|r| match r.param("page") {
+        Some(page @ ("0" | "1" | "2")) => {
+            let n: u64 = page.parse().unwrap();
+            Answer::ok(json!({"items": [{"id": 2 * n}, {"id": 2 * n + 1}]}))
+        }
+        _ => Answer::status(404, json!({"error": "page gone"})),
+    })
+    .await;
+    let spec = spec(json!({"type": "PAGE", "pageParamName": "page"}));
+    let (status, finished) = pull(spec, &api.url, &[]).await;
+    assert_eq!(status, 1);
+    assert_eq!(error_line(&finished)["context"]["failure_kind"], "api");
+    let ids: Vec<u64> = finished
+        .records
+        .iter()
+        .map(|r| r["items-id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [0, 1, 2, 3, 4, 5]);
+}
+
+#[tokio::test]
+async fn a_write_the_container_api_refuses_ends_the_pull() {
+    // `a-b` and `a.b` flatten to the same column: the Container API refuses the batch.
+    let api = MockApi::start(|r| {
+        let page = r.param("page").unwrap_or_default().to_owned();
+        Answer::ok(json!({"items": [{"a-b": page, "a": {"b": 2}}]}))
+    })
+    .await;
+    let spec = spec(json!({"type": "PAGE", "pageParamName": "page", "maximumRequest": 50}));
+    let (status, finished) = pull(spec, &api.url, &[]).await;
+    assert_eq!(status, 1);
+    let line = error_line(&finished);
+    assert_eq!(line["context"]["failure_kind"], "api", "{line}");
+    let message = line["message"].as_str().unwrap();
+    assert!(
+        message.contains("writing records") && message.contains("items-a-b"),
+        "{message}"
+    );
+    assert!(finished.records.is_empty());
+    // The page fetched while the first was being written, at most.
+    assert!(
+        api.received().len() <= 2,
+        "{} requests",
+        api.received().len()
+    );
+}
