@@ -164,8 +164,8 @@ async fn pull(
     // fetched before it.
     let (pages, writer) = page_writer(container.clone(), spec);
     let fetched = async {
-        // A page is fetched once the writer has taken the one before: two pages at
-        // most are held at a time.
+        // A page is fetched once there is room for it: the writer holds one page, two
+        // wait for it, so at most three are held at a time (1 M records: 42 MB).
         while let Ok(slot) = pages.reserve().await {
             match pulling.next().await? {
                 Some(fetched) => slot.send(fetched),
@@ -214,7 +214,7 @@ fn page_writer(
     tokio::sync::mpsc::Sender<Fetched>,
     tokio::task::JoinHandle<Result<usize, Failure>>,
 ) {
-    let (pages, mut received) = tokio::sync::mpsc::channel::<Fetched>(1);
+    let (pages, mut received) = tokio::sync::mpsc::channel::<Fetched>(2);
     let (content, explode) = (spec.content.clone(), spec.explode.clone());
     let writer = tokio::spawn(async move {
         let mut total = 0usize;
