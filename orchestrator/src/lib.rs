@@ -11,6 +11,7 @@ pub mod demo;
 pub mod document;
 pub mod engine;
 pub mod error;
+pub mod event_log;
 pub mod executable;
 pub mod http;
 pub mod lease;

@@ -1,0 +1,620 @@
+//! A listener's event log: events appended durably, read back in order from an offset.
+//!
+//! - An append returns only once its events are written and `fdatasync`ed. Appends that
+//!   arrive while a sync is under way wait for the next one, which then serves them all
+//!   (group commit): one sync per batch of concurrent requests, not per request.
+//! - An append is all or nothing: if the write or the sync fails, the file is cut back to
+//!   where it was and every append of that group fails.
+//! - An event may carry an id; an id already in the log makes that event a duplicate,
+//!   counted and not written again (a retried delivery).
+//! - The file is a sequence of frames, `length (u32 LE) · CRC-32 of the payload (u32 LE) ·
+//!   payload` (the payload is `{"id": ..., "event": ...}`). On open, a torn or corrupt tail
+//!   (a crash in the middle of a write) is cut off at the last whole frame.
+//! - Readers see only what has been synced.
+//! - A log has a size limit; an append that would pass it is refused whole.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+const HEADER: usize = 8;
+/// No frame is larger: a length above it is a torn or corrupt header, not an event.
+pub const MAX_EVENT_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Error)]
+pub enum EventLogError {
+    #[error("{op} the event log {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the event log {} is full ({limit} bytes): nothing was written", path.display())]
+    Full { path: PathBuf, limit: u64 },
+    #[error("an event of {size} bytes is over the limit of {MAX_EVENT_BYTES}")]
+    TooLarge { size: usize },
+    #[error("the event log {} is closed", path.display())]
+    Closed { path: PathBuf },
+    #[error("the event log {} takes no appends until it is opened again: {reason}", path.display())]
+    Broken { path: PathBuf, reason: String },
+}
+
+/// One event to append: its JSON text and, optionally, the id that deduplicates it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: Option<String>,
+    pub json: Box<RawValue>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Appended {
+    pub written: usize,
+    pub duplicates: usize,
+}
+
+/// An event read back, with the offset just past it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub id: Option<String>,
+    pub event: serde_json::Value,
+    pub next: u64,
+}
+
+#[derive(Serialize)]
+struct FrameOut<'a> {
+    id: Option<&'a str>,
+    event: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct FrameIn {
+    id: Option<String>,
+    event: serde_json::Value,
+}
+
+/// What the log has recorded, for counters.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Bytes synced: readers read up to here.
+    pub durable_end: AtomicU64,
+    pub written: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub syncs: AtomicU64,
+}
+
+struct Append {
+    events: Vec<Event>,
+    done: oneshot::Sender<Result<Appended, EventLogError>>,
+}
+
+/// A handle on one log; clones share it. The writing is done by a thread of its own.
+#[derive(Clone)]
+pub struct EventLog {
+    path: Arc<PathBuf>,
+    appends: mpsc::UnboundedSender<Append>,
+    counters: Arc<Counters>,
+}
+
+impl EventLog {
+    /// Opens (or creates) the log at `path`, cutting a torn tail, with `limit` bytes at
+    /// most.
+    pub fn open(path: &Path, limit: u64) -> Result<Self, EventLogError> {
+        let io = |op: &'static str| {
+            let path = path.to_owned();
+            move |source| EventLogError::Io { op, path, source }
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io("creating the directory of"))?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io("opening"))?;
+        let (end, ids) = recover(&mut file).map_err(io("reading"))?;
+        if end < file.metadata().map_err(io("reading"))?.len() {
+            file.set_len(end).map_err(io("cutting the torn tail of"))?;
+            file.sync_data().map_err(io("syncing"))?;
+        }
+        let counters = Arc::new(Counters::default());
+        counters.durable_end.store(end, Ordering::Release);
+        let (appends, received) = mpsc::unbounded_channel();
+        let writer = Writer {
+            path: path.to_owned(),
+            file,
+            end,
+            limit,
+            ids,
+            counters: counters.clone(),
+            broken: None,
+        };
+        std::thread::Builder::new()
+            .name("cde-event-log".into())
+            .spawn(move || writer.run(received))
+            .map_err(io("starting the writer of"))?;
+        Ok(Self {
+            path: Arc::new(path.to_owned()),
+            appends,
+            counters,
+        })
+    }
+
+    /// Appends `events` durably; returns once they are synced (or refused).
+    pub async fn append(&self, events: Vec<Event>) -> Result<Appended, EventLogError> {
+        if let Some(event) = events.iter().find(|e| e.json.get().len() > MAX_EVENT_BYTES) {
+            return Err(EventLogError::TooLarge {
+                size: event.json.get().len(),
+            });
+        }
+        let closed = || EventLogError::Closed {
+            path: self.path.to_path_buf(),
+        };
+        let (done, answer) = oneshot::channel();
+        self.appends
+            .send(Append { events, done })
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// At most `max` events from `offset` (0, or a `next` read before), synced ones only.
+    pub fn read(&self, offset: u64, max: usize) -> Result<Vec<Stored>, EventLogError> {
+        let io = |op: &'static str| {
+            let path = self.path.to_path_buf();
+            move |source| EventLogError::Io { op, path, source }
+        };
+        let end = self.durable_end();
+        let mut file = File::open(&*self.path).map_err(io("opening"))?;
+        file.seek(SeekFrom::Start(offset)).map_err(io("reading"))?;
+        let mut reader = BufReader::new(file.take(end.saturating_sub(offset)));
+        let mut out = Vec::new();
+        let mut at = offset;
+        while out.len() < max {
+            let Some(payload) = next_frame(&mut reader).map_err(io("reading"))? else {
+                break;
+            };
+            at += (HEADER + payload.len()) as u64;
+            let frame: FrameIn = serde_json::from_slice(&payload)
+                .map_err(|e| io("reading")(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+            out.push(Stored {
+                id: frame.id,
+                event: frame.event,
+                next: at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The offset past the last synced event.
+    pub fn durable_end(&self) -> u64 {
+        self.counters.durable_end.load(Ordering::Acquire)
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}
+
+/// The whole frames of `file` from its start: where they end, and the ids they hold.
+fn recover(file: &mut File) -> io::Result<(u64, HashSet<String>)> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut reader = BufReader::new(&mut *file);
+    let (mut end, mut ids) = (0u64, HashSet::new());
+    while let Some(payload) = next_frame(&mut reader)? {
+        match serde_json::from_slice::<FrameIn>(&payload) {
+            Ok(frame) => {
+                ids.extend(frame.id);
+                end += (HEADER + payload.len()) as u64;
+            }
+            Err(_) => break,
+        }
+    }
+    Ok((end, ids))
+}
+
+/// The next whole frame's payload; `None` at the end or at a torn or corrupt frame.
+fn next_frame(reader: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    let mut header = [0u8; HEADER];
+    if !read_all(reader, &mut header)? {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    if len > MAX_EVENT_BYTES + 1024 {
+        return Ok(None);
+    }
+    let mut payload = vec![0u8; len];
+    if !read_all(reader, &mut payload)? || crc32fast::hash(&payload) != crc {
+        return Ok(None);
+    }
+    Ok(Some(payload))
+}
+
+/// Fills `buf`; `false` when the input ends first.
+fn read_all(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+struct Writer {
+    path: PathBuf,
+    file: File,
+    end: u64,
+    limit: u64,
+    ids: HashSet<String>,
+    counters: Arc<Counters>,
+    /// Why the log takes no more appends until it is opened again.
+    broken: Option<String>,
+}
+
+impl Writer {
+    fn run(mut self, mut received: mpsc::UnboundedReceiver<Append>) {
+        while let Some(first) = received.blocking_recv() {
+            let mut group = vec![first];
+            while let Ok(more) = received.try_recv() {
+                group.push(more);
+            }
+            self.commit(group);
+        }
+    }
+
+    /// Writes every append of `group` that fits, syncs once, then answers each.
+    fn commit(&mut self, group: Vec<Append>) {
+        let start = self.end;
+        let mut buffer = Vec::new();
+        let mut new_ids = HashSet::new();
+        let mut answers = Vec::with_capacity(group.len());
+        if let Some(broken) = &self.broken {
+            for append in group {
+                let _ = append.done.send(Err(EventLogError::Broken {
+                    path: self.path.clone(),
+                    reason: broken.clone(),
+                }));
+            }
+            return;
+        }
+        for append in group {
+            let mark = buffer.len();
+            let mut ids_of_this = Vec::new();
+            let mut appended = Appended::default();
+            for event in &append.events {
+                if let Some(id) = &event.id {
+                    if self.ids.contains(id) || !new_ids.insert(id.clone()) {
+                        appended.duplicates += 1;
+                        continue;
+                    }
+                    ids_of_this.push(id.clone());
+                }
+                frame(&mut buffer, event);
+                appended.written += 1;
+            }
+            if start + buffer.len() as u64 > self.limit {
+                // This append would pass the limit: refused whole, the others go on.
+                buffer.truncate(mark);
+                for id in ids_of_this {
+                    new_ids.remove(&id);
+                }
+                let full = EventLogError::Full {
+                    path: self.path.clone(),
+                    limit: self.limit,
+                };
+                let _ = append.done.send(Err(full));
+                continue;
+            }
+            answers.push((append.done, appended));
+        }
+        if buffer.is_empty() {
+            for (done, appended) in answers {
+                self.count(appended);
+                let _ = done.send(Ok(appended));
+            }
+            return;
+        }
+        match self.write_and_sync(&buffer) {
+            Ok(()) => {
+                self.end = start + buffer.len() as u64;
+                self.ids.extend(new_ids);
+                self.counters.durable_end.store(self.end, Ordering::Release);
+                for (done, appended) in answers {
+                    self.count(appended);
+                    let _ = done.send(Ok(appended));
+                }
+            }
+            Err((op, source)) => {
+                // Nothing of the group is kept. If even the cut fails, later appends would
+                // land past the torn bytes: the log refuses them until it is opened again,
+                // which cuts the tail.
+                if let Err(e) = self.file.set_len(start) {
+                    self.broken = Some(format!("a failed write could not be cut back: {e}"));
+                }
+                let kind = source.kind();
+                for (done, _) in answers {
+                    let _ = done.send(Err(EventLogError::Io {
+                        op,
+                        path: self.path.clone(),
+                        source: io::Error::new(kind, source.to_string()),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn write_and_sync(&mut self, buffer: &[u8]) -> Result<(), (&'static str, io::Error)> {
+        self.file
+            .write_all(buffer)
+            .map_err(|e| ("appending to", e))?;
+        self.file.sync_data().map_err(|e| ("syncing", e))?;
+        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn count(&self, appended: Appended) {
+        self.counters
+            .written
+            .fetch_add(appended.written as u64, Ordering::Relaxed);
+        self.counters
+            .duplicates
+            .fetch_add(appended.duplicates as u64, Ordering::Relaxed);
+    }
+}
+
+fn frame(buffer: &mut Vec<u8>, event: &Event) {
+    let payload = serde_json::to_vec(&FrameOut {
+        id: event.id.as_deref(),
+        event: &event.json,
+    })
+    .expect("an id and a JSON text serialize");
+    buffer.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buffer.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    buffer.extend_from_slice(&payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(id: Option<&str>, value: serde_json::Value) -> Event {
+        Event {
+            id: id.map(Into::into),
+            json: RawValue::from_string(value.to_string()).unwrap(),
+        }
+    }
+
+    fn events(log: &EventLog) -> Vec<serde_json::Value> {
+        log.read(0, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.event)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn events_come_back_in_order_from_any_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("a/events.log"), 1 << 20).unwrap();
+        let appended = log
+            .append(vec![event(None, json!({"n": 1})), event(None, json!([2]))])
+            .await
+            .unwrap();
+        assert_eq!(
+            appended,
+            Appended {
+                written: 2,
+                duplicates: 0
+            }
+        );
+        log.append(vec![event(Some("x"), json!("three"))])
+            .await
+            .unwrap();
+        let all = log.read(0, 10).unwrap();
+        assert_eq!(
+            all.iter().map(|s| &s.event).collect::<Vec<_>>(),
+            [&json!({"n": 1}), &json!([2]), &json!("three")]
+        );
+        assert_eq!(all[2].id.as_deref(), Some("x"));
+        assert_eq!(all[2].next, log.durable_end());
+        let rest = log.read(all[0].next, 1).unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].event, json!([2]));
+        assert!(log.read(log.durable_end(), 10).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_id_seen_before_is_a_duplicate_even_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let log = EventLog::open(&path, 1 << 20).unwrap();
+        let first = log
+            .append(vec![
+                event(Some("a"), json!(1)),
+                event(Some("a"), json!(1)),
+                event(Some("b"), json!(2)),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            Appended {
+                written: 2,
+                duplicates: 1
+            }
+        );
+        drop(log);
+        let log = EventLog::open(&path, 1 << 20).unwrap();
+        let again = log
+            .append(vec![event(Some("b"), json!(2)), event(Some("c"), json!(3))])
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            Appended {
+                written: 1,
+                duplicates: 1
+            }
+        );
+        assert_eq!(events(&log), [json!(1), json!(2), json!(3)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_appends_are_all_kept_once_with_fewer_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("events.log"), 1 << 30).unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|client| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    for i in 0..100 {
+                        let id = format!("{client}-{i}");
+                        let done = log
+                            .append(vec![event(Some(&id), json!({"client": client, "i": i}))])
+                            .await
+                            .unwrap();
+                        assert_eq!(done.written, 1);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let stored = log.read(0, usize::MAX).unwrap();
+        let ids: HashSet<String> = stored.iter().filter_map(|s| s.id.clone()).collect();
+        assert_eq!((stored.len(), ids.len()), (800, 800));
+        assert_eq!(log.counters().written.load(Ordering::Relaxed), 800);
+    }
+
+    #[test]
+    fn the_appends_waiting_together_share_one_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let counters = Arc::new(Counters::default());
+        let mut writer = Writer {
+            path: path.clone(),
+            file: OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&path)
+                .unwrap(),
+            end: 0,
+            limit: 1 << 20,
+            ids: HashSet::new(),
+            counters: counters.clone(),
+            broken: None,
+        };
+        let (group, answers): (Vec<_>, Vec<_>) = (0..8)
+            .map(|i| {
+                let (done, answer) = oneshot::channel();
+                let append = Append {
+                    events: vec![event(Some(&i.to_string()), json!(i))],
+                    done,
+                };
+                (append, answer)
+            })
+            .unzip();
+        writer.commit(group);
+        for mut answer in answers {
+            assert_eq!(answer.try_recv().unwrap().unwrap().written, 1);
+        }
+        assert_eq!(counters.syncs.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.durable_end.load(Ordering::Relaxed), writer.end);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), writer.end);
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_cut_on_open_and_appends_go_on_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let log = EventLog::open(&path, 1 << 20).unwrap();
+        log.append(vec![event(None, json!(1)), event(None, json!(2))])
+            .await
+            .unwrap();
+        let whole = log.durable_end();
+        drop(log);
+        // A crash in the middle of a frame: its header says 100 bytes, 5 made it.
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&100u32.to_le_bytes()).unwrap();
+        file.write_all(&[0, 0, 0, 0, b'{', b'"', b'i', b'd', b'"'])
+            .unwrap();
+        drop(file);
+        let log = EventLog::open(&path, 1 << 20).unwrap();
+        assert_eq!(log.durable_end(), whole);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
+        log.append(vec![event(None, json!(3))]).await.unwrap();
+        assert_eq!(events(&log), [json!(1), json!(2), json!(3)]);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_frame_ends_the_log_where_it_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let log = EventLog::open(&path, 1 << 20).unwrap();
+        log.append(vec![event(Some("a"), json!("first"))])
+            .await
+            .unwrap();
+        let first = log.durable_end();
+        log.append(vec![event(Some("b"), json!("second"))])
+            .await
+            .unwrap();
+        drop(log);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0x20;
+        std::fs::write(&path, bytes).unwrap();
+        let log = EventLog::open(&path, 1 << 20).unwrap();
+        assert_eq!(log.durable_end(), first);
+        assert_eq!(events(&log), [json!("first")]);
+        // The cut event's id is not remembered: its redelivery is written.
+        let redelivered = log
+            .append(vec![event(Some("b"), json!("second"))])
+            .await
+            .unwrap();
+        assert_eq!(redelivered.written, 1);
+    }
+
+    #[tokio::test]
+    async fn an_append_past_the_limit_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let log = EventLog::open(&path, 200).unwrap();
+        log.append(vec![event(Some("a"), json!("x".repeat(50)))])
+            .await
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let refused = log
+            .append(vec![
+                event(Some("b"), json!("small")),
+                event(Some("c"), json!("y".repeat(150))),
+            ])
+            .await;
+        assert!(
+            matches!(refused, Err(EventLogError::Full { limit: 200, .. })),
+            "{refused:?}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // Its ids were not taken: a smaller delivery of `b` is written.
+        let later = log
+            .append(vec![event(Some("b"), json!("small"))])
+            .await
+            .unwrap();
+        assert_eq!(later.written, 1);
+    }
+}
