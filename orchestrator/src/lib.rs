@@ -15,6 +15,7 @@ pub mod event_log;
 pub mod executable;
 pub mod http;
 pub mod lease;
+pub mod listener;
 pub mod manifest;
 pub mod model;
 pub mod options;

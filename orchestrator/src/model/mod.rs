@@ -6,6 +6,7 @@ pub mod connector;
 pub mod dataset;
 pub mod lease;
 pub mod limits;
+pub mod listener;
 pub mod manifest;
 pub mod network;
 pub mod pipeline;
@@ -17,6 +18,7 @@ pub use connector::{ConnectorVersion, Registration};
 pub use dataset::{Dataset, RunInputs};
 pub use lease::{Lease, Leased};
 pub use limits::{Limits, LimitsOverride};
+pub use listener::{EventId, Listener, ListenerAuth, SignatureEncoding};
 pub use manifest::{
     ConnectorType, ExecutionMode, FieldType, InputValues, Manifest, OptionSpec, Stage,
 };
