@@ -1,5 +1,6 @@
 //! The engine's client of the Container API: records, logs and the run's state.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -254,7 +255,7 @@ fn flat_member(
             for (i, item) in items.iter().enumerate() {
                 name.truncate(len);
                 name.push_str(DEFAULT_SEPARATOR);
-                name.push_str(&i.to_string());
+                let _ = write!(name, "{i}");
                 flat_member(out, name, item, first)?;
             }
         }

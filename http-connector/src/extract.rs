@@ -192,9 +192,11 @@ impl Located {
         let mut records = Vec::with_capacity(self.page.elements);
         for node in self.nodes {
             let taken = if nested {
-                lookup(&response, &node.location).cloned()
+                response.pointer(&pointer(&node.location)).cloned()
             } else {
-                lookup_mut(&mut response, &node.location).map(std::mem::take)
+                response
+                    .pointer_mut(&pointer(&node.location))
+                    .map(std::mem::take)
             };
             let items = match taken {
                 Some(Value::Array(items)) => items,
@@ -217,24 +219,16 @@ impl Located {
     }
 }
 
-fn lookup<'v>(value: &'v Value, location: &[Step]) -> Option<&'v Value> {
-    location
-        .iter()
-        .try_fold(value, |current, step| match (step, current) {
-            (Step::Name(n), Value::Object(map)) => map.get(n),
-            (Step::Index(i), Value::Array(items)) => items.get(*i),
-            _ => None,
-        })
-}
-
-fn lookup_mut<'v>(value: &'v mut Value, location: &[Step]) -> Option<&'v mut Value> {
-    location
-        .iter()
-        .try_fold(value, |current, step| match (step, current) {
-            (Step::Name(n), Value::Object(map)) => map.get_mut(n),
-            (Step::Index(i), Value::Array(items)) => items.get_mut(*i),
-            _ => None,
-        })
+/// `location` as a JSON Pointer (RFC 6901), for serde_json's `pointer` and `pointer_mut`.
+fn pointer(location: &[Step]) -> String {
+    location.iter().fold(String::new(), |mut out, step| {
+        out.push('/');
+        match step {
+            Step::Name(n) => out.push_str(&n.replace('~', "~0").replace('/', "~1")),
+            Step::Index(i) => out.push_str(&i.to_string()),
+        }
+        out
+    })
 }
 
 /// One record per element of the sub-array(s) `explode` matches in `record`, each with
@@ -284,7 +278,7 @@ fn remove(value: &mut Value, location: &[Step]) {
     let Some((last, parents)) = location.split_last() else {
         return;
     };
-    match (last, lookup_mut(value, parents)) {
+    match (last, value.pointer_mut(&pointer(parents))) {
         (Step::Name(n), Some(Value::Object(map))) => {
             map.remove(n);
         }

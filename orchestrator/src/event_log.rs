@@ -109,10 +109,7 @@ impl EventLog {
     /// Opens (or creates) the log at `path`, cutting a torn tail, with `limit` bytes at
     /// most.
     pub fn open(path: &Path, limit: u64) -> Result<Self, EventLogError> {
-        let io = |op: &'static str| {
-            let path = path.to_owned();
-            move |source| EventLogError::Io { op, path, source }
-        };
+        let io = |op| io_error(op, path);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io("creating the directory of"))?;
         }
@@ -169,10 +166,7 @@ impl EventLog {
 
     /// At most `max` events from `offset` (0, or a `next` read before), synced ones only.
     pub fn read(&self, offset: u64, max: usize) -> Result<Vec<Stored>, EventLogError> {
-        let io = |op: &'static str| {
-            let path = self.path.to_path_buf();
-            move |source| EventLogError::Io { op, path, source }
-        };
+        let io = |op| io_error(op, &self.path);
         let end = self.durable_end();
         let mut file = File::open(&*self.path).map_err(io("opening"))?;
         file.seek(SeekFrom::Start(offset)).map_err(io("reading"))?;
@@ -203,6 +197,12 @@ impl EventLog {
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
+}
+
+/// Turns an I/O error of `op` on the log at `path` into an [`EventLogError`].
+fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> EventLogError {
+    let path = path.to_owned();
+    move |source| EventLogError::Io { op, path, source }
 }
 
 /// The whole frames of `file` from its start: where they end, and the ids they hold.
@@ -321,24 +321,8 @@ impl Writer {
             }
             answers.push((append.done, appended));
         }
-        if buffer.is_empty() {
-            for (done, appended) in answers {
-                self.count(appended);
-                let _ = done.send(Ok(appended));
-            }
-            return;
-        }
-        match self.write_and_sync(&buffer) {
-            Ok(()) => {
-                self.end = start + buffer.len() as u64;
-                self.ids.extend(new_ids);
-                self.counters.durable_end.store(self.end, Ordering::Release);
-                for (done, appended) in answers {
-                    self.count(appended);
-                    let _ = done.send(Ok(appended));
-                }
-            }
-            Err((op, source)) => {
+        if !buffer.is_empty() {
+            if let Err((op, source)) = self.write_and_sync(&buffer) {
                 // Nothing of the group is kept. If even the cut fails, later appends would
                 // land past the torn bytes: the log refuses them until it is opened again,
                 // which cuts the tail.
@@ -353,7 +337,15 @@ impl Writer {
                         source: io::Error::new(kind, source.to_string()),
                     }));
                 }
+                return;
             }
+            self.end = start + buffer.len() as u64;
+            self.ids.extend(new_ids);
+            self.counters.durable_end.store(self.end, Ordering::Release);
+        }
+        for (done, appended) in answers {
+            self.count(appended);
+            let _ = done.send(Ok(appended));
         }
     }
 

@@ -149,15 +149,10 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// A JSONPath, or a bare member name standing for `$['name']`.
+/// A JSONPath, or a bare member name (as the CDP hub's `recordsLocatorPath`).
 fn json_path(text: &str) -> Result<JsonPath, String> {
-    let text = text.trim();
-    let full = if text.starts_with('$') {
-        text.to_owned()
-    } else {
-        format!("$['{}']", text.replace('\\', "\\\\").replace('\'', "\\'"))
-    };
-    JsonPath::parse(&full).map_err(|e| format!("the path {text} is not JSONPath: {e}"))
+    http_connector::json_path(text, text)
+        .map_err(|e| format!("the path {} is not JSONPath: {}", text.trim(), e.message))
 }
 
 #[cfg(test)]
