@@ -23,6 +23,8 @@ pub struct Cde {
     pub(crate) lease_owner: String,
     /// Wakes the scheduler when a run is queued.
     pub(crate) queue_changed: Notify,
+    /// The webhook listeners served, with their event logs.
+    pub(crate) hooks: crate::hooks::Hooks,
 }
 
 impl Cde {
@@ -45,6 +47,7 @@ impl Cde {
             run_slots,
             lease_owner: uuid::Uuid::new_v4().to_string(),
             queue_changed: Notify::new(),
+            hooks: Default::default(),
         })
     }
 

@@ -66,6 +66,14 @@ pub struct Config {
     pub retain_dataset_versions: u64,
     /// `CDE_GC_INTERVAL_SECS`: how often the server applies the retention limits (0: never).
     pub gc_interval_secs: u64,
+    /// `CDE_PUBLIC_URL`: the server's address as webhook senders reach it, for the URLs
+    /// listeners are listed with; default: `http://` and `CDE_LISTEN`.
+    pub public_url: Option<String>,
+    /// `CDE_LISTENER_LOG_LIMIT_MB`: the most a listener keeps unconsumed unless it says
+    /// otherwise (`log_limit_mb`); past it, deliveries are answered 429.
+    pub listener_log_limit_mb: u64,
+    /// `CDE_HOOK_MAX_BODY_KB`: the largest webhook delivery body taken (413 past it).
+    pub hook_max_body_kb: u64,
 }
 
 impl Default for Config {
@@ -96,6 +104,9 @@ impl Default for Config {
             retain_datasets_days: 30,
             retain_dataset_versions: 10,
             gc_interval_secs: 3600,
+            public_url: None,
+            listener_log_limit_mb: 1024,
+            hook_max_body_kb: 1024,
         }
     }
 }
@@ -129,6 +140,20 @@ impl Config {
 
     pub fn datasets_dir(&self) -> PathBuf {
         self.data_dir.join("datasets")
+    }
+
+    /// Where listeners' event logs are, one directory per pipeline.
+    pub fn listeners_dir(&self) -> PathBuf {
+        self.data_dir.join("listeners")
+    }
+
+    /// The base of the URLs webhook senders post to.
+    pub fn public_url(&self) -> String {
+        let url = match &self.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", self.listen),
+        };
+        url.trim_end_matches('/').to_owned()
     }
 
     pub fn default_limits(&self) -> Limits {
@@ -213,6 +238,12 @@ impl Config {
                 self.retain_dataset_versions.to_string(),
             ),
             ("CDE_GC_INTERVAL_SECS", self.gc_interval_secs.to_string()),
+            ("CDE_PUBLIC_URL", self.public_url()),
+            (
+                "CDE_LISTENER_LOG_LIMIT_MB",
+                self.listener_log_limit_mb.to_string(),
+            ),
+            ("CDE_HOOK_MAX_BODY_KB", self.hook_max_body_kb.to_string()),
             (
                 "CDE_EXECUTABLE",
                 optional(&self.executable.as_ref().map(|p| p.display().to_string())),
@@ -253,6 +284,9 @@ impl std::fmt::Debug for Config {
             .field("retain_datasets_days", &self.retain_datasets_days)
             .field("retain_dataset_versions", &self.retain_dataset_versions)
             .field("gc_interval_secs", &self.gc_interval_secs)
+            .field("public_url", &self.public_url)
+            .field("listener_log_limit_mb", &self.listener_log_limit_mb)
+            .field("hook_max_body_kb", &self.hook_max_body_kb)
             .finish()
     }
 }

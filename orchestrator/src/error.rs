@@ -19,6 +19,7 @@ pub enum Object {
     #[strum(serialize = "pipeline run")]
     PipelineRun,
     Dataset,
+    Listener,
 }
 
 /// Stable, machine-readable error codes: what API clients (the CLI among them) branch on.
@@ -34,6 +35,8 @@ pub enum ErrorCode {
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// A listener whose log is full: try again after `Retry-After` seconds.
+    TooManyRequests,
     HealthCheckFailed,
     InvalidOutput,
     Internal,
@@ -123,6 +126,19 @@ pub enum Error {
         code: ErrorCode,
         message: String,
     },
+    /// A webhook delivery refused before anything was written: its sender or its body.
+    #[error(transparent)]
+    Delivery(#[from] crate::listener::DeliveryError),
+    /// A webhook delivery's body over `CDE_HOOK_MAX_BODY_KB`.
+    #[error("listener {listener}: the body is over the limit of {limit_kb} KiB")]
+    DeliveryTooLarge { listener: String, limit_kb: u64 },
+    /// A listener's event log refused or failed an append, or cannot be opened or read.
+    #[error("listener {listener}: {source}")]
+    EventLog {
+        listener: String,
+        #[source]
+        source: crate::event_log::EventLogError,
+    },
     /// Anything else, said in full where it happened.
     #[error("{0}")]
     Other(String),
@@ -195,6 +211,22 @@ impl Error {
                 ErrorCode::DockerUnavailable
             }
             Error::Remote { code, .. } => *code,
+            Error::Delivery(crate::listener::DeliveryError::Unauthorized { .. }) => {
+                ErrorCode::Unauthorized
+            }
+            Error::Delivery(crate::listener::DeliveryError::Invalid { .. }) => {
+                ErrorCode::BadRequest
+            }
+            Error::DeliveryTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Error::EventLog { source, .. } => {
+                use crate::event_log::EventLogError;
+                match source {
+                    EventLogError::Full { .. } => ErrorCode::TooManyRequests,
+                    EventLogError::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+                    EventLogError::InUse { .. } => ErrorCode::Conflict,
+                    _ => ErrorCode::Internal,
+                }
+            }
             Error::Config(_)
             | Error::Executable(_)
             | Error::Store { .. }

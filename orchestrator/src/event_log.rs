@@ -8,10 +8,16 @@
 //! - An event may carry an id; an id already in the log makes that event a duplicate,
 //!   counted and not written again (a retried delivery).
 //! - The file is a sequence of frames, `length (u32 LE) · CRC-32 of the payload (u32 LE) ·
-//!   payload` (the payload is `{"id": ..., "event": ...}`). On open, a torn or corrupt tail
-//!   (a crash in the middle of a write) is cut off at the last whole frame.
+//!   payload` (the payload is `{"id": ..., "at": ms since the epoch, "event": ...}`). On
+//!   open, a torn or corrupt tail (a crash in the middle of a write) is cut off at the last
+//!   whole frame.
 //! - Readers see only what has been synced.
-//! - A log has a size limit; an append that would pass it is refused whole.
+//! - What was consumed (everything before an offset) is forgotten: its disk space is given
+//!   back (a hole punched, so offsets stay as they are), its ids are no longer checked
+//!   after the log is opened again.
+//! - A log has a size limit on what is not yet consumed; an append that would pass it is
+//!   refused whole.
+//! - One process at a time has a log open (an exclusive lock on the file).
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -46,6 +52,8 @@ pub enum EventLogError {
     Closed { path: PathBuf },
     #[error("the event log {} takes no appends until it is opened again: {reason}", path.display())]
     Broken { path: PathBuf, reason: String },
+    #[error("the event log {} is open in another process (a cde server receiving its events)", path.display())]
+    InUse { path: PathBuf },
 }
 
 /// One event to append: its JSON text and, optionally, the id that deduplicates it.
@@ -66,6 +74,8 @@ pub struct Appended {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
     pub id: Option<String>,
+    /// When it was appended, in milliseconds since the Unix epoch.
+    pub at: i64,
     pub event: serde_json::Value,
     pub next: u64,
 }
@@ -73,12 +83,14 @@ pub struct Stored {
 #[derive(Serialize)]
 struct FrameOut<'a> {
     id: Option<&'a str>,
+    at: i64,
     event: &'a RawValue,
 }
 
 #[derive(Deserialize)]
 struct FrameIn {
     id: Option<String>,
+    at: i64,
     event: serde_json::Value,
 }
 
@@ -87,6 +99,13 @@ struct FrameIn {
 pub struct Counters {
     /// Bytes synced: readers read up to here.
     pub durable_end: AtomicU64,
+    /// Everything before is consumed.
+    pub start: AtomicU64,
+    /// Events between `start` and `durable_end`.
+    pub pending: AtomicU64,
+    /// The most bytes between `start` and the end.
+    pub limit: AtomicU64,
+    /// Since the log was opened.
     pub written: AtomicU64,
     pub duplicates: AtomicU64,
     pub syncs: AtomicU64,
@@ -103,12 +122,13 @@ pub struct EventLog {
     path: Arc<PathBuf>,
     appends: mpsc::UnboundedSender<Append>,
     counters: Arc<Counters>,
+    _lock: Arc<File>,
 }
 
 impl EventLog {
-    /// Opens (or creates) the log at `path`, cutting a torn tail, with `limit` bytes at
-    /// most.
-    pub fn open(path: &Path, limit: u64) -> Result<Self, EventLogError> {
+    /// Opens (or creates) the log at `path`, consumed up to `start`, cutting a torn tail,
+    /// with `limit` unconsumed bytes at most.
+    pub fn open(path: &Path, limit: u64, start: u64) -> Result<Self, EventLogError> {
         let io = |op| io_error(op, path);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io("creating the directory of"))?;
@@ -119,19 +139,38 @@ impl EventLog {
             .create(true)
             .open(path)
             .map_err(io("opening"))?;
-        let (end, ids) = recover(&mut file).map_err(io("reading"))?;
-        if end < file.metadata().map_err(io("reading"))?.len() {
-            file.set_len(end).map_err(io("cutting the torn tail of"))?;
+        // On a descriptor of its own, held by the handles: the lock goes with the last one.
+        let lock = File::open(path).map_err(io("opening"))?;
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => EventLogError::InUse {
+                path: path.to_owned(),
+            },
+            std::fs::TryLockError::Error(e) => io("locking")(e),
+        })?;
+        let len = file.metadata().map_err(io("reading"))?.len();
+        if len < start {
+            // A log removed by hand: new events go where the consumed ones ended.
+            file.set_len(start).map_err(io("extending"))?;
+        }
+        let recovered = recover(&mut file, start).map_err(io("reading"))?;
+        if recovered.end < len {
+            file.set_len(recovered.end)
+                .map_err(io("cutting the torn tail of"))?;
             file.sync_data().map_err(io("syncing"))?;
         }
+        let (end, ids) = (recovered.end, recovered.ids);
         let counters = Arc::new(Counters::default());
         counters.durable_end.store(end, Ordering::Release);
+        counters.start.store(start, Ordering::Release);
+        counters.limit.store(limit, Ordering::Release);
+        counters
+            .pending
+            .store(recovered.frames, Ordering::Release);
         let (appends, received) = mpsc::unbounded_channel();
         let writer = Writer {
             path: path.to_owned(),
             file,
             end,
-            limit,
             ids,
             counters: counters.clone(),
             broken: None,
@@ -144,6 +183,7 @@ impl EventLog {
             path: Arc::new(path.to_owned()),
             appends,
             counters,
+            _lock: Arc::new(lock),
         })
     }
 
@@ -182,6 +222,7 @@ impl EventLog {
                 .map_err(|e| io("reading")(io::Error::new(io::ErrorKind::InvalidData, e)))?;
             out.push(Stored {
                 id: frame.id,
+                at: frame.at,
                 event: frame.event,
                 next: at,
             });
@@ -197,7 +238,52 @@ impl EventLog {
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
+
+    /// Changes the most unconsumed bytes the log keeps, for appends from now on.
+    pub fn set_limit(&self, limit: u64) {
+        self.counters.limit.store(limit, Ordering::Release);
+    }
+
+    /// When the oldest event not yet consumed was appended (ms since the epoch).
+    pub fn oldest_pending(&self) -> Result<Option<i64>, EventLogError> {
+        let start = self.counters.start.load(Ordering::Acquire);
+        Ok(self.read(start, 1)?.first().map(|stored| stored.at))
+    }
+
+    /// Marks everything before `offset` (the `next` of an event read) as consumed, `events`
+    /// events in all, and gives back the disk space of whole blocks before it.
+    pub fn consume(&self, offset: u64, events: u64) -> Result<(), EventLogError> {
+        let previous = self.counters.start.fetch_max(offset, Ordering::AcqRel);
+        if offset <= previous {
+            return Ok(());
+        }
+        let _ = self
+            .counters
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(events))
+            });
+        let hole = offset & !(PUNCH_BLOCK - 1);
+        if hole > 0 {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&*self.path)
+                .map_err(io_error("opening", &self.path))?;
+            use rustix::fs::{fallocate, FallocateFlags};
+            fallocate(
+                &file,
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                0,
+                hole,
+            )
+            .map_err(|e| io_error("giving back the consumed space of", &self.path)(e.into()))?;
+        }
+        Ok(())
+    }
 }
+
+/// Consumed space is given back in whole blocks of this size.
+const PUNCH_BLOCK: u64 = 4096;
 
 /// Turns an I/O error of `op` on the log at `path` into an [`EventLogError`].
 fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> EventLogError {
@@ -205,21 +291,32 @@ fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> EventLog
     move |source| EventLogError::Io { op, path, source }
 }
 
-/// The whole frames of `file` from its start: where they end, and the ids they hold.
-fn recover(file: &mut File) -> io::Result<(u64, HashSet<String>)> {
-    file.seek(SeekFrom::Start(0))?;
+/// What the whole frames of a log from `start` hold.
+struct Recovered {
+    end: u64,
+    frames: u64,
+    ids: HashSet<String>,
+}
+
+fn recover(file: &mut File, start: u64) -> io::Result<Recovered> {
+    file.seek(SeekFrom::Start(start))?;
     let mut reader = BufReader::new(&mut *file);
-    let (mut end, mut ids) = (0u64, HashSet::new());
+    let mut recovered = Recovered {
+        end: start,
+        frames: 0,
+        ids: HashSet::new(),
+    };
     while let Some(payload) = next_frame(&mut reader)? {
         match serde_json::from_slice::<FrameIn>(&payload) {
             Ok(frame) => {
-                ids.extend(frame.id);
-                end += (HEADER + payload.len()) as u64;
+                recovered.ids.extend(frame.id);
+                recovered.end += (HEADER + payload.len()) as u64;
+                recovered.frames += 1;
             }
             Err(_) => break,
         }
     }
-    Ok((end, ids))
+    Ok(recovered)
 }
 
 /// The next whole frame's payload; `None` at the end or at a torn or corrupt frame.
@@ -258,7 +355,6 @@ struct Writer {
     path: PathBuf,
     file: File,
     end: u64,
-    limit: u64,
     ids: HashSet<String>,
     counters: Arc<Counters>,
     /// Why the log takes no more appends until it is opened again.
@@ -279,6 +375,9 @@ impl Writer {
     /// Writes every append of `group` that fits, syncs once, then answers each.
     fn commit(&mut self, group: Vec<Append>) {
         let start = self.end;
+        let consumed = self.counters.start.load(Ordering::Acquire);
+        let limit = self.counters.limit.load(Ordering::Acquire);
+        let at = chrono::Utc::now().timestamp_millis();
         let mut buffer = Vec::new();
         let mut new_ids = HashSet::new();
         let mut answers = Vec::with_capacity(group.len());
@@ -303,10 +402,10 @@ impl Writer {
                     }
                     ids_of_this.push(id.clone());
                 }
-                frame(&mut buffer, event);
+                frame(&mut buffer, event, at);
                 appended.written += 1;
             }
-            if start + buffer.len() as u64 > self.limit {
+            if start + buffer.len() as u64 - consumed > limit {
                 // This append would pass the limit: refused whole, the others go on.
                 buffer.truncate(mark);
                 for id in ids_of_this {
@@ -314,7 +413,7 @@ impl Writer {
                 }
                 let full = EventLogError::Full {
                     path: self.path.clone(),
-                    limit: self.limit,
+                    limit,
                 };
                 let _ = append.done.send(Err(full));
                 continue;
@@ -345,6 +444,9 @@ impl Writer {
         }
         for (done, appended) in answers {
             self.count(appended);
+            self.counters
+                .pending
+                .fetch_add(appended.written as u64, Ordering::AcqRel);
             let _ = done.send(Ok(appended));
         }
     }
@@ -368,9 +470,10 @@ impl Writer {
     }
 }
 
-fn frame(buffer: &mut Vec<u8>, event: &Event) {
+fn frame(buffer: &mut Vec<u8>, event: &Event, at: i64) {
     let payload = serde_json::to_vec(&FrameOut {
         id: event.id.as_deref(),
+        at,
         event: &event.json,
     })
     .expect("an id and a JSON text serialize");
@@ -402,7 +505,7 @@ mod tests {
     #[tokio::test]
     async fn events_come_back_in_order_from_any_offset() {
         let dir = tempfile::tempdir().unwrap();
-        let log = EventLog::open(&dir.path().join("a/events.log"), 1 << 20).unwrap();
+        let log = EventLog::open(&dir.path().join("a/events.log"), 1 << 20, 0).unwrap();
         let appended = log
             .append(vec![event(None, json!({"n": 1})), event(None, json!([2]))])
             .await
@@ -434,7 +537,7 @@ mod tests {
     async fn an_id_seen_before_is_a_duplicate_even_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.log");
-        let log = EventLog::open(&path, 1 << 20).unwrap();
+        let log = EventLog::open(&path, 1 << 20, 0).unwrap();
         let first = log
             .append(vec![
                 event(Some("a"), json!(1)),
@@ -451,7 +554,7 @@ mod tests {
             }
         );
         drop(log);
-        let log = EventLog::open(&path, 1 << 20).unwrap();
+        let log = EventLog::open(&path, 1 << 20, 0).unwrap();
         let again = log
             .append(vec![event(Some("b"), json!(2)), event(Some("c"), json!(3))])
             .await
@@ -469,7 +572,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_appends_are_all_kept_once_with_fewer_syncs() {
         let dir = tempfile::tempdir().unwrap();
-        let log = EventLog::open(&dir.path().join("events.log"), 1 << 30).unwrap();
+        let log = EventLog::open(&dir.path().join("events.log"), 1 << 30, 0).unwrap();
         let tasks: Vec<_> = (0..8)
             .map(|client| {
                 let log = log.clone();
@@ -499,6 +602,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.log");
         let counters = Arc::new(Counters::default());
+        counters.limit.store(1 << 20, Ordering::Relaxed);
         let mut writer = Writer {
             path: path.clone(),
             file: OpenOptions::new()
@@ -507,7 +611,6 @@ mod tests {
                 .open(&path)
                 .unwrap(),
             end: 0,
-            limit: 1 << 20,
             ids: HashSet::new(),
             counters: counters.clone(),
             broken: None,
@@ -535,7 +638,7 @@ mod tests {
     async fn a_torn_tail_is_cut_on_open_and_appends_go_on_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.log");
-        let log = EventLog::open(&path, 1 << 20).unwrap();
+        let log = EventLog::open(&path, 1 << 20, 0).unwrap();
         log.append(vec![event(None, json!(1)), event(None, json!(2))])
             .await
             .unwrap();
@@ -547,7 +650,7 @@ mod tests {
         file.write_all(&[0, 0, 0, 0, b'{', b'"', b'i', b'd', b'"'])
             .unwrap();
         drop(file);
-        let log = EventLog::open(&path, 1 << 20).unwrap();
+        let log = EventLog::open(&path, 1 << 20, 0).unwrap();
         assert_eq!(log.durable_end(), whole);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
         log.append(vec![event(None, json!(3))]).await.unwrap();
@@ -558,7 +661,7 @@ mod tests {
     async fn a_corrupt_frame_ends_the_log_where_it_starts() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.log");
-        let log = EventLog::open(&path, 1 << 20).unwrap();
+        let log = EventLog::open(&path, 1 << 20, 0).unwrap();
         log.append(vec![event(Some("a"), json!("first"))])
             .await
             .unwrap();
@@ -571,7 +674,7 @@ mod tests {
         let last = bytes.len() - 3;
         bytes[last] ^= 0x20;
         std::fs::write(&path, bytes).unwrap();
-        let log = EventLog::open(&path, 1 << 20).unwrap();
+        let log = EventLog::open(&path, 1 << 20, 0).unwrap();
         assert_eq!(log.durable_end(), first);
         assert_eq!(events(&log), [json!("first")]);
         // The cut event's id is not remembered: its redelivery is written.
@@ -586,7 +689,7 @@ mod tests {
     async fn an_append_past_the_limit_is_refused_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.log");
-        let log = EventLog::open(&path, 200).unwrap();
+        let log = EventLog::open(&path, 200, 0).unwrap();
         log.append(vec![event(Some("a"), json!("x".repeat(50)))])
             .await
             .unwrap();

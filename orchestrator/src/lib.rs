@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod event_log;
 pub mod executable;
+pub mod hooks;
 pub mod http;
 pub mod lease;
 pub mod listener;

@@ -124,6 +124,10 @@ pub fn events(
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
+            if !item.is_object() {
+                // Events become a pipeline's rows.
+                return Err(invalid(format!("event {i} is not a JSON object")));
+            }
             let id = match (&delivery_id, &id_path) {
                 (Some(id), _) if single => Some(id.clone()),
                 (Some(id), _) => Some(format!("{id}#{i}")),
@@ -143,6 +147,28 @@ pub fn events(
             Ok(Event { id, json })
         })
         .collect()
+}
+
+/// Checks a declaration: its locator and id path are JSONPath, its header names are
+/// header names.
+pub fn check(listener: &Listener) -> Result<(), String> {
+    json_path(&listener.records_locator).map_err(|e| format!("records_locator: {e}"))?;
+    let header = match &listener.auth {
+        ListenerAuth::Token { header } | ListenerAuth::HmacSha256 { header, .. } => header,
+    };
+    let is_header = |name: &str| axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok();
+    if !is_header(header) {
+        return Err(format!("auth.header: {header:?} is not a header name"));
+    }
+    match &listener.event_id {
+        Some(EventId::Header(name)) if !is_header(name) => {
+            Err(format!("event_id.header: {name:?} is not a header name"))
+        }
+        Some(EventId::Path(path)) => json_path(path)
+            .map(|_| ())
+            .map_err(|e| format!("event_id.path: {e}")),
+        _ => Ok(()),
+    }
 }
 
 fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -169,6 +195,7 @@ mod tests {
             records_locator: locator.into(),
             auth,
             event_id,
+            log_limit_mb: None,
         }
     }
 
@@ -313,10 +340,10 @@ mod tests {
         let found = events(
             &named,
             &HeaderMap::new(),
-            br#"{"events": [1, 2, 3], "n": 3}"#,
+            br#"{"events": [{"n": 1}, {"n": 2}], "n": 2}"#,
         )
         .unwrap();
-        assert_eq!(values(&found), [json!(1), json!(2), json!(3)]);
+        assert_eq!(values(&found), [json!({"n": 1}), json!({"n": 2})]);
         assert!(found.iter().all(|e| e.id.is_none()));
     }
 
@@ -331,6 +358,7 @@ mod tests {
         assert!(
             invalid(&named, br#"{"other": 1}"#).contains("nothing at the records locator $.events")
         );
+        assert!(invalid(&token(), br#"[{"a": 1}, 2]"#).contains("event 1 is not a JSON object"));
         let broken = listener(token().auth, "$[", None);
         assert!(invalid(&broken, b"{}").contains("not JSONPath"));
     }

@@ -16,7 +16,7 @@ use crate::{dataset, delta};
 
 use crate::model::{
     ConnectorType, Dataset, Leased, Manifest, Pipeline, PipelineRun, PipelineStatus, Run,
-    RunInputs, RunRequest, RunStatus, Stage, Step, StepKind, StepRun,
+    RunInputs, RunRequest, RunStatus, Source, Stage, Step, StepKind, StepRun,
 };
 use crate::options::OptionValues;
 use crate::Cde;
@@ -61,17 +61,19 @@ impl Pipeline {
         if let Some(schedule) = &pipeline.schedule {
             parse_schedule(schedule)?;
         }
+        pipeline.check_listeners()?;
         Ok(pipeline)
     }
 
-    /// Every step with the list it is in and its index there, for messages.
+    /// Every connector step with the list it is in and its index there, for messages.
     fn steps(&self) -> Vec<(&'static str, usize, &Step)> {
-        let mut steps = Vec::new();
-        for (group, list) in [
-            ("sources", &self.sources),
-            ("services", &self.services),
-            ("exports", &self.exports),
-        ] {
+        let mut steps: Vec<_> = (self.sources.iter().enumerate())
+            .filter_map(|(i, source)| match source {
+                Source::Connector(step) => Some(("sources", i, step)),
+                Source::Listener(_) => None,
+            })
+            .collect();
+        for (group, list) in [("services", &self.services), ("exports", &self.exports)] {
             steps.extend(list.iter().enumerate().map(|(i, step)| (group, i, step)));
         }
         steps
@@ -125,7 +127,9 @@ impl Cde {
                 )));
             }
         }
-        self.store.save_pipeline(pipeline).await
+        pipeline.check_listeners().map_err(Error::InvalidConfig)?;
+        self.store.save_pipeline(pipeline).await?;
+        self.prepare_listeners(pipeline).await
     }
 
     /// Records a new run of the pipeline; an error when one is still going.
@@ -165,7 +169,11 @@ impl Cde {
             Err(e) => Some(e.to_string()),
         };
         run.finished_at = Some(Utc::now());
+        // The run's status moves its listeners' offsets (see `store::listeners`).
         self.store.finish_pipeline_run(&run).await?;
+        if run.status == PipelineStatus::Succeeded {
+            self.consume_listener_reads(&run).await?;
+        }
         self.store.pipeline_run(&run.id).await
     }
 
@@ -180,25 +188,48 @@ impl Cde {
             (position - 1, kind, step.clone())
         };
 
-        // Sources side by side; the main one first in the join.
-        let sources: Vec<_> = pipeline
-            .sources
-            .iter()
-            .map(|s| next_step(StepKind::Source, s))
-            .collect();
-        let results = futures_util::future::join_all(
-            sources
-                .iter()
-                .map(|(position, kind, step)| self.step(run, *position, *kind, step, None)),
-        )
+        // Listeners read first, so that what a run reads is fixed before its connector
+        // sources start; then connector sources side by side. The main one is first in
+        // the join.
+        let mut outputs: Vec<Option<PathBuf>> = vec![None; pipeline.sources.len()];
+        let mut connectors = Vec::new();
+        for (i, source) in pipeline.sources.iter().enumerate() {
+            match source {
+                Source::Listener(source) => {
+                    let (position, _, _) = next_step(StepKind::Listener, &Step::default());
+                    let path = work.join(format!("listener-{}.jsonl", source.listener));
+                    let read = self
+                        .read_listener(run, &pipeline, &source.listener, &path)
+                        .await?;
+                    let record = StepRun {
+                        position,
+                        kind: StepKind::Listener,
+                        connector: source.listener.clone(),
+                        run_id: None,
+                        status: RunStatus::Succeeded.to_string(),
+                        reason: None,
+                        rows_in: None,
+                        rows_out: Some(read.events as i64),
+                    };
+                    self.store.save_pipeline_step(&run.id, &record).await?;
+                    outputs[i] = Some(path);
+                }
+                Source::Connector(step) => connectors.push((i, next_step(StepKind::Source, step))),
+            }
+        }
+        let results = futures_util::future::join_all(connectors.iter().map(
+            |(_, (position, kind, step))| self.step(run, *position, *kind, step, None),
+        ))
         .await;
-        let mut outputs = Vec::new();
-        for result in results {
+        for ((i, _), result) in connectors.iter().zip(results) {
             match result? {
-                Ok(source) => outputs.push(PathBuf::from(self.output_of(&source).await?.path)),
+                Ok(source) => {
+                    outputs[*i] = Some(PathBuf::from(self.output_of(&source).await?.path))
+                }
                 Err(reason) => return Ok(Some(reason)),
             }
         }
+        let mut outputs: Vec<PathBuf> = outputs.into_iter().flatten().collect();
         if let Some(feedback) = self
             .store
             .latest_dataset(&dataset::feedback_dataset(&pipeline.name))

@@ -21,7 +21,8 @@ pub struct ErrorDetail {
     /// Stable, machine-readable: `bad_request`, `invalid_manifest`, `invalid_config` (400),
     /// `unauthorized` (401), `not_found` (404), `method_not_allowed` (405), `conflict`
     /// (409), `payload_too_large` (413), `unsupported_media_type` (415),
-    /// `health_check_failed`, `invalid_output` (422), `internal` (500),
+    /// `health_check_failed`, `invalid_output` (422), `too_many_requests` (429, with
+    /// `Retry-After`), `internal` (500),
     /// `docker_unavailable`, `unavailable` (503).
     #[schema(example = "not_found")]
     pub code: ErrorCode,
@@ -43,15 +44,22 @@ pub fn status(code: ErrorCode) -> StatusCode {
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::HealthCheckFailed | ErrorCode::InvalidOutput => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::DockerUnavailable | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
+/// When a client told 429 may try again: a full listener log drains only when its
+/// pipeline runs.
+pub const RETRY_AFTER_SECS: u64 = 30;
+
 #[derive(Debug)]
 pub struct ApiError {
     code: ErrorCode,
     message: String,
+    /// A 401 of the management API asks for a bearer token; a webhook's does not.
+    bearer: bool,
 }
 
 impl ApiError {
@@ -59,6 +67,7 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            bearer: true,
         }
     }
 
@@ -89,7 +98,13 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(RETRY_AFTER_SECS),
+            );
+        }
+        if status == StatusCode::UNAUTHORIZED && self.bearer {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
@@ -115,13 +130,17 @@ impl From<Error> for ApiError {
                 )
             }
             code => {
+                let bearer = !matches!(error, Error::Delivery(_));
                 let message = match error {
                     Error::Manifest { message, .. }
                     | Error::InvalidConfig(message)
                     | Error::RunOutput(message) => message,
                     other => other.to_string(),
                 };
-                Self::new(code, message)
+                Self {
+                    bearer,
+                    ..Self::new(code, message)
+                }
             }
         }
     }

@@ -1,13 +1,15 @@
 //! The management API: connectors, runs (with live logs and output records), health and
 //! metrics, with its OpenAPI document and Swagger UI.
 //!
-//! Every route but `/health`, `/metrics`, `/docs` and `/openapi.json` needs
+//! Every route but `/health`, `/metrics`, `/docs`, `/openapi.json` and the webhook
+//! listeners' `/hooks/...` (which check each listener's own secret) needs
 //! `Authorization: Bearer <token>`. Errors are `{"error": {"code", "message"}}` (see [`error`]).
 
 mod auth;
 pub mod connectors;
 pub mod error;
 mod extract;
+mod listeners;
 mod logs;
 mod pipelines;
 mod runs;
@@ -43,6 +45,7 @@ pub use runs::OutputPage;
         (name = "connectors", description = "Registered connector images and their manifests"),
         (name = "runs", description = "Runs of connectors, their logs and output"),
         (name = "pipelines", description = "Pipelines of sources, data services and exports, their runs and datasets"),
+        (name = "listeners", description = "Webhook listeners feeding pipelines: deliveries (authenticated by each listener's secret), URLs, counts and secrets"),
         (name = "system", description = "Health and metrics, open without a token"),
     ),
 )]
@@ -67,9 +70,11 @@ fn routes(token: Arc<str>) -> OpenApiRouter<Arc<Cde>> {
         .merge(runs::routes())
         .merge(logs::routes())
         .merge(pipelines::routes())
+        .merge(listeners::routes())
         .route_layer(middleware::from_fn_with_state(token, auth::require_token));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(protected)
+        .merge(listeners::hooks())
         .merge(system::routes())
 }
 

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
 
-use crate::model::RunStatus;
+use crate::model::{ListenerStatus, RunStatus};
 use crate::Cde;
 use strum::VariantArray;
 
@@ -56,8 +56,11 @@ async fn health(State(cde): State<Arc<Cde>>) -> Result<Json<Health>, ApiError> {
     }
 }
 
-/// Prometheus metrics: `cde_runs{status}` (runs in the store by status) and
-/// `process_resident_memory_bytes`.
+/// Prometheus metrics: `cde_runs{status}` (runs in the store by status), for each webhook
+/// listener `cde_listener_events_received_total`, `_deduplicated_total`,
+/// `cde_listener_deliveries_rejected_total`, `cde_listener_events_consumed_total`,
+/// `cde_listener_events_pending` and `cde_listener_oldest_pending_seconds` (labels
+/// `pipeline`, `listener`), and `process_resident_memory_bytes`.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -79,6 +82,7 @@ async fn metrics(
         let count = counts.get(status.as_str()).copied().unwrap_or(0);
         let _ = writeln!(text, "cde_runs{{status=\"{status}\"}} {count}");
     }
+    listener_metrics(&mut text, &cde.all_listeners().await?);
     if let Some(bytes) = resident_memory_bytes() {
         let _ = write!(
             text,
@@ -94,6 +98,33 @@ async fn metrics(
         )],
         text,
     ))
+}
+
+fn listener_metrics(text: &mut String, listeners: &[ListenerStatus]) {
+    if listeners.is_empty() {
+        return;
+    }
+    type Value = fn(&ListenerStatus) -> Option<f64>;
+    let metrics: [(&str, &str, &str, Value); 6] = [
+        ("cde_listener_events_received_total", "counter", "Events appended to the listener's log.", |l| Some(l.received as f64)),
+        ("cde_listener_events_deduplicated_total", "counter", "Delivered events already in the log, since the server started.", |l| Some(l.deduplicated as f64)),
+        ("cde_listener_deliveries_rejected_total", "counter", "Deliveries refused, since the server started.", |l| Some(l.rejected as f64)),
+        ("cde_listener_events_consumed_total", "counter", "Events given to successful pipeline runs.", |l| Some(l.consumed as f64)),
+        ("cde_listener_events_pending", "gauge", "Events waiting for the next successful pipeline run.", |l| Some(l.pending as f64)),
+        ("cde_listener_oldest_pending_seconds", "gauge", "Age of the oldest pending event.", |l| l.oldest_pending_secs),
+    ];
+    for (name, kind, help, value) in metrics {
+        let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for listener in listeners {
+            if let Some(value) = value(listener) {
+                let _ = writeln!(
+                    text,
+                    "{name}{{pipeline=\"{}\",listener=\"{}\"}} {value}",
+                    listener.pipeline, listener.name
+                );
+            }
+        }
+    }
 }
 
 /// From `/proc/self/status` (`VmRSS:  1234 kB`); `None` where there is no procfs.

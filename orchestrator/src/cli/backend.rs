@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::server::{api_token, Token};
 
 use crate::model::{
-    CheckReport, CheckRequest, Pipeline, PipelineRun, PipelineStatus, Registration, Run, RunFilter,
+    CheckReport, CheckRequest, ListenerStatus, Pipeline, PipelineRun, PipelineStatus, Registration, Run, RunFilter,
     RunInputs, RunRequest,
 };
 use crate::{Cde, Config};
@@ -55,6 +55,15 @@ pub trait Backend {
     async fn start_pipeline(&self, name: &str) -> Result<(PipelineRun, Executor<PipelineRun>)>;
     async fn pipeline_run(&self, id: &str) -> Result<PipelineRun>;
     async fn pipeline_runs(&self, name: &str, limit: i64) -> Result<Vec<PipelineRun>>;
+    async fn listeners(&self, pipeline: &str) -> Result<Vec<ListenerStatus>>;
+    /// A listener's secret; with `rotate`, replaced first by `given` or a random one.
+    async fn listener_secret(
+        &self,
+        pipeline: &str,
+        listener: &str,
+        rotate: bool,
+        given: Option<String>,
+    ) -> Result<String>;
 
     /// Waits for a pipeline run started by [`Backend::start_pipeline`] to end.
     async fn finish_pipeline(
@@ -186,6 +195,27 @@ impl Backend for Embedded {
     async fn pipeline_runs(&self, name: &str, limit: i64) -> Result<Vec<PipelineRun>> {
         self.0.store.pipeline_runs(name, limit).await
     }
+
+    async fn listeners(&self, pipeline: &str) -> Result<Vec<ListenerStatus>> {
+        self.0.listeners(pipeline).await
+    }
+
+    async fn listener_secret(
+        &self,
+        pipeline: &str,
+        listener: &str,
+        rotate: bool,
+        given: Option<String>,
+    ) -> Result<String> {
+        match rotate {
+            true => {
+                self.0
+                    .rotate_listener_secret(pipeline, listener, given)
+                    .await
+            }
+            false => self.0.listener_secret(pipeline, listener).await,
+        }
+    }
 }
 
 impl Backend for Remote {
@@ -256,6 +286,20 @@ impl Backend for Remote {
 
     async fn pipeline_runs(&self, name: &str, limit: i64) -> Result<Vec<PipelineRun>> {
         Remote::pipeline_runs(self, name, limit).await
+    }
+
+    async fn listeners(&self, pipeline: &str) -> Result<Vec<ListenerStatus>> {
+        Remote::listeners(self, pipeline).await
+    }
+
+    async fn listener_secret(
+        &self,
+        pipeline: &str,
+        listener: &str,
+        rotate: bool,
+        given: Option<String>,
+    ) -> Result<String> {
+        Remote::listener_secret(self, pipeline, listener, rotate, given).await
     }
 }
 

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use super::backend::Backend;
 use super::output::Output;
 use crate::error::{Error, Result};
-use crate::model::{PipelineRun, PipelineStatus};
+use crate::model::{ListenerStatus, PipelineRun, PipelineStatus};
 
 #[derive(Subcommand)]
 pub enum Cmd {
@@ -26,6 +26,21 @@ pub enum Cmd {
         name: String,
         #[arg(long, default_value_t = 20)]
         limit: i64,
+    },
+    /// List a pipeline's webhook listeners: URLs, masked secrets, event counts.
+    Listeners { name: String },
+    /// Print a listener's secret, to configure its sender with.
+    Secret {
+        name: String,
+        listener: String,
+        /// Replace it first with a new random secret (deliveries with the old one are then
+        /// refused).
+        #[arg(long)]
+        rotate: bool,
+        /// With --rotate: the new secret is read from standard input (its first line)
+        /// instead of generated, for a sender that chooses its own.
+        #[arg(long, requires = "rotate")]
+        stdin: bool,
     },
 }
 
@@ -76,9 +91,65 @@ impl Cmd {
                     Ok(runs.iter().map(|run| describe(run) + "\n").collect())
                 })?;
             }
+            Cmd::Listeners { name } => {
+                out.show(&backend.listeners(&name).await?, |listeners| {
+                    Ok(describe_listeners(listeners))
+                })?;
+            }
+            Cmd::Secret {
+                name,
+                listener,
+                rotate,
+                stdin,
+            } => {
+                let given = match stdin {
+                    true => {
+                        let mut line = String::new();
+                        std::io::stdin()
+                            .read_line(&mut line)
+                            .map_err(|e| Error::Other(format!("reading the secret from standard input: {e}")))?;
+                        Some(line.trim_end_matches(['\r', '\n']).to_owned())
+                    }
+                    false => None,
+                };
+                let secret = backend
+                    .listener_secret(&name, &listener, rotate, given)
+                    .await?;
+                out.show(&crate::model::ListenerSecret { secret }, |s| {
+                    Ok(format!("{}\n", s.secret))
+                })?;
+            }
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+fn describe_listeners(listeners: &[ListenerStatus]) -> String {
+    let mut text = format!(
+        "{:<24} {:<12} {:<9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}  URL\n",
+        "LISTENER", "AUTH", "SECRET", "RECEIVED", "DEDUPED", "REJECTED", "CONSUMED", "PENDING", "OLDEST"
+    );
+    for l in listeners {
+        let oldest = l
+            .oldest_pending_secs
+            .map_or("-".to_owned(), |secs| format!("{secs:.0}s"));
+        writeln!(
+            text,
+            "{:<24} {:<12} {:<9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}  {}",
+            l.name,
+            l.auth.kind(),
+            l.secret,
+            l.received,
+            l.deduplicated,
+            l.rejected,
+            l.consumed,
+            l.pending,
+            oldest,
+            l.url
+        )
+        .expect("writing to a String");
+    }
+    text
 }
 
 fn describe(run: &PipelineRun) -> String {

@@ -10,7 +10,7 @@ use crate::api::connectors::Connector;
 use crate::error::{Error, ErrorCode, Result};
 
 use crate::model::{
-    CheckReport, CheckRequest, Pipeline, PipelineRun, Registration, Run, RunFilter, RunRequest,
+    CheckReport, CheckRequest, ListenerSecret, ListenerStatus, Pipeline, PipelineRun, Registration, Run, RunFilter, RunRequest,
 };
 
 pub struct Remote {
@@ -206,5 +206,27 @@ impl Remote {
         let url = self.url(&format!("/pipelines/{name}/runs"));
         self.send(self.http.get(url).query(&[("limit", limit)]))
             .await
+    }
+
+    pub async fn listeners(&self, pipeline: &str) -> Result<Vec<ListenerStatus>> {
+        let url = self.url(&format!("/pipelines/{pipeline}/listeners"));
+        self.send(self.http.get(url)).await
+    }
+
+    pub async fn listener_secret(
+        &self,
+        pipeline: &str,
+        listener: &str,
+        rotate: bool,
+        given: Option<String>,
+    ) -> Result<String> {
+        let url = self.url(&format!("/pipelines/{pipeline}/listeners/{listener}/secret"));
+        let request = match (rotate, given) {
+            (false, _) => self.http.get(url),
+            (true, None) => self.http.post(url),
+            (true, Some(secret)) => self.http.post(url).json(&ListenerSecret { secret }),
+        };
+        let answer: ListenerSecret = self.send(request).await?;
+        Ok(answer.secret)
     }
 }

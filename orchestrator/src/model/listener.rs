@@ -20,6 +20,10 @@ pub struct Listener {
     /// and kept once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<EventId>,
+    /// The most the listener keeps unconsumed, in MiB; past it, deliveries are answered
+    /// 429. Default: `CDE_LISTENER_LOG_LIMIT_MB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_limit_mb: Option<u64>,
 }
 
 fn body_itself() -> String {
@@ -47,6 +51,16 @@ pub enum ListenerAuth {
     },
 }
 
+impl ListenerAuth {
+    /// `token` or `hmac_sha256`, for listings.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ListenerAuth::Token { .. } => "token",
+            ListenerAuth::HmacSha256 { .. } => "hmac_sha256",
+        }
+    }
+}
+
 fn token_header() -> String {
     "x-cde-token".to_owned()
 }
@@ -66,4 +80,50 @@ pub enum SignatureEncoding {
 pub enum EventId {
     Header(String),
     Path(String),
+}
+
+/// A listener as served: where to send, how to sign, and what its log holds.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ListenerStatus {
+    pub pipeline: String,
+    pub name: String,
+    /// Where senders post: the server's `CDE_PUBLIC_URL` and `/hooks/{pipeline}/{name}`.
+    pub url: String,
+    pub auth: ListenerAuth,
+    /// The secret's last four characters after `****`; never the secret.
+    pub secret: String,
+    pub records_locator: String,
+    /// Events appended to the log, ever.
+    pub received: u64,
+    /// Deliveries' events already in the log, since the server started.
+    pub deduplicated: u64,
+    /// Deliveries refused (bad signature or token, not JSON, nothing at the locator, too
+    /// large, log full), since the server started.
+    pub rejected: u64,
+    /// Events given to successful pipeline runs, ever.
+    pub consumed: u64,
+    /// Events waiting for the next successful run.
+    pub pending: u64,
+    /// Age of the oldest pending event, in seconds.
+    pub oldest_pending_secs: Option<f64>,
+    /// Bytes of pending events, and the most the log keeps.
+    pub pending_bytes: u64,
+    pub limit_bytes: u64,
+}
+
+/// What a pipeline run read of a listener's log: the events from `start` to `end`
+/// (offsets into the log). The listener's offset is the `end` of its pipeline's last
+/// successful run's read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ListenerRead {
+    pub listener: String,
+    pub start: u64,
+    pub end: u64,
+    pub events: u64,
+}
+
+/// A listener's secret, as revealed or set.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ListenerSecret {
+    pub secret: String,
 }

@@ -18,11 +18,16 @@ pub use connector::{ConnectorVersion, Registration};
 pub use dataset::{Dataset, RunInputs};
 pub use lease::{Lease, Leased};
 pub use limits::{Limits, LimitsOverride};
-pub use listener::{EventId, Listener, ListenerAuth, SignatureEncoding};
+pub use listener::{
+    EventId, Listener, ListenerAuth, ListenerRead, ListenerSecret, ListenerStatus,
+    SignatureEncoding,
+};
 pub use manifest::{
     ConnectorType, ExecutionMode, FieldType, InputValues, Manifest, OptionSpec, Stage,
 };
 pub use network::Network;
-pub use pipeline::{Pipeline, PipelineRun, PipelineStatus, Step, StepKind, StepRun};
+pub use pipeline::{
+    ListenerSource, Pipeline, PipelineRun, PipelineStatus, Source, Step, StepKind, StepRun, Trigger,
+};
 pub use retry::RetryPolicy;
 pub use run::{Ending, Run, RunFilter, RunRequest, RunStatus};

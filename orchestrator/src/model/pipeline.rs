@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::limits::LimitsOverride;
+use super::listener::Listener;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -16,8 +17,15 @@ pub struct Pipeline {
     /// starts a run at each occurrence unless one is still going.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// Webhook listeners, served at `/hooks/{pipeline}/{listener}`; a source
+    /// `{listener: NAME}` reads what one received since the last successful run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<Listener>,
+    /// Starts a run when a listener of this pipeline receives events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
     /// Data sources: the first is the main one; the others are joined to it on `id`.
-    pub sources: Vec<Step>,
+    pub sources: Vec<Source>,
     /// Data services, run one after another in stage order (import, intermediate, export).
     #[serde(default)]
     pub services: Vec<Step>,
@@ -26,7 +34,7 @@ pub struct Pipeline {
     pub exports: Vec<Step>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     pub connector: String,
@@ -34,6 +42,53 @@ pub struct Step {
     pub options: BTreeMap<String, String>,
     #[serde(default)]
     pub limits: LimitsOverride,
+}
+
+/// A data source: a connector run, or the events a listener of the pipeline received
+/// since the pipeline's last successful run.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Source {
+    Listener(ListenerSource),
+    Connector(Step),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSource {
+    /// The name of one of the pipeline's `listeners`.
+    pub listener: String,
+}
+
+/// Told apart by the `listener` member, so that a mistake in either is reported as it is
+/// (an untagged enum would only say that nothing matched).
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let source = match value.get("listener") {
+            Some(_) => serde_json::from_value(value).map(Source::Listener),
+            None => serde_json::from_value(value).map(Source::Connector),
+        };
+        source.map_err(serde::de::Error::custom)
+    }
+}
+
+impl From<Step> for Source {
+    fn from(step: Step) -> Self {
+        Source::Connector(step)
+    }
+}
+
+/// When listeners start runs of their pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// Start a run when events arrive, unless one is going.
+    #[serde(default)]
+    pub on_events: bool,
+    /// At most one run started by events per this many seconds.
+    #[serde(default)]
+    pub debounce_secs: u64,
 }
 
 #[derive(
@@ -52,6 +107,9 @@ pub struct Step {
 #[strum(serialize_all = "snake_case")]
 pub enum StepKind {
     Source,
+    /// A listener source: no connector run; `connector` names the listener and
+    /// `rows_out` counts the events it gave.
+    Listener,
     Service,
     Export,
 }

@@ -1,9 +1,10 @@
 //! What `cde server` does besides answering requests, a loop per file: the run queue, the
-//! adoption of runs whose executor died, the container sweeper, pipeline schedules and
-//! retention.
+//! adoption of runs whose executor died, the container sweeper, pipeline schedules, event
+//! triggers and retention.
 
 mod adoption;
 mod cron;
+mod events;
 mod gc;
 mod queue;
 mod sweep;
@@ -26,17 +27,20 @@ pub enum Loop {
     Adopt,
     /// Starts pipelines on their schedules.
     PipelineSchedules,
+    /// Starts pipelines when their listeners receive events.
+    EventTriggers,
     /// Applies the retention limits.
     CollectGarbage,
 }
 
 impl Loop {
     /// Everything `cde server` runs.
-    pub const ALL: [Loop; 5] = [
+    pub const ALL: [Loop; 6] = [
         Loop::Schedule,
         Loop::Sweep,
         Loop::Adopt,
         Loop::PipelineSchedules,
+        Loop::EventTriggers,
         Loop::CollectGarbage,
     ];
 
@@ -47,6 +51,7 @@ impl Loop {
             Loop::Sweep => cde.sweep_periodically().boxed(),
             Loop::Adopt => cde.adopt_periodically().boxed(),
             Loop::PipelineSchedules => cde.run_schedules().boxed(),
+            Loop::EventTriggers => cde.run_event_triggers().boxed(),
             Loop::CollectGarbage => cde.collect_garbage_periodically().boxed(),
         }
     }

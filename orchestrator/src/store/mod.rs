@@ -7,6 +7,7 @@
 
 mod connectors;
 mod datasets;
+mod listeners;
 mod logs;
 mod pipelines;
 mod retention;
