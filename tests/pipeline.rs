@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cde::model::{Pipeline, PipelineRun, PipelineStatus, Step, StepKind};
+use cde::model::{Pipeline, PipelineRun, PipelineStatus, Source, Step, StepKind};
 use cde::Cde;
 use common::*;
 use serde_json::{json, Value};
@@ -34,14 +34,16 @@ fn step(connector: &str, options: &[(&str, &str)]) -> Step {
     }
 }
 
-fn source(rows: Value) -> Step {
-    step("feed-source", &[("ROWS", &rows.to_string())])
+fn source(rows: Value) -> Source {
+    step("feed-source", &[("ROWS", &rows.to_string())]).into()
 }
 
 fn pipeline(rows: Value, services: Vec<Step>, exports: Vec<Step>) -> Pipeline {
     Pipeline {
         name: "shop".into(),
         schedule: None,
+        listeners: vec![],
+        trigger: None,
         sources: vec![source(rows)],
         services,
         exports,

@@ -149,11 +149,13 @@ async fn exercise(cde: &Cde) {
         .save_pipeline(&Pipeline {
             name: "shop".into(),
             schedule: None,
+            listeners: vec![],
+            trigger: None,
             sources: vec![Step {
                 connector: code.into(),
                 options: Default::default(),
                 limits: Default::default(),
-            }],
+            }.into()],
             services: vec![],
             exports: vec![],
         })

@@ -323,7 +323,9 @@ async fn pipeline_steps_are_retried_with_the_same_inputs() {
     let pipeline = cde::model::Pipeline {
         name: "flaky".into(),
         schedule: None,
-        sources: vec![step("feed-source", &[("ROWS", &rows.to_string())])],
+        listeners: vec![],
+        trigger: None,
+        sources: vec![step("feed-source", &[("ROWS", &rows.to_string())]).into()],
         services: vec![step("feed-service", &[("MODE", "flaky")])],
         exports: vec![step("feed-delta", &[("FLAKY", "1")])],
     };

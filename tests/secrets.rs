@@ -164,6 +164,8 @@ async fn leak(cde: &Cde, data_dir: &Path) -> Vec<String> {
     let pipeline = Pipeline {
         name: "leaky".into(),
         schedule: None,
+        listeners: vec![],
+        trigger: None,
         sources: vec![Step {
             connector: BEHAVE.into(),
             options: [
@@ -172,7 +174,7 @@ async fn leak(cde: &Cde, data_dir: &Path) -> Vec<String> {
             ]
             .into(),
             limits: Default::default(),
-        }],
+        }.into()],
         services: vec![],
         exports: vec![],
     };

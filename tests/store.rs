@@ -355,11 +355,13 @@ async fn pipeline_runs(store: &Store, code: &str) {
         .save_pipeline(&Pipeline {
             name: "shop".into(),
             schedule: None,
+            listeners: vec![],
+            trigger: None,
             sources: vec![Step {
                 connector: code.into(),
                 options: Default::default(),
                 limits: Default::default(),
-            }],
+            }.into()],
             services: vec![],
             exports: vec![],
         })

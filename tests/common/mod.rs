@@ -9,6 +9,8 @@ use cde::model::{Run, RunRequest};
 use cde::{Cde, Config};
 use sqlx::Connection;
 
+pub mod server;
+
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
