@@ -82,7 +82,9 @@ async fn listener(server: &Server, name: &str) -> Value {
 
 /// Starts a pipeline run through the API and waits for its end.
 async fn run_pipeline(server: &Server, name: &str) -> Value {
-    let run = server.post(&format!("/pipelines/{name}/runs"), json!({})).await;
+    let run = server
+        .post(&format!("/pipelines/{name}/runs"), json!({}))
+        .await;
     let id = run["id"].as_str().unwrap().to_owned();
     wait_until(
         format!("pipeline run {id} to end"),
@@ -100,9 +102,7 @@ async fn run_pipeline(server: &Server, name: &str) -> Value {
 
 /// The rows of the latest version of dataset `pipeline/<name>`.
 async fn latest_rows(server: &Server, name: &str) -> Vec<Value> {
-    let versions = server
-        .get(&format!("/datasets?name=pipeline/{name}"))
-        .await;
+    let versions = server.get(&format!("/datasets?name=pipeline/{name}")).await;
     let path = versions[0]["path"].as_str().unwrap().to_owned();
     std::fs::read_to_string(path)
         .unwrap()
@@ -133,11 +133,20 @@ async fn deliveries_are_authenticated_checked_kept_once_and_counted() {
     assert_eq!(wrong.status, 401, "{}", wrong.body);
     let bearer = format!("Bearer {TOKEN}");
     let management = post_raw(&server, orders, &[("authorization", &bearer)], event("o-1")).await;
-    assert_eq!(management.status, 401, "the management token is not a listener's secret");
+    assert_eq!(
+        management.status, 401,
+        "the management token is not a listener's secret"
+    );
     let by_header = post_raw(&server, orders, &[("x-cde-token", &token)], event("o-1")).await;
     assert_eq!(by_header.status, 200, "{}", by_header.body);
     assert_eq!(by_header.body, json!({"written": 1, "duplicates": 0}));
-    let by_query = post_raw(&server, &format!("{orders}?token={token}"), &[], event("o-2")).await;
+    let by_query = post_raw(
+        &server,
+        &format!("{orders}?token={token}"),
+        &[],
+        event("o-2"),
+    )
+    .await;
     assert_eq!(by_query.body, json!({"written": 1, "duplicates": 0}));
     // A retried delivery is a no-op, answered 2xx.
     let replay = post_raw(&server, orders, &[("x-cde-token", &token)], event("o-1")).await;
@@ -148,8 +157,16 @@ async fn deliveries_are_authenticated_checked_kept_once_and_counted() {
     let auth = [("x-cde-token", token.as_str())];
     for (body, status, says) in [
         (b"{not json".to_vec(), 400, "not JSON"),
-        (b"[{\"id\": \"o-3\"}, 7]".to_vec(), 400, "event 1 is not a JSON object"),
-        (b"{\"total\": 1}".to_vec(), 400, "no single string or number at the event id path"),
+        (
+            b"[{\"id\": \"o-3\"}, 7]".to_vec(),
+            400,
+            "event 1 is not a JSON object",
+        ),
+        (
+            b"{\"total\": 1}".to_vec(),
+            400,
+            "no single string or number at the event id path",
+        ),
         (vec![b' '; 600 * 1024], 413, "over the limit of 512 KiB"),
     ] {
         let answer = post_raw(&server, orders, &auth, body).await;
@@ -177,15 +194,28 @@ async fn deliveries_are_authenticated_checked_kept_once_and_counted() {
     assert_eq!(again.body, json!({"written": 0, "duplicates": 2}));
     let other = serde_json::to_vec(&json!({"commits": [{"sha": "c3"}]})).unwrap();
     let forged = post_raw(&server, github, &headers, other.clone()).await;
-    assert_eq!(forged.status, 401, "a signature of another body: {}", forged.body);
-    let unsigned = post_raw(&server, github, &[("x-github-delivery", "d-2")], other.clone()).await;
+    assert_eq!(
+        forged.status, 401,
+        "a signature of another body: {}",
+        forged.body
+    );
+    let unsigned = post_raw(
+        &server,
+        github,
+        &[("x-github-delivery", "d-2")],
+        other.clone(),
+    )
+    .await;
     assert_eq!(unsigned.status, 401, "{}", unsigned.body);
     let nothing = serde_json::to_vec(&json!({"zen": "hi"})).unwrap();
     let signed_nothing = sign(&key, &nothing);
     let zen = post_raw(
         &server,
         github,
-        &[("x-hub-signature-256", &signed_nothing), ("x-github-delivery", "d-3")],
+        &[
+            ("x-hub-signature-256", &signed_nothing),
+            ("x-github-delivery", "d-3"),
+        ],
         nothing,
     )
     .await;
@@ -211,12 +241,19 @@ async fn deliveries_are_authenticated_checked_kept_once_and_counted() {
         ("x-github-delivery", "d-4"),
     ];
     let stale = post_raw(&server, github, &headers_2, push.clone()).await;
-    assert_eq!(stale.status, 401, "the old secret after rotation: {}", stale.body);
+    assert_eq!(
+        stale.status, 401,
+        "the old secret after rotation: {}",
+        stale.body
+    );
     let fresh = sign(&new_key, &other);
     let current = post_raw(
         &server,
         github,
-        &[("x-hub-signature-256", &fresh), ("x-github-delivery", "d-4")],
+        &[
+            ("x-hub-signature-256", &fresh),
+            ("x-github-delivery", "d-4"),
+        ],
         other,
     )
     .await;
@@ -229,7 +266,11 @@ async fn deliveries_are_authenticated_checked_kept_once_and_counted() {
     )
     .await;
     assert_eq!(empty.status, 400, "{}", empty.body);
-    assert_eq!(secret(&server, "github").await, new_key, "an empty secret changed nothing");
+    assert_eq!(
+        secret(&server, "github").await,
+        new_key,
+        "an empty secret changed nothing"
+    );
     let chosen = server
         .post(
             "/pipelines/hooks/listeners/orders/secret",
@@ -249,7 +290,8 @@ async fn deliveries_are_authenticated_checked_kept_once_and_counted() {
     // A full log answers 429 with Retry-After and keeps nothing of that request.
     let small = "/hooks/hooks/small";
     let small_token = secret(&server, "small").await;
-    let big = |n: usize| serde_json::to_vec(&json!({"n": n, "pad": "x".repeat(400 * 1024)})).unwrap();
+    let big =
+        |n: usize| serde_json::to_vec(&json!({"n": n, "pad": "x".repeat(400 * 1024)})).unwrap();
     for n in 0..2 {
         let answer = post_raw(&server, small, &[("x-cde-token", &small_token)], big(n)).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
@@ -257,13 +299,20 @@ async fn deliveries_are_authenticated_checked_kept_once_and_counted() {
     let full = post_raw(&server, small, &[("x-cde-token", &small_token)], big(2)).await;
     assert_eq!(full.status, 429, "{}", full.body);
     assert_eq!(full.body["error"]["code"], "too_many_requests");
-    let retry_after: u64 = full.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = full.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retry_after > 0);
 
     // Listed with URLs, masked secrets and counts; the same in the metrics and the CLI.
     let listed = listener(&server, "orders").await;
     assert!(
-        listed["url"].as_str().unwrap().ends_with("/hooks/hooks/orders"),
+        listed["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/hooks/hooks/orders"),
         "{listed}"
     );
     assert_eq!(listed["secret"], "****0001", "{listed}");
@@ -272,7 +321,10 @@ async fn deliveries_are_authenticated_checked_kept_once_and_counted() {
     assert_eq!(listed["rejected"], 7, "{listed}");
     assert_eq!(listed["pending"], 3, "{listed}");
     assert_eq!(listed["consumed"], 0, "{listed}");
-    assert!(listed["oldest_pending_secs"].as_f64().unwrap() >= 0.0, "{listed}");
+    assert!(
+        listed["oldest_pending_secs"].as_f64().unwrap() >= 0.0,
+        "{listed}"
+    );
     let small_listed = listener(&server, "small").await;
     assert_eq!(small_listed["rejected"], 1, "{small_listed}");
     assert_eq!(small_listed["received"], 2, "{small_listed}");
@@ -290,7 +342,8 @@ async fn deliveries_are_authenticated_checked_kept_once_and_counted() {
     ] {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
-    assert!(metrics.contains("cde_listener_oldest_pending_seconds{pipeline=\"hooks\",listener=\"orders\"}"));
+    assert!(metrics
+        .contains("cde_listener_oldest_pending_seconds{pipeline=\"hooks\",listener=\"orders\"}"));
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_cde"))
         .args(["pipeline", "listeners", "hooks"])
         .env("CDE_SERVER", &server.url)
@@ -298,9 +351,19 @@ async fn deliveries_are_authenticated_checked_kept_once_and_counted() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&cli.stdout);
-    assert!(cli.status.success(), "{text}{}", String::from_utf8_lossy(&cli.stderr));
-    assert!(text.contains("/hooks/hooks/github") && text.contains("hmac_sha256"), "{text}");
-    assert!(!text.contains(&new_key) && !text.contains(&small_token), "{text}");
+    assert!(
+        cli.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert!(
+        text.contains("/hooks/hooks/github") && text.contains("hmac_sha256"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&new_key) && !text.contains(&small_token),
+        "{text}"
+    );
 
     // A run consumes what arrived; the next has nothing new.
     let run = run_pipeline(&server, "hooks").await;
@@ -309,7 +372,13 @@ async fn deliveries_are_authenticated_checked_kept_once_and_counted() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["kind"].clone(), s["connector"].clone(), s["rows_out"].clone()))
+        .map(|s| {
+            (
+                s["kind"].clone(),
+                s["connector"].clone(),
+                s["rows_out"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         listener_steps,
@@ -322,7 +391,10 @@ async fn deliveries_are_authenticated_checked_kept_once_and_counted() {
     let ids: BTreeSet<_> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
     assert_eq!(ids, BTreeSet::from(["o-1", "o-2", "o-3"]), "{rows:?}");
     let listed = listener(&server, "orders").await;
-    assert_eq!((listed["consumed"].clone(), listed["pending"].clone()), (json!(3), json!(0)));
+    assert_eq!(
+        (listed["consumed"].clone(), listed["pending"].clone()),
+        (json!(3), json!(0))
+    );
     assert_eq!(listed["oldest_pending_secs"], Value::Null, "{listed}");
     let run = run_pipeline(&server, "hooks").await;
     assert_eq!(run["status"], "succeeded", "{run}");
@@ -373,7 +445,9 @@ async fn a_server_killed_while_clients_post_keeps_every_acknowledged_event_once(
         "clients to have events acknowledged",
         Duration::from_secs(10),
         || async {
-            let pending = listener(&server, "orders").await["pending"].as_u64().unwrap();
+            let pending = listener(&server, "orders").await["pending"]
+                .as_u64()
+                .unwrap();
             match pending >= 1000 {
                 true => Ok(()),
                 false => Err(pending),
@@ -397,7 +471,10 @@ async fn a_server_killed_while_clients_post_keeps_every_acknowledged_event_once(
     let rows = latest_rows(&server, "hooks").await;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for row in &rows {
-        let id = row["id"].as_str().expect("every kept event whole").to_owned();
+        let id = row["id"]
+            .as_str()
+            .expect("every kept event whole")
+            .to_owned();
         assert_eq!(row["pad"].as_str().map(str::len), Some(900), "{row}");
         assert!(sent.contains(&id), "{id} was never sent");
         *seen.entry(id).or_default() += 1;
@@ -438,18 +515,28 @@ async fn events_trigger_runs_at_most_once_per_debounce_never_two_at_once() {
         let body = serde_json::to_vec(&json!({"id": id})).unwrap();
         let (server, token) = (&server, token.clone());
         async move {
-            let answer = post_raw(server, "/hooks/hooks/orders", &[("x-cde-token", &token)], body).await;
+            let answer = post_raw(
+                server,
+                "/hooks/hooks/orders",
+                &[("x-cde-token", &token)],
+                body,
+            )
+            .await;
             assert_eq!(answer.status, 200, "{}", answer.body);
         }
     };
     deliver("first".into()).await;
-    wait_until("a run on the first event", Duration::from_secs(20), || async {
-        let listed = listener(&server, "orders").await;
-        match listed["consumed"] == 1 {
-            true => Ok(()),
-            false => Err(listed),
-        }
-    })
+    wait_until(
+        "a run on the first event",
+        Duration::from_secs(20),
+        || async {
+            let listed = listener(&server, "orders").await;
+            match listed["consumed"] == 1 {
+                true => Ok(()),
+                false => Err(listed),
+            }
+        },
+    )
     .await;
     // A burst after it: the runs it causes wait for the debounce.
     for n in 0..20 {
@@ -471,7 +558,10 @@ async fn events_trigger_runs_at_most_once_per_debounce_never_two_at_once() {
     let runs = server.get("/pipelines/hooks/runs").await;
     let mut runs: Vec<Value> = runs.as_array().unwrap().clone();
     runs.reverse();
-    assert!(runs.len() >= 2, "the burst after the first run's start: {runs:?}");
+    assert!(
+        runs.len() >= 2,
+        "the burst after the first run's start: {runs:?}"
+    );
     let at = |run: &Value, field: &str| {
         chrono::DateTime::parse_from_rfc3339(run[field].as_str().unwrap()).unwrap()
     };
@@ -481,8 +571,14 @@ async fn events_trigger_runs_at_most_once_per_debounce_never_two_at_once() {
     }
     for pair in runs.windows(2) {
         let gap = at(&pair[1], "created_at") - at(&pair[0], "created_at");
-        assert!(gap >= chrono::Duration::milliseconds(1990), "runs {gap} apart: {pair:?}");
-        assert!(at(&pair[0], "finished_at") <= at(&pair[1], "created_at"), "{pair:?}");
+        assert!(
+            gap >= chrono::Duration::milliseconds(1990),
+            "runs {gap} apart: {pair:?}"
+        );
+        assert!(
+            at(&pair[0], "finished_at") <= at(&pair[1], "created_at"),
+            "{pair:?}"
+        );
     }
     // Nothing new: no more runs.
     let count = runs.len();
@@ -524,15 +620,27 @@ async fn a_failed_run_leaves_its_events_to_the_next_successful_one_exactly_once(
 
     assert_eq!(deliver(&["a", "b"]).await.written, 2);
     let failed = cde.run_pipeline("relay", "manual").await.unwrap();
-    assert_eq!(failed.status, cde::model::PipelineStatus::Failed, "{failed:?}");
+    assert_eq!(
+        failed.status,
+        cde::model::PipelineStatus::Failed,
+        "{failed:?}"
+    );
     assert_eq!(failed.steps[0].rows_out, Some(2), "{failed:?}");
     deliver(&["c"]).await;
     cde.save_pipeline(&with_service("tag")).await.unwrap();
     let first = cde.run_pipeline("relay", "manual").await.unwrap();
-    assert_eq!(first.status, cde::model::PipelineStatus::Succeeded, "{first:?}");
+    assert_eq!(
+        first.status,
+        cde::model::PipelineStatus::Succeeded,
+        "{first:?}"
+    );
     assert_eq!(relay_ids(&cde).await, set(&["a", "b", "c"]));
     let listed = cde.listeners("relay").await.unwrap();
-    assert_eq!((listed[0].consumed, listed[0].pending), (3, 0), "{listed:?}");
+    assert_eq!(
+        (listed[0].consumed, listed[0].pending),
+        (3, 0),
+        "{listed:?}"
+    );
     deliver(&["d", "e"]).await;
     // A late retry of a consumed event is still known by its id in this process.
     let retried = deliver(&["a"]).await;
@@ -542,17 +650,30 @@ async fn a_failed_run_leaves_its_events_to_the_next_successful_one_exactly_once(
     drop(cde);
     let cde = Arc::new(open(config(data.path())).await);
     let second = cde.run_pipeline("relay", "manual").await.unwrap();
-    assert_eq!(second.status, cde::model::PipelineStatus::Succeeded, "{second:?}");
+    assert_eq!(
+        second.status,
+        cde::model::PipelineStatus::Succeeded,
+        "{second:?}"
+    );
     assert_eq!(relay_ids(&cde).await, set(&["d", "e"]));
     let third = cde.run_pipeline("relay", "manual").await.unwrap();
     assert_eq!(third.steps[0].rows_out, Some(0), "{third:?}");
     let listed = cde.listeners("relay").await.unwrap();
-    assert_eq!((listed[0].received, listed[0].consumed), (5, 5), "{listed:?}");
+    assert_eq!(
+        (listed[0].received, listed[0].consumed),
+        (5, 5),
+        "{listed:?}"
+    );
 }
 
 /// The ids of the latest version of `pipeline/relay`.
 async fn relay_ids(cde: &cde::Cde) -> BTreeSet<String> {
-    let dataset = cde.store.latest_dataset("pipeline/relay").await.unwrap().unwrap();
+    let dataset = cde
+        .store
+        .latest_dataset("pipeline/relay")
+        .await
+        .unwrap()
+        .unwrap();
     cde::dataset::read_rows(dataset.path())
         .unwrap()
         .into_iter()

@@ -155,7 +155,8 @@ async fn exercise(cde: &Cde) {
                 connector: code.into(),
                 options: Default::default(),
                 limits: Default::default(),
-            }.into()],
+            }
+            .into()],
             services: vec![],
             exports: vec![],
         })

@@ -174,7 +174,8 @@ async fn leak(cde: &Cde, data_dir: &Path) -> Vec<String> {
             ]
             .into(),
             limits: Default::default(),
-        }.into()],
+        }
+        .into()],
         services: vec![],
         exports: vec![],
     };

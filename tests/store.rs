@@ -361,7 +361,8 @@ async fn pipeline_runs(store: &Store, code: &str) {
                 connector: code.into(),
                 options: Default::default(),
                 limits: Default::default(),
-            }.into()],
+            }
+            .into()],
             services: vec![],
             exports: vec![],
         })

@@ -163,9 +163,7 @@ impl EventLog {
         counters.durable_end.store(end, Ordering::Release);
         counters.start.store(start, Ordering::Release);
         counters.limit.store(limit, Ordering::Release);
-        counters
-            .pending
-            .store(recovered.frames, Ordering::Release);
+        counters.pending.store(recovered.frames, Ordering::Release);
         let (appends, received) = mpsc::unbounded_channel();
         let writer = Writer {
             path: path.to_owned(),

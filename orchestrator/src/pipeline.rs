@@ -217,9 +217,11 @@ impl Cde {
                 Source::Connector(step) => connectors.push((i, next_step(StepKind::Source, step))),
             }
         }
-        let results = futures_util::future::join_all(connectors.iter().map(
-            |(_, (position, kind, step))| self.step(run, *position, *kind, step, None),
-        ))
+        let results = futures_util::future::join_all(
+            connectors
+                .iter()
+                .map(|(_, (position, kind, step))| self.step(run, *position, *kind, step, None)),
+        )
         .await;
         for ((i, _), result) in connectors.iter().zip(results) {
             match result? {
@@ -530,5 +532,30 @@ mod tests {
             err.starts_with("sources[0]: unknown field `option`"),
             "{err}"
         );
+        let err =
+            Pipeline::parse("name: shop\nsources: [{listener: orders}]\n", false).unwrap_err();
+        assert!(err.contains("no listener \"orders\" is declared"), "{err}");
+        let err = Pipeline::parse(
+            "name: shop\nsources: [{listener: o, connector: a}]\n",
+            false,
+        )
+        .unwrap_err();
+        assert!(err.contains("either a connector or a listener"), "{err}");
+        let listening = "name: shop\nlisteners: [{name: orders, auth: {type: token}}]\nsources: [{listener: orders}]\ntrigger: {on_events: true, debounce_secs: 5}\n";
+        let pipeline = Pipeline::parse(listening, false).unwrap();
+        assert_eq!(pipeline.listeners[0].records_locator, "$");
+        assert!(matches!(&pipeline.sources[0], Source::Listener(l) if l.listener == "orders"));
+        let twice = "name: shop\nlisteners: [{name: o, auth: {type: token}}, {name: o, auth: {type: token}}]\nsources: [{listener: o}]\n";
+        let err = Pipeline::parse(twice, false).unwrap_err();
+        assert!(
+            err.starts_with("listeners[1] (o): a listener of that name"),
+            "{err}"
+        );
+        let bad_path = "name: shop\nlisteners: [{name: o, records_locator: '$[', auth: {type: token}}]\nsources: [{listener: o}]\n";
+        let err = Pipeline::parse(bad_path, false).unwrap_err();
+        assert!(err.contains("records_locator"), "{err}");
+        let no_listener = "name: shop\nsources: [{connector: a}]\ntrigger: {on_events: true}\n";
+        let err = Pipeline::parse(no_listener, false).unwrap_err();
+        assert!(err.starts_with("trigger:"), "{err}");
     }
 }

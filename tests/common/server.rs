@@ -143,4 +143,3 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
-

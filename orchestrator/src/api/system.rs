@@ -106,12 +106,42 @@ fn listener_metrics(text: &mut String, listeners: &[ListenerStatus]) {
     }
     type Value = fn(&ListenerStatus) -> Option<f64>;
     let metrics: [(&str, &str, &str, Value); 6] = [
-        ("cde_listener_events_received_total", "counter", "Events appended to the listener's log.", |l| Some(l.received as f64)),
-        ("cde_listener_events_deduplicated_total", "counter", "Delivered events already in the log, since the server started.", |l| Some(l.deduplicated as f64)),
-        ("cde_listener_deliveries_rejected_total", "counter", "Deliveries refused, since the server started.", |l| Some(l.rejected as f64)),
-        ("cde_listener_events_consumed_total", "counter", "Events given to successful pipeline runs.", |l| Some(l.consumed as f64)),
-        ("cde_listener_events_pending", "gauge", "Events waiting for the next successful pipeline run.", |l| Some(l.pending as f64)),
-        ("cde_listener_oldest_pending_seconds", "gauge", "Age of the oldest pending event.", |l| l.oldest_pending_secs),
+        (
+            "cde_listener_events_received_total",
+            "counter",
+            "Events appended to the listener's log.",
+            |l| Some(l.received as f64),
+        ),
+        (
+            "cde_listener_events_deduplicated_total",
+            "counter",
+            "Delivered events already in the log, since the server started.",
+            |l| Some(l.deduplicated as f64),
+        ),
+        (
+            "cde_listener_deliveries_rejected_total",
+            "counter",
+            "Deliveries refused, since the server started.",
+            |l| Some(l.rejected as f64),
+        ),
+        (
+            "cde_listener_events_consumed_total",
+            "counter",
+            "Events given to successful pipeline runs.",
+            |l| Some(l.consumed as f64),
+        ),
+        (
+            "cde_listener_events_pending",
+            "gauge",
+            "Events waiting for the next successful pipeline run.",
+            |l| Some(l.pending as f64),
+        ),
+        (
+            "cde_listener_oldest_pending_seconds",
+            "gauge",
+            "Age of the oldest pending event.",
+            |l| l.oldest_pending_secs,
+        ),
     ];
     for (name, kind, help, value) in metrics {
         let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");

@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::server::{api_token, Token};
 
 use crate::model::{
-    CheckReport, CheckRequest, ListenerStatus, Pipeline, PipelineRun, PipelineStatus, Registration, Run, RunFilter,
-    RunInputs, RunRequest,
+    CheckReport, CheckRequest, ListenerStatus, Pipeline, PipelineRun, PipelineStatus, Registration,
+    Run, RunFilter, RunInputs, RunRequest,
 };
 use crate::{Cde, Config};
 

@@ -105,9 +105,9 @@ impl Cmd {
                 let given = match stdin {
                     true => {
                         let mut line = String::new();
-                        std::io::stdin()
-                            .read_line(&mut line)
-                            .map_err(|e| Error::Other(format!("reading the secret from standard input: {e}")))?;
+                        std::io::stdin().read_line(&mut line).map_err(|e| {
+                            Error::Other(format!("reading the secret from standard input: {e}"))
+                        })?;
                         Some(line.trim_end_matches(['\r', '\n']).to_owned())
                     }
                     false => None,
@@ -127,7 +127,15 @@ impl Cmd {
 fn describe_listeners(listeners: &[ListenerStatus]) -> String {
     let mut text = format!(
         "{:<24} {:<12} {:<9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}  URL\n",
-        "LISTENER", "AUTH", "SECRET", "RECEIVED", "DEDUPED", "REJECTED", "CONSUMED", "PENDING", "OLDEST"
+        "LISTENER",
+        "AUTH",
+        "SECRET",
+        "RECEIVED",
+        "DEDUPED",
+        "REJECTED",
+        "CONSUMED",
+        "PENDING",
+        "OLDEST"
     );
     for l in listeners {
         let oldest = l

@@ -10,7 +10,8 @@ use crate::api::connectors::Connector;
 use crate::error::{Error, ErrorCode, Result};
 
 use crate::model::{
-    CheckReport, CheckRequest, ListenerSecret, ListenerStatus, Pipeline, PipelineRun, Registration, Run, RunFilter, RunRequest,
+    CheckReport, CheckRequest, ListenerSecret, ListenerStatus, Pipeline, PipelineRun, Registration,
+    Run, RunFilter, RunRequest,
 };
 
 pub struct Remote {
@@ -220,7 +221,9 @@ impl Remote {
         rotate: bool,
         given: Option<String>,
     ) -> Result<String> {
-        let url = self.url(&format!("/pipelines/{pipeline}/listeners/{listener}/secret"));
+        let url = self.url(&format!(
+            "/pipelines/{pipeline}/listeners/{listener}/secret"
+        ));
         let request = match (rotate, given) {
             (false, _) => self.http.get(url),
             (true, None) => self.http.post(url),

@@ -60,16 +60,39 @@ pub struct ListenerSource {
     pub listener: String,
 }
 
-/// Told apart by the `listener` member, so that a mistake in either is reported as it is
-/// (an untagged enum would only say that nothing matched).
+/// Either a connector step or a listener source, read as one shape so that a mistake is
+/// reported where it is (an untagged enum would only say that nothing matched).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceFields {
+    connector: Option<String>,
+    listener: Option<String>,
+    #[serde(default)]
+    options: BTreeMap<String, String>,
+    #[serde(default)]
+    limits: LimitsOverride,
+}
+
 impl<'de> Deserialize<'de> for Source {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
-        let source = match value.get("listener") {
-            Some(_) => serde_json::from_value(value).map(Source::Listener),
-            None => serde_json::from_value(value).map(Source::Connector),
-        };
-        source.map_err(serde::de::Error::custom)
+        let fields = SourceFields::deserialize(deserializer)?;
+        let listener_only = fields.options.is_empty() && fields.limits == Default::default();
+        match (fields.connector, fields.listener) {
+            (Some(connector), None) => Ok(Source::Connector(Step {
+                connector,
+                options: fields.options,
+                limits: fields.limits,
+            })),
+            (None, Some(listener)) if listener_only => {
+                Ok(Source::Listener(ListenerSource { listener }))
+            }
+            (None, Some(_)) => Err(serde::de::Error::custom(
+                "a listener source takes no options or limits",
+            )),
+            _ => Err(serde::de::Error::custom(
+                "a source names either a connector or a listener",
+            )),
+        }
     }
 }
 

@@ -62,7 +62,9 @@ impl Cde {
                         });
                     }
                     // Already running: looked at again when it may have ended.
-                    Err(e) => tracing::debug!(pipeline = %pipeline.name, "run on events waits: {e}"),
+                    Err(e) => {
+                        tracing::debug!(pipeline = %pipeline.name, "run on events waits: {e}")
+                    }
                 }
             }
         }
