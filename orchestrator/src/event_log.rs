@@ -18,6 +18,10 @@
 //! - A log has a size limit on what is not yet consumed; an append that would pass it is
 //!   refused whole.
 //! - One process at a time has a log open (an exclusive lock on the file).
+//! - Frames are written over zeros written (and synced) ahead of them, a MiB at a time,
+//!   so that a sync flushes data only, not the file's size and block map: about half the
+//!   time of a sync after an append. Recovery stops at the zeros (a zero length with a
+//!   zero CRC is no frame).
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -111,8 +115,14 @@ pub struct Counters {
     pub syncs: AtomicU64,
 }
 
+/// An event framed by the appending task, so that the writer only copies bytes.
+struct Framed {
+    id: Option<String>,
+    bytes: Vec<u8>,
+}
+
 struct Append {
-    events: Vec<Event>,
+    events: Vec<Framed>,
     done: oneshot::Sender<Result<Appended, EventLogError>>,
 }
 
@@ -135,8 +145,9 @@ impl EventLog {
         }
         let mut file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create(true)
+            .truncate(false)
             .open(path)
             .map_err(io("opening"))?;
         // On a descriptor of its own, held by the handles: the lock goes with the last one.
@@ -169,6 +180,7 @@ impl EventLog {
             path: path.to_owned(),
             file,
             end,
+            zeroed: end,
             ids,
             counters: counters.clone(),
             broken: None,
@@ -195,6 +207,14 @@ impl EventLog {
         let closed = || EventLogError::Closed {
             path: self.path.to_path_buf(),
         };
+        let at = chrono::Utc::now().timestamp_millis();
+        let events = events
+            .into_iter()
+            .map(|event| Framed {
+                bytes: frame(&event, at),
+                id: event.id,
+            })
+            .collect();
         let (done, answer) = oneshot::channel();
         self.appends
             .send(Append { events, done })
@@ -280,6 +300,9 @@ impl EventLog {
     }
 }
 
+/// Zeros are written ahead of the frames in steps of this many bytes.
+const ZEROED_AHEAD: u64 = 1 << 20;
+
 /// Consumed space is given back in whole blocks of this size.
 const PUNCH_BLOCK: u64 = 4096;
 
@@ -353,6 +376,8 @@ struct Writer {
     path: PathBuf,
     file: File,
     end: u64,
+    /// The file's length: zeros from `end` to here.
+    zeroed: u64,
     ids: HashSet<String>,
     counters: Arc<Counters>,
     /// Why the log takes no more appends until it is opened again.
@@ -375,7 +400,6 @@ impl Writer {
         let start = self.end;
         let consumed = self.counters.start.load(Ordering::Acquire);
         let limit = self.counters.limit.load(Ordering::Acquire);
-        let at = chrono::Utc::now().timestamp_millis();
         let mut buffer = Vec::new();
         let mut new_ids = HashSet::new();
         let mut answers = Vec::with_capacity(group.len());
@@ -400,7 +424,7 @@ impl Writer {
                     }
                     ids_of_this.push(id.clone());
                 }
-                frame(&mut buffer, event, at);
+                buffer.extend_from_slice(&event.bytes);
                 appended.written += 1;
             }
             if start + buffer.len() as u64 - consumed > limit {
@@ -423,6 +447,7 @@ impl Writer {
                 // Nothing of the group is kept. If even the cut fails, later appends would
                 // land past the torn bytes: the log refuses them until it is opened again,
                 // which cuts the tail.
+                self.zeroed = start;
                 if let Err(e) = self.file.set_len(start) {
                     self.broken = Some(format!("a failed write could not be cut back: {e}"));
                 }
@@ -450,8 +475,18 @@ impl Writer {
     }
 
     fn write_and_sync(&mut self, buffer: &[u8]) -> Result<(), (&'static str, io::Error)> {
+        use std::os::unix::fs::FileExt;
+        let past = self.end + buffer.len() as u64;
+        if past > self.zeroed {
+            let zeroed = past.next_multiple_of(ZEROED_AHEAD);
+            let zeros = vec![0u8; (zeroed - self.zeroed) as usize];
+            self.file
+                .write_all_at(&zeros, self.zeroed)
+                .map_err(|e| ("zeroing ahead in", e))?;
+            self.zeroed = zeroed;
+        }
         self.file
-            .write_all(buffer)
+            .write_all_at(buffer, self.end)
             .map_err(|e| ("appending to", e))?;
         self.file.sync_data().map_err(|e| ("syncing", e))?;
         self.counters.syncs.fetch_add(1, Ordering::Relaxed);
@@ -468,16 +503,22 @@ impl Writer {
     }
 }
 
-fn frame(buffer: &mut Vec<u8>, event: &Event, at: i64) {
-    let payload = serde_json::to_vec(&FrameOut {
-        id: event.id.as_deref(),
-        at,
-        event: &event.json,
-    })
+fn frame(event: &Event, at: i64) -> Vec<u8> {
+    let mut bytes = vec![0u8; HEADER];
+    serde_json::to_writer(
+        &mut bytes,
+        &FrameOut {
+            id: event.id.as_deref(),
+            at,
+            event: &event.json,
+        },
+    )
     .expect("an id and a JSON text serialize");
-    buffer.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    buffer.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    buffer.extend_from_slice(&payload);
+    let payload = &bytes[HEADER..];
+    let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
+    bytes[..4].copy_from_slice(&len.to_le_bytes());
+    bytes[4..HEADER].copy_from_slice(&crc.to_le_bytes());
+    bytes
 }
 
 #[cfg(test)]
@@ -604,11 +645,13 @@ mod tests {
         let mut writer = Writer {
             path: path.clone(),
             file: OpenOptions::new()
-                .append(true)
+                .write(true)
                 .create(true)
+                .truncate(true)
                 .open(&path)
                 .unwrap(),
             end: 0,
+            zeroed: 0,
             ids: HashSet::new(),
             counters: counters.clone(),
             broken: None,
@@ -616,8 +659,12 @@ mod tests {
         let (group, answers): (Vec<_>, Vec<_>) = (0..8)
             .map(|i| {
                 let (done, answer) = oneshot::channel();
+                let event = event(Some(&i.to_string()), json!(i));
                 let append = Append {
-                    events: vec![event(Some(&i.to_string()), json!(i))],
+                    events: vec![Framed {
+                        bytes: frame(&event, 0),
+                        id: event.id,
+                    }],
                     done,
                 };
                 (append, answer)
@@ -629,7 +676,7 @@ mod tests {
         }
         assert_eq!(counters.syncs.load(Ordering::Relaxed), 1);
         assert_eq!(counters.durable_end.load(Ordering::Relaxed), writer.end);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), writer.end);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), ZEROED_AHEAD);
     }
 
     #[tokio::test]
@@ -643,10 +690,13 @@ mod tests {
         let whole = log.durable_end();
         drop(log);
         // A crash in the middle of a frame: its header says 100 bytes, 5 made it.
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(&100u32.to_le_bytes()).unwrap();
-        file.write_all(&[0, 0, 0, 0, b'{', b'"', b'i', b'd', b'"'])
-            .unwrap();
+        use std::os::unix::fs::FileExt;
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        let torn = [
+            &100u32.to_le_bytes()[..],
+            &[0, 0, 0, 0, b'{', b'"', b'i', b'd', b'"'],
+        ];
+        file.write_all_at(&torn.concat(), whole).unwrap();
         drop(file);
         let log = EventLog::open(&path, 1 << 20, 0).unwrap();
         assert_eq!(log.durable_end(), whole);
@@ -667,9 +717,10 @@ mod tests {
         log.append(vec![event(Some("b"), json!("second"))])
             .await
             .unwrap();
+        let second = log.durable_end() as usize;
         drop(log);
         let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 3;
+        let last = second - 3;
         bytes[last] ^= 0x20;
         std::fs::write(&path, bytes).unwrap();
         let log = EventLog::open(&path, 1 << 20, 0).unwrap();

@@ -225,16 +225,7 @@ impl Cde {
         let declared = self.declared(pipeline, name).await?;
         let inbox = self.inbox(pipeline, &declared.listener).await?;
         let outcome = async {
-            let limit_kb = self.config.hook_max_body_kb;
-            let body = axum::body::to_bytes(body, (limit_kb as usize).saturating_mul(1024))
-                .await
-                .map_err(|_| Error::DeliveryTooLarge {
-                    listener: name.to_owned(),
-                    limit_kb,
-                })?;
-            let listener = &declared.listener;
-            crate::listener::authenticate(listener, &declared.secret, headers, query_token, &body)?;
-            let events = crate::listener::events(listener, headers, &body)?;
+            let events = self.receive(&declared, headers, query_token, body).await?;
             inbox
                 .log
                 .append(events)
@@ -256,6 +247,40 @@ impl Cde {
             }
         }
         outcome
+    }
+
+    /// What [`Cde::deliver`] does but append: the delivery's events, checked. For the
+    /// benchmark's baseline.
+    pub async fn check_delivery(
+        &self,
+        pipeline: &str,
+        name: &str,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+        body: Body,
+    ) -> Result<Vec<crate::event_log::Event>> {
+        let declared = self.declared(pipeline, name).await?;
+        self.inbox(pipeline, &declared.listener).await?;
+        self.receive(&declared, headers, query_token, body).await
+    }
+
+    async fn receive(
+        &self,
+        declared: &Declared,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+        body: Body,
+    ) -> Result<Vec<crate::event_log::Event>> {
+        let listener = &declared.listener;
+        let limit_kb = self.config.hook_max_body_kb;
+        let body = axum::body::to_bytes(body, (limit_kb as usize).saturating_mul(1024))
+            .await
+            .map_err(|_| Error::DeliveryTooLarge {
+                listener: listener.name.clone(),
+                limit_kb,
+            })?;
+        crate::listener::authenticate(listener, &declared.secret, headers, query_token, &body)?;
+        Ok(crate::listener::events(listener, headers, &body)?)
     }
 
     /// The listeners of `pipeline`, with their URLs, masked secrets and counts.
@@ -314,6 +339,7 @@ impl Cde {
             rejected: inbox.rejected.load(Ordering::Relaxed),
             consumed,
             pending,
+            syncs: counters.syncs.load(Ordering::Relaxed),
             oldest_pending_secs: oldest.map(|at| (now - at).max(0) as f64 / 1000.0),
             pending_bytes: inbox.log.durable_end().saturating_sub(start),
             limit_bytes: counters.limit.load(Ordering::Acquire),

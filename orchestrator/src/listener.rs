@@ -90,6 +90,7 @@ pub fn events(
         listener: listener.name.clone(),
         reason,
     };
+    let raw = body;
     let body: Value =
         serde_json::from_slice(body).map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
     let locator = json_path(&listener.records_locator).map_err(&invalid)?;
@@ -120,6 +121,8 @@ pub fn events(
         _ => None,
     };
     let single = items.len() == 1;
+    // The body itself is the one event: its text as it came, not written again.
+    let whole = single && std::ptr::eq(items[0], &body);
     items
         .into_iter()
         .enumerate()
@@ -142,8 +145,12 @@ pub fn events(
                 }),
                 (None, None) => None,
             };
-            let json = RawValue::from_string(item.to_string())
-                .map_err(|e| invalid(format!("event {i}: {e}")))?;
+            let text = match whole {
+                true => String::from_utf8_lossy(raw).trim().to_owned(),
+                false => item.to_string(),
+            };
+            let json =
+                RawValue::from_string(text).map_err(|e| invalid(format!("event {i}: {e}")))?;
             Ok(Event { id, json })
         })
         .collect()

@@ -106,6 +106,9 @@ pub struct ListenerStatus {
     pub pending: u64,
     /// Age of the oldest pending event, in seconds.
     pub oldest_pending_secs: Option<f64>,
+    /// Syncs of the log to disk since the server started: with `received`, how many
+    /// deliveries one sync serves.
+    pub syncs: u64,
     /// Bytes of pending events, and the most the log keeps.
     pub pending_bytes: u64,
     pub limit_bytes: u64,
