@@ -680,3 +680,70 @@ async fn relay_ids(cde: &cde::Cde) -> BTreeSet<String> {
         .map(|row| row["id"].as_str().unwrap().to_owned())
         .collect()
 }
+
+#[tokio::test]
+async fn a_hub_documents_event_listener_declares_where_its_events_are() {
+    let data = tempfile::tempdir().unwrap();
+    let cde = Arc::new(open(config(data.path())).await);
+    let document = json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Contacts hub", "version": "1"},
+        "servers": [{"url": "https://contacts.invalid"}],
+        "paths": {"/contacts": {"get": {"responses": {"200": {"description": "ok"}}}}},
+        "preDefinedEvents": [{"resourcePath": "/contacts/get", "name": "Get contacts"}],
+        "preDefinedEventListeners": [
+            {"webhookPath": "contactEvent/post", "recordsLocator": "$.data.items", "name": "Contacts in real time"}
+        ],
+        "webhooks": {"contactEvent": {"post": {"responses": {"200": {"description": "received"}}}}}
+    });
+    let manifest = json!({
+        "code": "contacts-hub", "label": "Contacts hub", "type": "data-source",
+        "http": {"dialect": "cdp", "spec": document},
+    });
+    let manifest = cde::model::Manifest::parse(&manifest.to_string(), true).unwrap();
+    cde.register(manifest).await.unwrap();
+    let pipeline = |webhook: Value| {
+        let pipeline = json!({
+            "name": "crm",
+            "listeners": [{"name": "contacts", "connector": "contacts-hub", "webhook": webhook,
+                           "auth": {"type": "token"}}],
+            "sources": [{"listener": "contacts"}],
+        });
+        cde::model::Pipeline::parse(&pipeline.to_string(), true).unwrap()
+    };
+    let wrong = cde
+        .save_pipeline(&pipeline(json!("nope/post")))
+        .await
+        .unwrap_err();
+    assert!(
+        wrong.to_string().contains("\"contactEvent/post\""),
+        "the message lists what the document has: {wrong}"
+    );
+    let saved = cde.save_pipeline(&pipeline(Value::Null)).await.unwrap();
+    assert_eq!(saved.listeners[0].records_locator, "$.data.items");
+    assert_eq!(
+        saved.listeners[0].webhook.as_deref(),
+        Some("contactEvent/post")
+    );
+    let by_name = cde
+        .save_pipeline(&pipeline(json!("Contacts in real time")))
+        .await
+        .unwrap();
+    assert_eq!(by_name.listeners[0].records_locator, "$.data.items");
+
+    let token = cde.listener_secret("crm", "contacts").await.unwrap();
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("x-cde-token", token.parse().unwrap());
+    let body = json!({"type": "contact.created", "data": {"items": [{"id": "c1"}, {"id": "c2"}]}});
+    let appended = cde
+        .deliver(
+            "crm",
+            "contacts",
+            &headers,
+            None,
+            axum::body::Body::from(body.to_string()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(appended.written, 2);
+}

@@ -62,6 +62,14 @@ pub struct Operation<'a> {
     path_item: &'a Object,
 }
 
+/// One `preDefinedEventListeners` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventListener {
+    pub name: String,
+    pub webhook_path: String,
+    pub records_locator: String,
+}
+
 /// Which list an operation comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum List {
@@ -107,6 +115,54 @@ impl Document {
 
     fn map(&self) -> &Object {
         self.root.as_object().expect("checked in new")
+    }
+
+    /// The document's `preDefinedEventListeners`: webhooks the platform receives, each
+    /// naming by its `webhookPath` (`intercomEvent/post`) an operation of the document's
+    /// `webhooks`, with the JSONPath of the events in a delivery (`recordsLocator`,
+    /// default `$`).
+    pub fn event_listeners(&self) -> Result<Vec<EventListener>, SpecError> {
+        const KEY: &str = "preDefinedEventListeners";
+        let Some(list) = self.map().get(KEY) else {
+            return Ok(vec![]);
+        };
+        let list = list
+            .as_array()
+            .ok_or_else(|| SpecError::new(KEY, "expected an array"))?;
+        list.iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let at = |field: &str| format!("{KEY}[{i}].{field}");
+                let text = |field: &str| entry.get(field).and_then(Value::as_str);
+                let webhook_path = text("webhookPath")
+                    .ok_or_else(|| SpecError::new(at("webhookPath"), "is required but missing"))?;
+                let (hook, method) =
+                    webhook_path
+                        .trim_matches('/')
+                        .split_once('/')
+                        .ok_or_else(|| {
+                            SpecError::new(at("webhookPath"), "expected `<webhook>/<method>`")
+                        })?;
+                let described = self
+                    .map()
+                    .get("webhooks")
+                    .and_then(|hooks| hooks.get(hook))
+                    .and_then(|hook| hook.get(method.to_ascii_lowercase()));
+                if described.is_none() {
+                    return Err(SpecError::new(
+                        at("webhookPath"),
+                        format!("no operation webhooks.{hook}.{method} in the document"),
+                    ));
+                }
+                let records_locator = text("recordsLocator").unwrap_or("$").to_owned();
+                json_path(&records_locator, &at("recordsLocator"))?;
+                Ok(EventListener {
+                    name: text("name").unwrap_or(webhook_path).to_owned(),
+                    webhook_path: webhook_path.to_owned(),
+                    records_locator,
+                })
+            })
+            .collect()
     }
 
     /// Follows `$ref`s (local ones only) from `value`, found at `at`.
@@ -1177,5 +1233,32 @@ mod tests {
             ]
         );
         assert_eq!(properties[1].description.as_deref(), Some("trace id"));
+    }
+
+    #[test]
+    fn event_listeners_name_a_webhook_of_the_document() {
+        let mut root = json!({
+            "openapi": "3.0.0",
+            "paths": {},
+            "preDefinedEventListeners": [
+                {"webhookPath": "intercomEvent/post", "recordsLocator": "data.item", "name": "Contacts"},
+                {"webhookPath": "other/post"}
+            ],
+            "webhooks": {"intercomEvent": {"post": {}}, "other": {"post": {}}}
+        });
+        let listeners = Document::new(&root).unwrap().event_listeners().unwrap();
+        assert_eq!(
+            listeners[0],
+            EventListener {
+                name: "Contacts".into(),
+                webhook_path: "intercomEvent/post".into(),
+                records_locator: "data.item".into()
+            }
+        );
+        assert_eq!(listeners[1].records_locator, "$");
+        root["preDefinedEventListeners"][1]["webhookPath"] = json!("missing/post");
+        let err = Document::new(&root).unwrap().event_listeners().unwrap_err();
+        assert_eq!(err.path, "preDefinedEventListeners[1].webhookPath");
+        assert!(err.message.contains("webhooks.missing.post"), "{err}");
     }
 }

@@ -77,7 +77,7 @@ mod schedule;
 mod template;
 pub mod transport;
 
-pub use cdp::json_path;
+pub use cdp::{json_path, Document as CdpDocument, EventListener};
 pub use check::{CheckReport, CHECK_PREFIX};
 pub use connector::{parse, Connector, Plan};
 pub use definition::{

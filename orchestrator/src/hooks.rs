@@ -130,6 +130,60 @@ impl Pipeline {
 }
 
 impl Cde {
+    /// `pipeline` with the records locator of each listener described by a hub
+    /// document's `preDefinedEventListeners` filled in from it.
+    pub(crate) async fn resolve_listeners(&self, pipeline: &Pipeline) -> Result<Pipeline> {
+        let mut resolved = pipeline.clone();
+        for (i, listener) in resolved.listeners.iter_mut().enumerate() {
+            let Some(code) = listener.connector.clone() else {
+                continue;
+            };
+            let at = |message: String| {
+                Error::InvalidConfig(format!("listeners[{i}] ({}): {message}", listener.name))
+            };
+            let manifest = self
+                .store
+                .connector(&code)
+                .await
+                .map_err(|e| at(e.to_string()))?
+                .manifest;
+            let definition = crate::http::definition(&manifest)
+                .map_err(&at)?
+                .filter(|d| d.dialect == http_connector::Dialect::Cdp)
+                .ok_or_else(|| {
+                    at(format!(
+                        "{code} is not an HTTP connector from a CDP hub document"
+                    ))
+                })?;
+            let described = http_connector::CdpDocument::new(&definition.spec)
+                .and_then(|doc| doc.event_listeners())
+                .map_err(|e| at(format!("{code}: {e}")))?;
+            let entry = match &listener.webhook {
+                Some(wanted) => described
+                    .iter()
+                    .find(|l| &l.webhook_path == wanted || &l.name == wanted),
+                None if described.len() == 1 => described.first(),
+                None => None,
+            };
+            let names: Vec<_> = described.iter().map(|l| l.webhook_path.as_str()).collect();
+            let entry = entry.ok_or_else(|| {
+                at(format!(
+                    "webhook: name one of the preDefinedEventListeners of {code}: {names:?}"
+                ))
+            })?;
+            if listener.records_locator != "$" && listener.records_locator != entry.records_locator
+            {
+                return Err(at(format!(
+                    "records_locator: {code}'s document says {:?}; leave it out",
+                    entry.records_locator
+                )));
+            }
+            listener.records_locator = entry.records_locator.clone();
+            listener.webhook = Some(entry.webhook_path.clone());
+        }
+        Ok(resolved)
+    }
+
     /// Gives every listener of `pipeline` a secret if it has none, and forgets what was
     /// kept of its listeners; after the pipeline is saved.
     pub(crate) async fn prepare_listeners(&self, pipeline: &Pipeline) -> Result<()> {

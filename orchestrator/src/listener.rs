@@ -203,6 +203,8 @@ mod tests {
             auth,
             event_id,
             log_limit_mb: None,
+            connector: None,
+            webhook: None,
         }
     }
 

@@ -89,9 +89,10 @@ fn stage_order(stage: Option<Stage>) -> u8 {
 }
 
 impl Cde {
-    /// Checks a pipeline against the registry (connector types, options, `max_usage`) and
-    /// stores it, replacing an earlier definition of the same name.
-    pub async fn save_pipeline(&self, pipeline: &Pipeline) -> Result<()> {
+    /// Checks a pipeline against the registry (connector types, options, `max_usage`,
+    /// listeners described by a hub document) and stores it, replacing an earlier
+    /// definition of the same name. Returns it as stored.
+    pub async fn save_pipeline(&self, pipeline: &Pipeline) -> Result<Pipeline> {
         let mut uses: HashMap<&str, u32> = HashMap::new();
         for (group, index, step) in pipeline.steps() {
             let at = |message: String| {
@@ -127,9 +128,11 @@ impl Cde {
                 )));
             }
         }
+        let pipeline = self.resolve_listeners(pipeline).await?;
         pipeline.check_listeners().map_err(Error::InvalidConfig)?;
-        self.store.save_pipeline(pipeline).await?;
-        self.prepare_listeners(pipeline).await
+        self.store.save_pipeline(&pipeline).await?;
+        self.prepare_listeners(&pipeline).await?;
+        Ok(pipeline)
     }
 
     /// Records a new run of the pipeline; an error when one is still going.

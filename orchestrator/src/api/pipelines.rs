@@ -59,8 +59,7 @@ async fn save_pipeline(
             message,
         })
     })?;
-    cde.save_pipeline(&pipeline).await?;
-    Ok(Json(pipeline))
+    Ok(Json(cde.save_pipeline(&pipeline).await?))
 }
 
 /// List pipelines by name.

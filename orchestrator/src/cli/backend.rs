@@ -165,8 +165,7 @@ impl Backend for Embedded {
 
     async fn save_pipeline(&self, path: &Path) -> Result<Pipeline> {
         let pipeline = Pipeline::load(path)?;
-        self.0.save_pipeline(&pipeline).await?;
-        Ok(pipeline)
+        self.0.save_pipeline(&pipeline).await
     }
 
     async fn pipelines(&self) -> Result<Vec<Pipeline>> {

@@ -13,8 +13,17 @@ pub struct Listener {
     /// A JSONPath (RFC 9535) to the events in a delivery's body: each element of an
     /// array found there is an event, anything else found is one event. `$` (the
     /// default) is the body itself; a bare name such as `events` means `$.events`.
+    /// With `connector`, the document's `recordsLocator` (it is filled in on save).
     #[serde(default = "body_itself")]
     pub records_locator: String,
+    /// A registered HTTP connector from a CDP hub document whose
+    /// `preDefinedEventListeners` describe this listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+    /// With `connector`: the entry's `webhookPath` (`intercomEvent/post`) or `name`; may
+    /// be left out when the document has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
     pub auth: ListenerAuth,
     /// Where a delivery says its id; a delivery whose id was seen before is answered 2xx
     /// and kept once.
