@@ -24,7 +24,7 @@ pub struct Cde {
     /// Wakes the scheduler when a run is queued.
     pub(crate) queue_changed: Notify,
     /// The webhook listeners served, with their event logs.
-    pub(crate) hooks: crate::hooks::Hooks,
+    pub(crate) hooks: crate::inbox::Hooks,
 }
 
 impl Cde {

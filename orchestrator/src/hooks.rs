@@ -3,62 +3,23 @@
 //! changes), their event logs (each opened once per process), deliveries in, and what a
 //! pipeline run reads out.
 
-use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use crate::error::{Error, Object, Result};
+use crate::event_log::{Appended, EventLog};
+use crate::inbox::{key, Declared, Inbox};
+use crate::model::{Listener, ListenerRead, ListenerStatus, Pipeline, PipelineRun, Source};
+use crate::Cde;
 use axum::body::Body;
 use axum::http::HeaderMap;
 use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::OsRng;
-use tokio::sync::Notify;
-
-use crate::error::{Error, Object, Result};
-use crate::event_log::{Appended, EventLog};
-use crate::model::{Listener, ListenerRead, ListenerStatus, Pipeline, PipelineRun, Source};
-use crate::Cde;
-
-/// A listener: its pipeline's name and its own.
-type Key = (String, String);
 
 /// Events read from a log per call while a run reads its listener.
 const READ_BATCH: usize = 1000;
-
-/// What a [`Cde`] keeps of the listeners it serves.
-#[derive(Default)]
-pub struct Hooks {
-    declared: Mutex<HashMap<Key, Arc<Declared>>>,
-    inboxes: tokio::sync::Mutex<HashMap<Key, Arc<Inbox>>>,
-    /// Woken when a listener of a pipeline with an event trigger appends events.
-    pub(crate) arrived: Notify,
-}
-
-/// A listener as its pipeline declares it, with its secret.
-struct Declared {
-    listener: Listener,
-    secret: String,
-    triggers: bool,
-}
-
-/// A listener's open event log, and the deliveries it refused since it was opened.
-pub(crate) struct Inbox {
-    pub(crate) log: EventLog,
-    rejected: AtomicU64,
-}
-
-impl Hooks {
-    /// Drops what is kept of the listeners of `pipeline`, after it changed.
-    fn forget(&self, pipeline: &str) {
-        let mut declared = self.declared.lock().expect("not poisoned");
-        declared.retain(|(of, _), _| of != pipeline);
-    }
-}
-
-fn key(pipeline: &str, listener: &str) -> Key {
-    (pipeline.to_owned(), listener.to_owned())
-}
 
 /// 32 random bytes, hex.
 fn generate_secret() -> String {

@@ -15,6 +15,7 @@ pub mod event_log;
 pub mod executable;
 pub mod hooks;
 pub mod http;
+pub mod inbox;
 pub mod lease;
 pub mod listener;
 pub mod manifest;
