@@ -761,4 +761,41 @@ mod tests {
             .unwrap();
         assert_eq!(later.written, 1);
     }
+
+    #[tokio::test]
+    async fn consumed_events_give_back_their_space_and_their_room_under_the_limit() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let log = EventLog::open(&path, 64 << 10, 0).unwrap();
+        let big = |n: u32| {
+            event(
+                Some(&n.to_string()),
+                json!({"n": n, "pad": "x".repeat(20_000)}),
+            )
+        };
+        log.append(vec![big(0), big(1)]).await.unwrap();
+        assert!(matches!(
+            log.append(vec![big(2), big(3)]).await,
+            Err(EventLogError::Full { .. })
+        ));
+        let consumed = log.read(0, 2).unwrap()[1].next;
+        let blocks = std::fs::metadata(&path).unwrap().blocks();
+        log.consume(consumed, 2).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().blocks() < blocks);
+        assert_eq!(log.counters().pending.load(Ordering::Relaxed), 0);
+        // Room again under the limit, and reads from the offset as before.
+        log.append(vec![big(2), big(3)]).await.unwrap();
+        let rest = log.read(consumed, 10).unwrap();
+        assert_eq!(
+            rest.iter()
+                .map(|s| s.event["n"].clone())
+                .collect::<Vec<_>>(),
+            [json!(2), json!(3)]
+        );
+        drop(log);
+        let log = EventLog::open(&path, 64 << 10, consumed).unwrap();
+        assert_eq!(log.counters().pending.load(Ordering::Relaxed), 2);
+        assert!(log.oldest_pending().unwrap().is_some());
+    }
 }
