@@ -555,6 +555,7 @@ async fn events_trigger_runs_at_most_once_per_debounce_never_two_at_once() {
     )
     .await;
     assert_eq!(consumed["pending"], 0, "{consumed}");
+    assert_eq!(consumed["received"], 21, "{consumed}");
     let runs = server.get("/pipelines/hooks/runs").await;
     let mut runs: Vec<Value> = runs.as_array().unwrap().clone();
     runs.reverse();

@@ -188,6 +188,13 @@ impl Error {
         move |source| Error::File { op, path, source }
     }
 
+    pub fn event_log(
+        listener: impl Into<String>,
+    ) -> impl FnOnce(crate::event_log::EventLogError) -> Self {
+        let listener = listener.into();
+        move |source| Error::EventLog { listener, source }
+    }
+
     pub fn json(op: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Self {
         let op = op.into();
         move |source| Error::Json { op, source }

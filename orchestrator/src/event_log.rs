@@ -105,8 +105,8 @@ pub struct Counters {
     pub durable_end: AtomicU64,
     /// Everything before is consumed.
     pub start: AtomicU64,
-    /// Events between `start` and `durable_end`.
-    pub pending: AtomicU64,
+    /// Events between where the log was opened (its `start` then) and `durable_end`.
+    pub frames: AtomicU64,
     /// The most bytes between `start` and the end.
     pub limit: AtomicU64,
     /// Since the log was opened.
@@ -174,7 +174,7 @@ impl EventLog {
         counters.durable_end.store(end, Ordering::Release);
         counters.start.store(start, Ordering::Release);
         counters.limit.store(limit, Ordering::Release);
-        counters.pending.store(recovered.frames, Ordering::Release);
+        counters.frames.store(recovered.frames, Ordering::Release);
         let (appends, received) = mpsc::unbounded_channel();
         let writer = Writer {
             path: path.to_owned(),
@@ -262,25 +262,19 @@ impl EventLog {
         self.counters.limit.store(limit, Ordering::Release);
     }
 
-    /// When the oldest event not yet consumed was appended (ms since the epoch).
-    pub fn oldest_pending(&self) -> Result<Option<i64>, EventLogError> {
-        let start = self.counters.start.load(Ordering::Acquire);
-        Ok(self.read(start, 1)?.first().map(|stored| stored.at))
+    /// When the first event from `offset` was appended (ms since the epoch).
+    pub fn appended_at(&self, offset: u64) -> Result<Option<i64>, EventLogError> {
+        Ok(self.read(offset, 1)?.first().map(|stored| stored.at))
     }
 
-    /// Marks everything before `offset` (the `next` of an event read) as consumed, `events`
-    /// events in all, and gives back the disk space of whole blocks before it.
-    pub fn consume(&self, offset: u64, events: u64) -> Result<(), EventLogError> {
+    /// Marks everything before `offset` (the `next` of an event read) as consumed, and
+    /// gives back the disk space of whole blocks before it. An offset at or before one
+    /// consumed before changes nothing.
+    pub fn consume(&self, offset: u64) -> Result<(), EventLogError> {
         let previous = self.counters.start.fetch_max(offset, Ordering::AcqRel);
         if offset <= previous {
             return Ok(());
         }
-        let _ = self
-            .counters
-            .pending
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                Some(n.saturating_sub(events))
-            });
         let hole = offset & !(PUNCH_BLOCK - 1);
         if hole > 0 {
             let file = OpenOptions::new()
@@ -463,13 +457,14 @@ impl Writer {
             }
             self.end = start + buffer.len() as u64;
             self.ids.extend(new_ids);
+            let written: usize = answers.iter().map(|(_, appended)| appended.written).sum();
+            self.counters
+                .frames
+                .fetch_add(written as u64, Ordering::AcqRel);
             self.counters.durable_end.store(self.end, Ordering::Release);
         }
         for (done, appended) in answers {
             self.count(appended);
-            self.counters
-                .pending
-                .fetch_add(appended.written as u64, Ordering::AcqRel);
             let _ = done.send(Ok(appended));
         }
     }
@@ -781,9 +776,9 @@ mod tests {
         ));
         let consumed = log.read(0, 2).unwrap()[1].next;
         let blocks = std::fs::metadata(&path).unwrap().blocks();
-        log.consume(consumed, 2).unwrap();
+        log.consume(consumed).unwrap();
         assert!(std::fs::metadata(&path).unwrap().blocks() < blocks);
-        assert_eq!(log.counters().pending.load(Ordering::Relaxed), 0);
+        assert_eq!(log.appended_at(consumed).unwrap(), None);
         // Room again under the limit, and reads from the offset as before.
         log.append(vec![big(2), big(3)]).await.unwrap();
         let rest = log.read(consumed, 10).unwrap();
@@ -795,7 +790,7 @@ mod tests {
         );
         drop(log);
         let log = EventLog::open(&path, 64 << 10, consumed).unwrap();
-        assert_eq!(log.counters().pending.load(Ordering::Relaxed), 2);
-        assert!(log.oldest_pending().unwrap().is_some());
+        assert_eq!(log.counters().frames.load(Ordering::Relaxed), 2);
+        assert!(log.appended_at(consumed).unwrap().is_some());
     }
 }

@@ -210,17 +210,14 @@ impl Cde {
         if let Some(inbox) = inboxes.get(&key) {
             return Ok(inbox.clone());
         }
-        let (start, _) = self.store.listener_offset(pipeline, &listener.name).await?;
+        let (start, consumed) = self.store.listener_offset(pipeline, &listener.name).await?;
         let path = self.event_log_path(pipeline, &listener.name);
         crate::private::create_dir(path.parent().expect("in a directory"))?;
-        let log = EventLog::open(&path, self.log_limit(listener), start).map_err(|source| {
-            Error::EventLog {
-                listener: listener.name.clone(),
-                source,
-            }
-        })?;
+        let log = EventLog::open(&path, self.log_limit(listener), start)
+            .map_err(Error::event_log(&listener.name))?;
         let inbox = Arc::new(Inbox {
             log,
+            consumed_at_open: consumed,
             rejected: AtomicU64::new(0),
         });
         inboxes.insert(key, inbox.clone());
@@ -245,10 +242,7 @@ impl Cde {
                 .log
                 .append(events)
                 .await
-                .map_err(|source| Error::EventLog {
-                    listener: name.to_owned(),
-                    source,
-                })
+                .map_err(Error::event_log(name))
         }
         .await;
         match &outcome {
@@ -326,17 +320,16 @@ impl Cde {
             .listener_secret(pipeline, &listener.name)
             .await?
             .unwrap_or_default();
-        let (_, consumed) = self.store.listener_offset(pipeline, &listener.name).await?;
+        // Counted from the store's offset, which a run's success moves, so that what is
+        // consumed and what is pending agree whenever they are looked at.
+        let (start, consumed) = self.store.listener_offset(pipeline, &listener.name).await?;
         let counters = inbox.log.counters();
-        let pending = counters.pending.load(Ordering::Acquire);
-        let start = counters.start.load(Ordering::Acquire);
+        let received = inbox.consumed_at_open + counters.frames.load(Ordering::Acquire);
+        let pending = received.saturating_sub(consumed);
         let oldest = inbox
             .log
-            .oldest_pending()
-            .map_err(|source| Error::EventLog {
-                listener: listener.name.clone(),
-                source,
-            })?;
+            .appended_at(start)
+            .map_err(Error::event_log(&listener.name))?;
         let now = chrono::Utc::now().timestamp_millis();
         Ok(ListenerStatus {
             pipeline: pipeline.to_owned(),
@@ -349,7 +342,7 @@ impl Cde {
             auth: listener.auth.clone(),
             secret: masked(&secret),
             records_locator: listener.records_locator.clone(),
-            received: consumed + pending,
+            received,
             deduplicated: counters.duplicates.load(Ordering::Relaxed),
             rejected: inbox.rejected.load(Ordering::Relaxed),
             consumed,
@@ -409,6 +402,8 @@ impl Cde {
         let listener = declared_in(pipeline, name)?;
         let inbox = self.inbox(&pipeline.name, listener).await?;
         let (start, _) = self.store.listener_offset(&pipeline.name, name).await?;
+        // Catches up with a success whose consuming was cut short (the server stopped).
+        inbox.log.consume(start).map_err(Error::event_log(name))?;
         let until = inbox.log.durable_end();
         let mut read = ListenerRead {
             listener: name.to_owned(),
@@ -416,10 +411,7 @@ impl Cde {
             end: start,
             events: 0,
         };
-        let failed = |source| Error::EventLog {
-            listener: name.to_owned(),
-            source,
-        };
+        let failed = |source| Error::event_log(name)(source);
         let mut writer = BufWriter::new(crate::private::create_file(out)?);
         while read.end < until {
             let batch = inbox.log.read(read.end, READ_BATCH).map_err(failed)?;
@@ -454,11 +446,8 @@ impl Cde {
             let inbox = self.inbox(&run.pipeline, listener).await?;
             inbox
                 .log
-                .consume(read.end, read.events)
-                .map_err(|source| Error::EventLog {
-                    listener: read.listener.clone(),
-                    source,
-                })?;
+                .consume(read.end)
+                .map_err(Error::event_log(&read.listener))?;
         }
         Ok(())
     }

@@ -33,6 +33,9 @@ pub(crate) struct Declared {
 /// A listener's open event log, and the deliveries it refused since it was opened.
 pub(crate) struct Inbox {
     pub(crate) log: EventLog,
+    /// The events successful runs had consumed when the log was opened: with the events
+    /// the log holds from there, what the listener received in all.
+    pub(crate) consumed_at_open: u64,
     pub(crate) rejected: AtomicU64,
 }
 
