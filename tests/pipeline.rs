@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cde::model::{Pipeline, PipelineRun, PipelineStatus, Source, Step, StepKind};
+use cde::model::{ColumnMapping, Pipeline, PipelineRun, PipelineStatus, Source, Step, StepKind};
 use cde::Cde;
 use common::*;
 use serde_json::{json, Value};
@@ -31,7 +31,22 @@ fn step(connector: &str, options: &[(&str, &str)]) -> Step {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         limits: Default::default(),
+        columns: None,
     }
+}
+
+/// `step` getting only `columns`, each `(column, as)`.
+fn mapping(mut step: Step, columns: &[(&str, Option<&str>)]) -> Step {
+    step.columns = Some(
+        columns
+            .iter()
+            .map(|(column, rename)| ColumnMapping {
+                column: column.to_string(),
+                rename: rename.map(str::to_owned),
+            })
+            .collect(),
+    );
+    step
 }
 
 fn source(rows: Value) -> Source {
@@ -79,6 +94,34 @@ async fn stream(cde: &Cde, run: &PipelineRun, name: &str) -> BTreeSet<String> {
 
 fn ids(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| s.to_string()).collect()
+}
+
+/// The lines of the input feed a step's connector run was given, as it got them.
+async fn received(cde: &Cde, run: &PipelineRun, kind: StepKind) -> Vec<String> {
+    let step = run
+        .steps
+        .iter()
+        .find(|s| s.kind == kind)
+        .unwrap_or_else(|| panic!("a {kind:?} step in {run:?}"));
+    let connector_run = cde
+        .store
+        .run(step.run_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    let path = std::path::Path::new(&connector_run.run_dir).join("input/input.jsonl");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn rows_of(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 async fn run_with(cde: &Cde, pipeline: &Pipeline) -> PipelineRun {
@@ -637,4 +680,158 @@ async fn pipeline_steps_keep_to_the_concurrency_limit() {
         runs[1].started_at.unwrap() >= runs[0].finished_at.unwrap(),
         "the sources ran one after the other with one slot: {runs:?}"
     );
+}
+
+#[tokio::test]
+async fn steps_get_the_columns_their_mappings_give() {
+    let (data, cde) = feed().await;
+    let products = json!([
+        {"id": "a", "title": "Shoe", "price": 1, "colour": "red"},
+        {"id": "b", "title": "Hat", "price": 2, "colour": "blue"}
+    ]);
+    // The main source drops `colour` (and keeps its join key unlisted); the second one
+    // renames `stock` and drops `internal`.
+    let main = mapping(
+        step("feed-source", &[("ROWS", &products.to_string())]),
+        &[("title", None), ("price", None)],
+    );
+    let stock = mapping(
+        step(
+            "feed-source",
+            &[(
+                "ROWS",
+                &json!([{"id": "a", "stock": 5, "internal": "x"}]).to_string(),
+            )],
+        ),
+        &[("stock", Some("quantity"))],
+    );
+    // The service renames `title` and drops `price`; the export gets `id` and the
+    // service's `name` back as `title`, and no `price`.
+    let service = mapping(
+        step("feed-service", &[]),
+        &[("id", None), ("title", Some("name")), ("quantity", None)],
+    );
+    let export = mapping(
+        step("feed-export", &[]),
+        &[("id", None), ("name", Some("title"))],
+    );
+    let mut shop = pipeline(json!([]), vec![service], vec![export]);
+    shop.sources = vec![main.into(), stock.into()];
+    let run = run_with(&cde, &shop).await;
+    assert_eq!(run.status, PipelineStatus::Succeeded, "{run:?}");
+
+    let joined = data
+        .path()
+        .join("pipeline-runs")
+        .join(&run.id)
+        .join("feed-0.jsonl");
+    assert_eq!(
+        rows_of(&joined),
+        [
+            json!({"id": "a", "title": "Shoe", "price": 1, "quantity": 5}),
+            json!({"id": "b", "title": "Hat", "price": 2})
+        ],
+        "the sources were mapped before the join, which kept their join key"
+    );
+    assert_eq!(
+        received(&cde, &run, StepKind::Service).await,
+        [
+            r#"{"id":"a","name":"Shoe","quantity":5}"#,
+            r#"{"id":"b","name":"Hat"}"#
+        ],
+        "the service got the mapped columns, in their order, under their names"
+    );
+    let dataset = cde
+        .store
+        .latest_dataset("pipeline/shop")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(dataset.version), run.dataset_version);
+    // Read after the export ran: the version it was given a mapped copy of keeps every
+    // column the service wrote.
+    assert_eq!(
+        dataset.columns,
+        ["___feed_seen", "id", "name", "quantity"],
+        "{dataset:?}"
+    );
+    assert_eq!(
+        rows_of(dataset.path()),
+        [
+            // Read through the Container API as text, and written back so.
+            json!({"id": "a", "name": "Shoe", "quantity": "5", "___feed_seen": "1"}),
+            json!({"id": "b", "name": "Hat", "___feed_seen": "1"})
+        ]
+    );
+
+    assert_eq!(
+        received(&cde, &run, StepKind::Export).await,
+        [
+            r#"{"id":"a","title":"Shoe"}"#,
+            r#"{"id":"b","title":"Hat"}"#
+        ],
+        "the export got its mapping of the dataset version"
+    );
+    let export = run
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::Export)
+        .unwrap();
+    assert_eq!(export.rows_in, Some(2));
+    // The export saw no `price`, so it reported every row as failed.
+    let feedback = cde
+        .store
+        .latest_dataset("pipeline/shop/feedback")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(feedback.rows, 2, "{feedback:?}");
+
+    let mut twice = shop.clone();
+    twice.services[0] = mapping(
+        step("feed-service", &[]),
+        &[("title", Some("name")), ("name", None)],
+    );
+    let err = cde.save_pipeline(&twice).await.unwrap_err().to_string();
+    assert!(
+        err.contains("services[0].columns[1] (name): another column is already named \"name\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_export_delta_compares_what_its_mapping_gives() {
+    let (_data, cde) = feed().await;
+    let delta = vec![mapping(
+        step("feed-delta", &[]),
+        &[("id", None), ("title", Some("name"))],
+    )];
+    let first =
+        json!([{"id": "p1", "price": 1, "title": "a"}, {"id": "p2", "price": 2, "title": "b"}]);
+    let run = run_with(&cde, &pipeline(first, vec![], delta.clone())).await;
+    assert_eq!(run.status, PipelineStatus::Succeeded, "{run:?}");
+    assert_eq!(stream(&cde, &run, "new").await, ids(&["p1", "p2"]));
+    // Only p1's price changed, which the export does not get: its baseline is mapped the
+    // same way, so p1 is unchanged.
+    let second =
+        json!([{"id": "p1", "price": 10, "title": "a"}, {"id": "p2", "price": 2, "title": "c"}]);
+    let run = run_with(&cde, &pipeline(second, vec![], delta)).await;
+    assert_eq!(run.status, PipelineStatus::Succeeded, "{run:?}");
+    assert_eq!(
+        [
+            stream(&cde, &run, "new").await,
+            stream(&cde, &run, "modified").await,
+            stream(&cde, &run, "unchanged").await,
+            stream(&cde, &run, "deleted").await,
+        ],
+        [ids(&[]), ids(&["p2"]), ids(&["p1"]), ids(&[])],
+        "new, modified, unchanged, deleted"
+    );
+    let dataset = cde
+        .store
+        .latest_dataset("pipeline/shop")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dataset.columns, ["id", "price", "title"], "{dataset:?}");
 }

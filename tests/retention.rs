@@ -155,6 +155,7 @@ async fn exercise(cde: &Cde) {
                 connector: code.into(),
                 options: Default::default(),
                 limits: Default::default(),
+                columns: None,
             }
             .into()],
             services: vec![],

@@ -318,6 +318,7 @@ async fn pipeline_steps_are_retried_with_the_same_inputs() {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         limits: Default::default(),
+        columns: None,
     };
     let rows = serde_json::json!([{"id": "1", "price": 1}, {"id": "2", "price": 2}]);
     let pipeline = cde::model::Pipeline {

@@ -174,6 +174,7 @@ async fn leak(cde: &Cde, data_dir: &Path) -> Vec<String> {
             ]
             .into(),
             limits: Default::default(),
+            columns: None,
         }
         .into()],
         services: vec![],

@@ -361,6 +361,7 @@ async fn pipeline_runs(store: &Store, code: &str) {
                 connector: code.into(),
                 options: Default::default(),
                 limits: Default::default(),
+                columns: None,
             }
             .into()],
             services: vec![],

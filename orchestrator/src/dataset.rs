@@ -248,6 +248,21 @@ pub fn feedback_dataset(pipeline: &str) -> String {
     format!("pipeline/{pipeline}/feedback")
 }
 
+/// Every key of `records`, in order of first appearance: the columns of a table of them.
+pub fn columns_of(records: &[serde_json::Value]) -> Vec<String> {
+    let mut columns: Vec<String> = Vec::new();
+    for key in records
+        .iter()
+        .filter_map(|r| r.as_object())
+        .flat_map(|o| o.keys())
+    {
+        if !columns.contains(key) {
+            columns.push(key.clone());
+        }
+    }
+    columns
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ pub enum Object {
     PipelineRun,
     Dataset,
     Listener,
+    Connection,
 }
 
 /// Stable, machine-readable error codes: what API clients (the CLI among them) branch on.
@@ -56,6 +57,10 @@ pub enum Error {
     /// A request that cannot be run as asked: options, limits, inputs, a pipeline definition.
     #[error("invalid run configuration: {0}")]
     InvalidConfig(String),
+    /// A value the connector's option `option` does not take (or a required one missing);
+    /// forms show `message` next to that field.
+    #[error("invalid run configuration: {message}")]
+    InvalidOption { option: String, message: String },
     /// The object is busy or changed under the request (a pipeline already running, a
     /// registration racing another).
     #[error("{0}")]
@@ -205,7 +210,7 @@ impl Error {
         match self {
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::Manifest { .. } => ErrorCode::InvalidManifest,
-            Error::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            Error::InvalidConfig(_) | Error::InvalidOption { .. } => ErrorCode::InvalidConfig,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::RunOutput(_) => ErrorCode::InvalidOutput,
             Error::HealthCheck { .. } => ErrorCode::HealthCheckFailed,

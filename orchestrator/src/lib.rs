@@ -2,9 +2,12 @@
 //! Container API supervises the connector.
 
 pub mod api;
+pub mod catalog;
 mod cde;
 pub mod cli;
 pub mod config;
+pub mod connection;
+pub mod console;
 pub mod dataset;
 pub mod delta;
 pub mod demo;
@@ -19,6 +22,7 @@ pub mod inbox;
 pub mod lease;
 pub mod listener;
 pub mod manifest;
+pub mod mapping;
 pub mod model;
 pub mod options;
 pub mod pipeline;

@@ -37,6 +37,16 @@ impl Manifest {
         if self.image.trim().is_empty() {
             return Err("image: must not be empty".into());
         }
+        if let Some(icon) = &self.icon {
+            if !(icon.starts_with("https://") || icon.starts_with("data:image/")) {
+                return Err(format!(
+                    "icon: {icon:?} must be an https: URL or a data:image/ URL"
+                ));
+            }
+        }
+        if let Some(i) = self.categories.iter().position(|c| c.trim().is_empty()) {
+            return Err(format!("categories[{i}]: must not be empty"));
+        }
         if self.command.trim().is_empty() {
             return Err("command: must not be empty".into());
         }

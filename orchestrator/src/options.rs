@@ -46,11 +46,15 @@ impl OptionValues {
         }
         let mut values = BTreeMap::new();
         for option in &manifest.options {
+            let invalid = |message| Error::InvalidOption {
+                option: option.name.clone(),
+                message,
+            };
             let value = given.get(&option.name).or(option.default.as_ref());
             match value {
                 Some(value) => {
                     if option.field_type == FieldType::Checkbox && value != "0" && value != "1" {
-                        return Err(Error::InvalidConfig(format!(
+                        return Err(invalid(format!(
                             "option {}: a checkbox is \"0\" or \"1\"",
                             option.name
                         )));
@@ -64,7 +68,7 @@ impl OptionValues {
                         _ => vec![],
                     };
                     if let Some(bad) = chosen.iter().find(|v| !choices.iter().any(|c| c == *v)) {
-                        return Err(Error::InvalidConfig(format!(
+                        return Err(invalid(format!(
                             "option {}: {bad:?} is not one of {}",
                             option.name,
                             choices.join(", ")
@@ -73,10 +77,7 @@ impl OptionValues {
                     values.insert(option.name.clone(), value.clone());
                 }
                 None if option.required => {
-                    return Err(Error::InvalidConfig(format!(
-                        "option {} is required",
-                        option.name
-                    )))
+                    return Err(invalid(format!("option {} is required", option.name)))
                 }
                 None => {}
             }
@@ -86,22 +87,7 @@ impl OptionValues {
 
     /// The values with `password` options replaced by [`MASK`], for answers and output.
     pub fn masked(&self, manifest: &Manifest) -> BTreeMap<String, String> {
-        self.0
-            .iter()
-            .map(|(name, value)| {
-                let secret = manifest
-                    .option(name)
-                    .is_some_and(|o| o.field_type == FieldType::Password);
-                (
-                    name.clone(),
-                    if secret {
-                        MASK.to_owned()
-                    } else {
-                        value.clone()
-                    },
-                )
-            })
-            .collect()
+        mask(manifest, &self.0)
     }
 
     pub fn as_map(&self) -> &BTreeMap<String, String> {
@@ -123,6 +109,19 @@ impl OptionValues {
             ExecutionMode::Args => (vec![], pairs.map(|(k, v)| format!("--{k}={v}")).collect()),
         }
     }
+}
+
+/// `values` with those of `password` options replaced by [`MASK`], for answers and output.
+pub fn mask(manifest: &Manifest, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    values
+        .iter()
+        .map(|(name, value)| match manifest.option(name) {
+            Some(option) if option.field_type == FieldType::Password => {
+                (name.clone(), MASK.to_owned())
+            }
+            _ => (name.clone(), value.clone()),
+        })
+        .collect()
 }
 
 #[cfg(test)]

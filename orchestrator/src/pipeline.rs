@@ -1,7 +1,8 @@
 //! Pipelines (a Productsup "site"): data sources joined into a feed, data services that
 //! rewrite it in stage order, and exports that deliver it. Each successful pipeline run
 //! adds a version of the `pipeline/<name>` dataset; feedback from exports comes back on the
-//! next run as an additional source.
+//! next run as an additional source. A step that maps columns gets a mapped copy of its
+//! rows (see [`crate::mapping`]).
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
@@ -12,6 +13,7 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::mapping::{self, Mapping};
 use crate::{dataset, delta};
 
 use crate::model::{
@@ -62,7 +64,19 @@ impl Pipeline {
             parse_schedule(schedule)?;
         }
         pipeline.check_listeners()?;
+        pipeline.check_columns()?;
         Ok(pipeline)
+    }
+
+    /// Checks the column mappings of the steps; the message names the step
+    /// (`services[0].columns[1] (title): ...`).
+    fn check_columns(&self) -> Result<(), String> {
+        for (group, index, step) in self.steps() {
+            if let Some(columns) = &step.columns {
+                mapping::check(columns).map_err(|e| format!("{group}[{index}].{e}"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Every connector step with the list it is in and its index there, for messages.
@@ -93,6 +107,7 @@ impl Cde {
     /// listeners described by a hub document) and stores it, replacing an earlier
     /// definition of the same name. Returns it as stored.
     pub async fn save_pipeline(&self, pipeline: &Pipeline) -> Result<Pipeline> {
+        pipeline.check_columns().map_err(Error::InvalidConfig)?;
         let mut uses: HashMap<&str, u32> = HashMap::new();
         for (group, index, step) in pipeline.steps() {
             let at = |message: String| {
@@ -226,10 +241,19 @@ impl Cde {
                 .map(|(_, (position, kind, step))| self.step(run, *position, *kind, step, None)),
         )
         .await;
-        for ((i, _), result) in connectors.iter().zip(results) {
+        for ((i, (_, _, step)), result) in connectors.iter().zip(results) {
             match result? {
                 Ok(source) => {
-                    outputs[*i] = Some(PathBuf::from(self.output_of(&source).await?.path))
+                    let output = PathBuf::from(self.output_of(&source).await?.path);
+                    // Mapped before the join, which needs the source's join key.
+                    outputs[*i] = Some(match &step.columns {
+                        Some(columns) => {
+                            let mapped = work.join(format!("source-{i}.jsonl"));
+                            Mapping::keeping_key(columns, PRODUCT_ID).apply(&output, &mapped)?;
+                            mapped
+                        }
+                        None => output,
+                    });
                 }
                 Err(reason) => return Ok(Some(reason)),
             }
@@ -255,6 +279,12 @@ impl Cde {
         services.sort_by_key(|(_, manifest)| stage_order(manifest.stage));
         for (step, _) in &services {
             let (position, kind, step) = next_step(StepKind::Service, step);
+            let (input, input_rows) = mapped(
+                &step,
+                &feed,
+                feed_rows,
+                work.join(format!("service-{position}.jsonl")),
+            )?;
             match self
                 .step(
                     run,
@@ -262,8 +292,8 @@ impl Cde {
                     kind,
                     &step,
                     Some(Feed {
-                        path: &feed,
-                        rows: feed_rows,
+                        path: &input,
+                        rows: input_rows,
                         previous: None,
                     }),
                 )
@@ -290,8 +320,8 @@ impl Cde {
             .iter()
             .map(|s| next_step(StepKind::Export, s))
             .collect();
-        // Only an export delta compares with a baseline.
-        let mut snapshots = Vec::new();
+        // What each export reads; only an export delta compares with a baseline.
+        let mut feeds = Vec::new();
         for (position, _, step) in &exports {
             let manifest = self.store.connector(&step.connector).await?.manifest;
             let snapshot = if manifest.kind == ConnectorType::ExportDelta {
@@ -303,18 +333,39 @@ impl Cde {
             } else {
                 None
             };
-            snapshots.push(snapshot);
+            // An export that maps columns gets a mapped copy of the dataset version, and
+            // compares it with its snapshot mapped the same way: the snapshot itself stays
+            // the whole version it delivered.
+            let (input, rows) = mapped(
+                step,
+                dataset.path(),
+                dataset.rows,
+                work.join(format!("export-{position}.jsonl")),
+            )?;
+            let snapshot = match snapshot {
+                Some(previous) => Some(
+                    mapped(
+                        step,
+                        &previous,
+                        0,
+                        work.join(format!("export-{position}-previous.jsonl")),
+                    )?
+                    .0,
+                ),
+                None => None,
+            };
+            feeds.push((input, rows, snapshot));
         }
-        let results = futures_util::future::join_all(exports.iter().zip(&snapshots).map(
-            |((position, kind, step), snapshot)| {
+        let results = futures_util::future::join_all(exports.iter().zip(&feeds).map(
+            |((position, kind, step), (input, rows, snapshot))| {
                 self.step(
                     run,
                     *position,
                     *kind,
                     step,
                     Some(Feed {
-                        path: dataset.path(),
-                        rows: dataset.rows,
+                        path: input,
+                        rows: *rows,
                         previous: snapshot.as_deref(),
                     }),
                 )
@@ -440,6 +491,18 @@ impl Cde {
         };
         self.store.save_pipeline_step(&run.id, &record).await?;
         Ok(result)
+    }
+}
+
+/// The rows a data service or an export gets from `from` (of `rows` rows): a copy mapped at
+/// `to` when the step maps columns, else `from` itself.
+fn mapped(step: &Step, from: &Path, rows: i64, to: PathBuf) -> Result<(PathBuf, i64)> {
+    match &step.columns {
+        Some(columns) => {
+            let rows = Mapping::new(columns).apply(from, &to)?;
+            Ok((to, rows))
+        }
+        None => Ok((from.to_path_buf(), rows)),
     }
 }
 

@@ -40,6 +40,16 @@ impl Cde {
     /// and with the cde executable mounted as in a run, must exit 0 within the health-check
     /// timeout.
     async fn health_check(&self, manifest: &Manifest) -> Result<()> {
+        self.health_check_with(manifest, &Default::default()).await
+    }
+
+    /// [`Cde::health_check`] with option values delivered as a run's are: a connector's
+    /// check of its configuration.
+    pub(crate) async fn health_check_with(
+        &self,
+        manifest: &Manifest,
+        values: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
         let failed = |reason: String| Error::HealthCheck {
             code: manifest.code.clone(),
             reason,
@@ -50,16 +60,20 @@ impl Cde {
         }
         // A manifest's limits were checked when it was parsed.
         let limits = self.config.default_limits().with(&manifest.limits);
+        let (env, option_arguments) =
+            crate::options::OptionValues::delivery(values, manifest.execution_mode);
         let arguments = manifest
             .arguments
             .iter()
             .cloned()
+            .chain(option_arguments)
             .chain(manifest.health_check.clone())
             .collect();
         let body = ContainerCreateBody {
             image: Some(manifest.image.clone()),
             entrypoint: Some(vec![manifest.command.clone()]),
             cmd: Some(arguments),
+            env: Some(env),
             labels: Some(container::labels(
                 self.store.instance(),
                 &[("cde.role", "health-check")],

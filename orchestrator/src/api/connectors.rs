@@ -14,7 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::Path;
+use super::extract::{Path, Query};
+use crate::catalog::CatalogFilter;
 
 use crate::model::{CheckReport, CheckRequest, ConnectorVersion, Manifest, Registration};
 use crate::Cde;
@@ -117,20 +118,32 @@ pub(super) fn is_json(headers: &HeaderMap) -> Result<bool, ApiError> {
     }
 }
 
-/// List connectors, each at its latest version, by code.
+/// List connectors, each at its latest version, by code; filtered by category, role
+/// (`source`, `service`, `export`) and words in their code, label or summary.
 #[utoipa::path(
     get,
     path = "/connectors",
     tag = "connectors",
     security(("bearer" = [])),
+    params(CatalogFilter),
     responses(
         (status = 200, body = Vec<Connector>),
+        (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
     ),
 )]
-async fn list_connectors(State(cde): State<Arc<Cde>>) -> Result<Json<Vec<Connector>>, ApiError> {
+async fn list_connectors(
+    State(cde): State<Arc<Cde>>,
+    Query(filter): Query<CatalogFilter>,
+) -> Result<Json<Vec<Connector>>, ApiError> {
     let connectors = cde.store.connectors().await?;
-    Ok(Json(connectors.into_iter().map(Connector::from).collect()))
+    Ok(Json(
+        connectors
+            .into_iter()
+            .filter(|c| filter.matches(&c.manifest))
+            .map(Connector::from)
+            .collect(),
+    ))
 }
 
 /// Show a connector's latest version with its manifest.

@@ -134,6 +134,7 @@ impl From<Error> for ApiError {
                 let message = match error {
                     Error::Manifest { message, .. }
                     | Error::InvalidConfig(message)
+                    | Error::InvalidOption { message, .. }
                     | Error::RunOutput(message) => message,
                     other => other.to_string(),
                 };

@@ -6,6 +6,7 @@
 //! `Authorization: Bearer <token>`. Errors are `{"error": {"code", "message"}}` (see [`error`]).
 
 mod auth;
+mod connections;
 pub mod connectors;
 pub mod error;
 mod extract;
@@ -29,9 +30,9 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::Cde;
 use error::ApiError;
 
+pub use crate::model::OutputPage;
 pub use connectors::Connector;
 pub use logs::LogEntry;
-pub use runs::OutputPage;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -43,6 +44,7 @@ pub use runs::OutputPage;
     modifiers(&BearerScheme),
     tags(
         (name = "connectors", description = "Registered connector images and their manifests"),
+        (name = "connections", description = "Connectors with saved values (secrets encrypted), checked before saving, discovered"),
         (name = "runs", description = "Runs of connectors, their logs and output"),
         (name = "pipelines", description = "Pipelines of sources, data services and exports, their runs and datasets"),
         (name = "listeners", description = "Webhook listeners feeding pipelines: deliveries (authenticated by each listener's secret), URLs, counts and secrets"),
@@ -65,24 +67,34 @@ impl Modify for BearerScheme {
 }
 
 /// The documented routes; the token guards all but the system ones.
-fn routes(token: Arc<str>) -> OpenApiRouter<Arc<Cde>> {
+fn routes(gate: Arc<auth::Gate>) -> OpenApiRouter<Arc<Cde>> {
     let protected = connectors::routes()
+        .merge(connections::routes())
         .merge(runs::routes())
         .merge(logs::routes())
         .merge(pipelines::routes())
         .merge(listeners::routes())
-        .route_layer(middleware::from_fn_with_state(token, auth::require_token));
+        .route_layer(middleware::from_fn_with_state(gate, auth::require_token));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(protected)
         .merge(listeners::hooks())
         .merge(system::routes())
 }
 
-/// The management API's router, with Swagger UI at `/docs` and the document at `/openapi.json`.
+/// The management API's router, with Swagger UI at `/docs`, the document at
+/// `/openapi.json` and the web console at `/console`.
 pub fn router(cde: Arc<Cde>, token: String) -> Router {
-    let (router, openapi) = routes(token.into()).split_for_parts();
+    let token: Arc<str> = token.into();
+    let sessions = Arc::new(crate::console::session::Sessions::default());
+    let console = crate::console::router(Arc::new(crate::console::Console {
+        cde: cde.clone(),
+        token: token.clone(),
+        sessions: sessions.clone(),
+    }));
+    let (router, openapi) = routes(Arc::new(auth::Gate { token, sessions })).split_for_parts();
     router
         .with_state(cde)
+        .merge(console)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|method: Method, uri: Uri| async move {
             ApiError::not_found(format!("no route {method} {uri}"))
@@ -100,7 +112,11 @@ pub fn router(cde: Arc<Cde>, token: String) -> Router {
 
 /// The OpenAPI document of the management API.
 pub fn openapi() -> OpenApi {
-    routes(Arc::from("")).into_openapi()
+    routes(Arc::new(auth::Gate {
+        token: Arc::from(""),
+        sessions: Default::default(),
+    }))
+    .into_openapi()
 }
 
 /// [`openapi`] as committed in `openapi/orchestrator.json`: pretty JSON and a final newline.

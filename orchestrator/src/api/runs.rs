@@ -1,12 +1,11 @@
 //! Runs: create (queue), list, show, cancel, and their output records.
 
-use std::io::BufRead;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,9 +13,8 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonBody, Path, Query};
 
-use crate::model::{Run, RunFilter, RunRequest, RunStatus};
+use crate::model::{OutputPage, Run, RunFilter, RunRequest, RunStatus};
 use crate::Cde;
-use crate::{dataset, rundir};
 
 pub fn routes() -> OpenApiRouter<Arc<Cde>> {
     OpenApiRouter::new()
@@ -135,7 +133,7 @@ async fn cancel_run(
     Ok(Json(cde.cancel(&id).await?))
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum OutputType {
     #[default]
@@ -155,17 +153,6 @@ struct OutputQuery {
     offset: usize,
     /// Records per page (default 100; more than 1000 is capped to 1000).
     limit: Option<usize>,
-}
-
-/// A page of output records.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OutputPage {
-    #[schema(value_type = Vec<Object>)]
-    pub records: Vec<serde_json::Value>,
-    pub offset: usize,
-    /// The `offset` of the next page; null when there are no more records (yet: a running
-    /// run may still add some).
-    pub next_offset: Option<usize>,
 }
 
 /// Page through a run's output or feedback records, in the order they were written.
@@ -193,76 +180,8 @@ async fn run_output(
         Some(limit) => limit.min(MAX_RECORDS),
         None => DEFAULT_RECORDS,
     };
-    let run = cde.store.run(&id).await?;
-    // A successful run's validated output, else what the run wrote (so far), opened as
-    // the hostile file it may be.
-    let (name, relative) = match query.kind {
-        OutputType::Output => (
-            dataset::connector_dataset(&run.connector_code),
-            rundir::OUTPUT,
-        ),
-        OutputType::Feedback => (
-            dataset::connector_feedback_dataset(&run.connector_code),
-            rundir::FEEDBACK,
-        ),
-    };
-    let recorded = cde.store.dataset_of_run(&name, &run.id).await?;
-    let offset = query.offset;
-    let (records, more) = tokio::task::spawn_blocking(move || {
-        let file = match recorded {
-            Some(dataset) => Some(
-                std::fs::File::open(dataset.path())
-                    .map_err(crate::Error::file("opening", dataset.path()))?,
-            ),
-            None => rundir::open(
-                std::path::Path::new(&run.run_dir),
-                relative,
-                run.limits.disk_bytes(),
-            )?,
-        };
-        read_records(file, offset, limit)
-    })
-    .await
-    .map_err(|e| crate::Error::Other(format!("reading the output of a run: {e}")))??;
-    Ok(Json(OutputPage {
-        next_offset: more.then_some(offset + records.len()),
-        records,
-        offset,
-    }))
-}
-
-/// Up to `limit` records after the first `offset` of a JSONL file, and whether more follow.
-/// A last line without its newline is still being written and does not count yet.
-fn read_records(
-    file: Option<std::fs::File>,
-    offset: usize,
-    limit: usize,
-) -> crate::Result<(Vec<serde_json::Value>, bool)> {
-    let Some(file) = file else {
-        return Ok((vec![], false));
-    };
-    let mut reader = std::io::BufReader::new(file);
-    let mut line = String::new();
-    let mut next_line = |line: &mut String| -> crate::Result<bool> {
-        line.clear();
-        reader
-            .read_line(line)
-            .map_err(|e| crate::Error::RunOutput(format!("reading: {e}")))?;
-        Ok(line.ends_with('\n'))
-    };
-    for _ in 0..offset {
-        if !next_line(&mut line)? {
-            return Ok((vec![], false));
-        }
-    }
-    let mut records = Vec::with_capacity(limit);
-    while records.len() < limit && next_line(&mut line)? {
-        let number = offset + records.len() + 1;
-        records.push(
-            serde_json::from_str(&line)
-                .map_err(|e| crate::Error::RunOutput(format!("line {number} is not JSON: {e}")))?,
-        );
-    }
-    let more = records.len() == limit && next_line(&mut line)?;
-    Ok((records, more))
+    Ok(Json(
+        cde.output_page(&id, query.kind == OutputType::Feedback, query.offset, limit)
+            .await?,
+    ))
 }

@@ -14,6 +14,15 @@ pub struct Manifest {
     pub label: String,
     #[serde(rename = "type")]
     pub kind: ConnectorType,
+    /// Catalog: the categories it is listed under (`CRM`, `Ads`), to filter by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    /// Catalog: its icon, an `https:` URL or a `data:image/...` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
+    /// Catalog: what it does, in a sentence or two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
     /// The image runs start from; an HTTP connector leaves it out (cde's empty image).
     #[serde(default)]
     pub image: String,
@@ -98,6 +107,39 @@ pub enum ConnectorType {
     DataService,
     Export,
     ExportDelta,
+}
+
+impl ConnectorType {
+    /// Its role in a pipeline, as the catalog lists it.
+    pub fn role(self) -> Role {
+        match self {
+            ConnectorType::DataSource => Role::Source,
+            ConnectorType::DataService => Role::Service,
+            ConnectorType::Export | ConnectorType::ExportDelta => Role::Export,
+        }
+    }
+}
+
+/// Where a connector goes in a pipeline: a source, a data service or an export.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::EnumIter,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Role {
+    Source,
+    Service,
+    Export,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

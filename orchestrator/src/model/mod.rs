@@ -2,6 +2,7 @@
 //! on no other module of the crate.
 
 pub mod check;
+pub mod connection;
 pub mod connector;
 pub mod dataset;
 pub mod lease;
@@ -14,6 +15,7 @@ pub mod retry;
 pub mod run;
 
 pub use check::{CheckReport, CheckRequest};
+pub use connection::{Connection, ConnectionCheck, Discovery, SaveConnection};
 pub use connector::{ConnectorVersion, Registration};
 pub use dataset::{Dataset, RunInputs};
 pub use lease::{Lease, Leased};
@@ -23,11 +25,12 @@ pub use listener::{
     SignatureEncoding,
 };
 pub use manifest::{
-    ConnectorType, ExecutionMode, FieldType, InputValues, Manifest, OptionSpec, Stage,
+    ConnectorType, ExecutionMode, FieldType, InputValues, Manifest, OptionSpec, Role, Stage,
 };
 pub use network::Network;
 pub use pipeline::{
-    ListenerSource, Pipeline, PipelineRun, PipelineStatus, Source, Step, StepKind, StepRun, Trigger,
+    ColumnMapping, ListenerSource, Pipeline, PipelineRun, PipelineStatus, Source, Step, StepKind,
+    StepRun, Trigger,
 };
 pub use retry::RetryPolicy;
-pub use run::{Ending, Run, RunFilter, RunRequest, RunStatus};
+pub use run::{Ending, OutputPage, Run, RunFilter, RunRequest, RunStatus};

@@ -42,6 +42,28 @@ pub struct Step {
     pub options: BTreeMap<String, String>,
     #[serde(default)]
     pub limits: LimitsOverride,
+    /// The columns this step gets, in this order and under these names; the others are
+    /// dropped. Left out, it gets every column. On a source it applies to the source's
+    /// output before the join, and the join key `id` is kept unless a mapping gives `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<ColumnMapping>>,
+}
+
+/// One column a step gets: `column` of the rows it is given, named `as` (or `column`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnMapping {
+    pub column: String,
+    /// The column's name in what the step gets; left out, its own name.
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub rename: Option<String>,
+}
+
+impl ColumnMapping {
+    /// The name the column gets.
+    pub fn output(&self) -> &str {
+        self.rename.as_deref().unwrap_or(&self.column)
+    }
 }
 
 /// A data source: a connector run, or the events a listener of the pipeline received
@@ -71,23 +93,28 @@ struct SourceFields {
     options: BTreeMap<String, String>,
     #[serde(default)]
     limits: LimitsOverride,
+    #[serde(default)]
+    columns: Option<Vec<ColumnMapping>>,
 }
 
 impl<'de> Deserialize<'de> for Source {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let fields = SourceFields::deserialize(deserializer)?;
-        let listener_only = fields.options.is_empty() && fields.limits == Default::default();
+        let listener_only = fields.options.is_empty()
+            && fields.limits == Default::default()
+            && fields.columns.is_none();
         match (fields.connector, fields.listener) {
             (Some(connector), None) => Ok(Source::Connector(Step {
                 connector,
                 options: fields.options,
                 limits: fields.limits,
+                columns: fields.columns,
             })),
             (None, Some(listener)) if listener_only => {
                 Ok(Source::Listener(ListenerSource { listener }))
             }
             (None, Some(_)) => Err(serde::de::Error::custom(
-                "a listener source takes no options or limits",
+                "a listener source takes no options, limits or columns",
             )),
             _ => Err(serde::de::Error::custom(
                 "a source names either a connector or a listener",

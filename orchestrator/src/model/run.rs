@@ -207,3 +207,14 @@ mod tests {
         );
     }
 }
+
+/// A page of output records.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OutputPage {
+    #[schema(value_type = Vec<Object>)]
+    pub records: Vec<serde_json::Value>,
+    pub offset: usize,
+    /// The `offset` of the next page; null when there are no more records (yet: a running
+    /// run may still add some).
+    pub next_offset: Option<usize>,
+}

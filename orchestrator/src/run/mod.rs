@@ -22,6 +22,7 @@ mod disk;
 mod inputs;
 mod logs;
 pub mod outcome;
+mod output;
 mod retry;
 
 use inputs::{prepare_inputs, prepare_run_dir};

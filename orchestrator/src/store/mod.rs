@@ -5,6 +5,7 @@
 //! A file per concept, each with its own `impl Store`; the rows they read are decoded in
 //! [`rows`]. Every error names the operation and the object it was on.
 
+mod connections;
 mod connectors;
 mod datasets;
 mod listeners;

@@ -1,6 +1,6 @@
 """All four connector types in a few lines of stdlib Python, for the pipeline tests.
 
-main.py source        writes the rows of the ROWS option (a JSON array)
+main.py source        writes the rows of the ROWS option (a JSON array); logs LOG if set
 main.py service       MODE=tag: writes every row back with ___feed_seen=1;
                       MODE=nothing: writes nothing; MODE=fail: exits 1;
                       MODE=flaky: exits 75 (transient) on its first attempt, then tags
@@ -56,6 +56,8 @@ def main():
         return 0
     if mode == "source":
         rows = json.loads(os.environ.get("ROWS", "[]"))
+        if os.environ.get("LOG"):
+            log(os.environ["LOG"])
         write("output", rows)
         log(f"source wrote {len(rows)} rows")
     elif mode == "service":
