@@ -300,6 +300,7 @@ impl Browser {
             .await
             .expect("a Chromium session");
         let shots = root().join("target/console-screenshots");
+        let _ = std::fs::remove_dir_all(&shots);
         std::fs::create_dir_all(&shots).unwrap();
         Self {
             client,
@@ -440,24 +441,24 @@ async fn an_operator_goes_from_the_catalog_to_a_run_and_its_output_in_a_browser(
         .await
         .contains("Rows (JSON)"));
 
-    // A required field left empty: refused, the reason next to that field.
-    browser.click("main form button[type=submit]").await;
+    // A check with a required field left empty: it fails, its reason next to that field.
+    browser.click("main form button[value=check]").await;
     browser
         .until("#option-ROWS-error", |t| {
             t.contains("option ROWS is required")
         })
         .await;
-    browser.step("form-refused").await;
+    browser.step("check-failed").await;
 
-    // Fixed: the run starts, its log arrives live, it succeeds, its output shows.
-    // The connector's output is hostile: markup in it is shown as text, never run.
+    // Run once. The connector's output is hostile: markup in it is shown as text, never
+    // run; so is a log line's.
     let rows = r#"[{"id": "1", "title": "Hat", "price": "9"}, {"id": "2", "title": "Scarf"},
         {"id": "3", "title": "<img src=x onerror=\"window.pwned=1\">"}]"#;
     browser.fill("#option-ROWS", rows).await;
     browser
         .fill("#option-LOG", r#"<b id="hostile-log">bold</b>"#)
         .await;
-    browser.click("main form button[type=submit]").await;
+    browser.click("main form button[formaction]").await;
     browser.until("#logs li", |t| !t.is_empty()).await;
     browser.step("run-live-log").await;
     // Once the run succeeded, the page shows its output table.
@@ -499,7 +500,38 @@ async fn an_operator_goes_from_the_catalog_to_a_run_and_its_output_in_a_browser(
     assert_eq!(inserted, json!(true), "a log line was inserted as markup");
     browser.step("run-output").await;
 
-    // Pipelines: the schedule's next three runs, run now.
+    // Saved as a connection after a passing check, then discovered.
+    browser.client.back().await.unwrap();
+    browser.until("h1", |t| t == "Shop products").await;
+    let rows = r#"[{"id": "1", "title": "Hat", "price": "9"}, {"id": "2", "title": "Scarf", "price": "5"}]"#;
+    browser.fill("#option-ROWS", rows).await;
+    browser.fill("#option-LOG", "").await;
+    browser.click("main form button[value=check]").await;
+    browser
+        .until("#check-passed", |t| t.contains("passed"))
+        .await;
+    browser.fill("#connection-name", "shop").await;
+    browser.click("main form button[value=save]").await;
+    browser.until("h1", |t| t == "shop").await;
+    browser.step("connection-saved").await;
+    browser.click("form[action$='/discover'] button").await;
+    let columns = browser
+        .until("#discovered-columns", |t| t.contains("Columns"))
+        .await;
+    assert!(columns.contains("id, price, title"), "{columns}");
+    assert!(browser.text("#discovery").await.contains("Scarf"));
+    browser.step("discovered").await;
+
+    // The export's connection: no options, the check passes.
+    let b = &browser.client;
+    b.goto(&format!("{}/console/connectors/ads-export", server.url))
+        .await
+        .unwrap();
+    browser.fill("#connection-name", "ads").await;
+    browser.click("main form button[value=save]").await;
+    browser.until("h1", |t| t == "ads").await;
+
+    // A pipeline from the connections: title renamed to name, price dropped, a schedule.
     browser.click("nav a[href='/console/pipelines']").await;
     browser
         .until("main table", |t| {
@@ -507,12 +539,69 @@ async fn an_operator_goes_from_the_catalog_to_a_run_and_its_output_in_a_browser(
         })
         .await;
     browser.step("pipelines").await;
-    browser.click("main table a").await;
+    browser.click("main a[href='/console/pipelines/new']").await;
+    browser.until("h1", |t| t == "Build a pipeline").await;
+    browser.fill("#pipeline-name", "shop-feed").await;
+    let b = &browser.client;
+    b.find(Locator::Css("#source"))
+        .await
+        .unwrap()
+        .select_by_value("shop")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#exports"))
+        .await
+        .unwrap()
+        .select_by_value("ads")
+        .await
+        .unwrap();
+    browser.fill("#schedule", "30 4 * * *").await;
+    browser.click("main form button[value=columns]").await;
+    browser.until("#columns", |t| t.contains("price")).await;
+    browser.click("#keep-price").await;
+    browser.fill("#as-title", "name").await;
+    browser.click("main form button[value=preview]").await;
+    browser
+        .until("#schedule-next", |t| t.matches("04:30:00 UTC").count() == 3)
+        .await;
+    browser.step("pipeline-built").await;
+    browser.click("main form button[value=save]").await;
+    browser.until("h1", |t| t == "shop-feed").await;
     browser.click("main form button[type=submit]").await;
     browser
         .until("main section.card h3", |t| t.contains("console"))
         .await;
-    browser.step("pipeline-run").await;
+    browser.click("main section.card h3 a").await;
+    // The run page does not follow the run: reload until it has ended.
+    let b = &browser.client;
+    wait_until(
+        "the pipeline run to succeed",
+        Duration::from_secs(90),
+        || async {
+            b.refresh().await.map_err(|e| e.to_string())?;
+            let status = match b.find(Locator::Css("#pipeline-run-status")).await {
+                Ok(status) => status.text().await.map_err(|e| e.to_string())?,
+                Err(e) => return Err(e.to_string()),
+            };
+            match status.as_str() {
+                "succeeded" => Ok(()),
+                "failed" => panic!("the pipeline run failed: {}", b.source().await.unwrap()),
+                other => Err(other.to_owned()),
+            }
+        },
+    )
+    .await;
+    let dataset = browser.text("#dataset").await;
+    let header = browser.text("#dataset thead").await;
+    assert!(
+        header.contains("name") && !header.contains("price") && !header.contains("title"),
+        "{header}"
+    );
+    assert!(
+        dataset.contains("Hat") && dataset.contains("Scarf"),
+        "{dataset}"
+    );
+    browser.step("pipeline-output").await;
 
     // Signed out, the console asks to sign in again.
     browser.click("header form button").await;

@@ -32,6 +32,7 @@ fn step(connector: &str, options: &[(&str, &str)]) -> Step {
             .collect(),
         limits: Default::default(),
         columns: None,
+        connection: None,
     }
 }
 

@@ -156,6 +156,7 @@ async fn exercise(cde: &Cde) {
                 options: Default::default(),
                 limits: Default::default(),
                 columns: None,
+                connection: None,
             }
             .into()],
             services: vec![],

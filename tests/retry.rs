@@ -319,6 +319,7 @@ async fn pipeline_steps_are_retried_with_the_same_inputs() {
             .collect(),
         limits: Default::default(),
         columns: None,
+        connection: None,
     };
     let rows = serde_json::json!([{"id": "1", "price": 1}, {"id": "2", "price": 2}]);
     let pipeline = cde::model::Pipeline {

@@ -175,6 +175,7 @@ async fn leak(cde: &Cde, data_dir: &Path) -> Vec<String> {
             .into(),
             limits: Default::default(),
             columns: None,
+            connection: None,
         }
         .into()],
         services: vec![],

@@ -362,6 +362,7 @@ async fn pipeline_runs(store: &Store, code: &str) {
                 options: Default::default(),
                 limits: Default::default(),
                 columns: None,
+                connection: None,
             }
             .into()],
             services: vec![],

@@ -72,6 +72,11 @@ impl Pipeline {
     /// (`services[0].columns[1] (title): ...`).
     fn check_columns(&self) -> Result<(), String> {
         for (group, index, step) in self.steps() {
+            if step.connector.is_empty() && step.connection.is_none() {
+                return Err(format!(
+                    "{group}[{index}]: a step names a connector or a connection"
+                ));
+            }
             if let Some(columns) = &step.columns {
                 mapping::check(columns).map_err(|e| format!("{group}[{index}].{e}"))?;
             }
@@ -108,8 +113,9 @@ impl Cde {
     /// definition of the same name. Returns it as stored.
     pub async fn save_pipeline(&self, pipeline: &Pipeline) -> Result<Pipeline> {
         pipeline.check_columns().map_err(Error::InvalidConfig)?;
+        let resolved = self.with_connections(pipeline).await?;
         let mut uses: HashMap<&str, u32> = HashMap::new();
-        for (group, index, step) in pipeline.steps() {
+        for (group, index, step) in resolved.steps() {
             let at = |message: String| {
                 Error::InvalidConfig(format!("{group}[{index}] ({}): {message}", step.connector))
             };
@@ -148,6 +154,49 @@ impl Cde {
         self.store.save_pipeline(&pipeline).await?;
         self.prepare_listeners(&pipeline).await?;
         Ok(pipeline)
+    }
+
+    /// `pipeline` with each step that names a connection given that connection's
+    /// connector and values (the step's own options take precedence), as they are now.
+    pub(crate) async fn with_connections(&self, pipeline: &Pipeline) -> Result<Pipeline> {
+        let mut resolved = pipeline.clone();
+        let sources = resolved
+            .sources
+            .iter_mut()
+            .filter_map(|source| match source {
+                Source::Connector(step) => Some(("sources", step)),
+                Source::Listener(_) => None,
+            });
+        let others = (resolved.services.iter_mut().map(|step| ("services", step)))
+            .chain(resolved.exports.iter_mut().map(|step| ("exports", step)));
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (group, step) in sources.chain(others) {
+            let at = index.entry(group).or_default();
+            let i = *at;
+            *at += 1;
+            let Some(name) = step.connection.clone() else {
+                continue;
+            };
+            let invalid = |message: String| {
+                Error::InvalidConfig(format!("{group}[{i}] (connection {name}): {message}"))
+            };
+            let connection = self
+                .store
+                .connection(&name)
+                .await
+                .map_err(|e| invalid(e.to_string()))?;
+            if !step.connector.is_empty() && step.connector != connection.connector {
+                return Err(invalid(format!(
+                    "the connection is of {}, not {}",
+                    connection.connector, step.connector
+                )));
+            }
+            step.connector = connection.connector;
+            let mut options = connection.values;
+            options.append(&mut step.options);
+            step.options = options;
+        }
+        Ok(resolved)
     }
 
     /// Records a new run of the pipeline; an error when one is still going.
@@ -197,7 +246,9 @@ impl Cde {
 
     /// `Ok(Some(reason))` when a step failed.
     async fn drive_pipeline(&self, run: &mut PipelineRun) -> Result<Option<String>> {
-        let pipeline = self.store.pipeline(&run.pipeline).await?;
+        let pipeline = self
+            .with_connections(&self.store.pipeline(&run.pipeline).await?)
+            .await?;
         let work = self.config.data_dir.join("pipeline-runs").join(&run.id);
         crate::private::create_dir(&work)?;
         let mut position = 0;

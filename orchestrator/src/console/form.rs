@@ -12,7 +12,17 @@ use crate::model::{FieldType, OptionSpec};
 #[derive(Debug)]
 pub struct Filled<'a> {
     pub values: &'a BTreeMap<String, String>,
+    /// The field an error is about (`""`: the form as a whole) and the error.
     pub error: Option<(&'a str, &'a str)>,
+}
+
+impl<'a> Filled<'a> {
+    pub fn new(values: &'a BTreeMap<String, String>) -> Self {
+        Self {
+            values,
+            error: None,
+        }
+    }
 }
 
 /// The form field of `option`, with its label, description, default or entered value,

@@ -1,6 +1,7 @@
 //! The web console, served by `cde server` under `/console`: sign in with the API token,
-//! the connector catalog, a connector's form and its runs (live logs, output), and the
-//! pipelines with their runs and next scheduled times.
+//! the connector catalog, a connector's form (checked, saved as a connection, run), the
+//! connections with what discovery found, runs (live logs, output), and the pipelines
+//! with their runs and next scheduled times.
 //!
 //! Pages are rendered on the server ([`views`]); the only script follows a run's log.
 //! Every state-changing request is a form post that carries its session's CSRF token;
@@ -23,7 +24,7 @@ use subtle::ConstantTimeEq;
 
 use crate::catalog::{categories, CatalogFilter};
 use crate::error::{Error, ErrorCode};
-use crate::model::{RunFilter, RunRequest, RunStatus};
+use crate::model::{RunFilter, RunRequest, RunStatus, SaveConnection};
 use crate::Cde;
 use session::{Session, Sessions};
 use views::PipelineRow;
@@ -54,11 +55,26 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/connectors", get(catalog))
         .route("/console/connectors/{code}", get(connector))
         .route("/console/connectors/{code}/runs", post(start_run))
+        .route(
+            "/console/connectors/{code}/connections",
+            post(configure_new),
+        )
+        .route("/console/connections", get(connections))
+        .route(
+            "/console/connections/{name}",
+            get(connection).post(configure_saved),
+        )
+        .route("/console/connections/{name}/discover", post(discover))
         .route("/console/runs", get(runs))
         .route("/console/runs/{id}", get(run))
         .route("/console/runs/{id}/cancel", post(cancel_run))
         .route("/console/pipelines", get(pipelines))
+        .route(
+            "/console/pipelines/new",
+            get(new_pipeline).post(build_pipeline),
+        )
         .route("/console/pipelines/{name}", get(pipeline))
+        .route("/console/pipeline-runs/{id}", get(pipeline_run))
         .route("/console/pipelines/{name}/runs", post(run_pipeline))
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
@@ -220,14 +236,271 @@ async fn connector(
         .await
         .map_err(failed(&session))?;
     let values = Default::default();
+    let how = new_connection(&code, None);
     page(views::connector(
         &session,
         &connector,
-        &form::Filled {
-            values: &values,
-            error: None,
-        },
+        &form::Filled::new(&values),
+        &how,
     ))
+}
+
+fn new_connection<'a>(code: &str, name: Option<&'a str>) -> views::Configure<'a> {
+    views::Configure {
+        action: format!("/console/connectors/{code}/connections"),
+        name,
+        saved: false,
+        passed: false,
+        offer_save_anyway: false,
+    }
+}
+
+fn saved_connection(name: &str) -> views::Configure<'_> {
+    views::Configure {
+        action: format!("/console/connections/{name}"),
+        name: Some(name),
+        saved: true,
+        passed: false,
+        offer_save_anyway: false,
+    }
+}
+
+/// A field of a posted form.
+fn posted_field<'p>(posted: &'p [(String, String)], name: &str) -> Option<&'p str> {
+    posted
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+/// What a configuration form's check or save came to: a page again, or a saved connection.
+enum Configured {
+    Again {
+        values: std::collections::BTreeMap<String, String>,
+        error: Option<(String, String)>,
+        passed: bool,
+        offer_save_anyway: bool,
+    },
+    Saved(String),
+}
+
+/// Checks or saves (`action`: `check`, `save`, `save_anyway`) the values posted for a
+/// connection `name` of connector `code`.
+async fn check_or_save(
+    console: &Console,
+    session: &Session,
+    code: &str,
+    name: &str,
+    posted: &[(String, String)],
+) -> Result<Configured, Refused> {
+    let manifest = console
+        .cde
+        .store
+        .connector(code)
+        .await
+        .map_err(failed(session))?
+        .manifest;
+    let values = form::values(&manifest.options, posted);
+    let again = |error: Option<(String, String)>, passed: bool, offer: bool| Configured::Again {
+        values: values.clone(),
+        error,
+        passed,
+        offer_save_anyway: offer,
+    };
+    let action = posted_field(posted, "action").unwrap_or("check");
+    if action == "check" {
+        let check = console
+            .cde
+            .check_connection(code, &values)
+            .await
+            .map_err(failed(session))?;
+        let error = (!check.ok).then(|| {
+            (
+                check.option.unwrap_or_default(),
+                check.reason.unwrap_or_default(),
+            )
+        });
+        return Ok(again(error, check.ok, false));
+    }
+    if name.trim().is_empty() {
+        let error = (
+            "name".to_owned(),
+            "Give the connection a name to save it.".to_owned(),
+        );
+        return Ok(again(Some(error), false, false));
+    }
+    let request = SaveConnection {
+        connector: code.to_owned(),
+        values: values.clone(),
+        save_anyway: action == "save_anyway",
+    };
+    match console.cde.save_connection(name.trim(), request).await {
+        Ok(saved) => Ok(Configured::Saved(saved.name)),
+        Err(Error::InvalidOption { option, message }) => {
+            Ok(again(Some((option, message)), false, true))
+        }
+        Err(Error::InvalidConfig(message)) => {
+            let field = if message.starts_with("connection name") {
+                "name"
+            } else {
+                ""
+            };
+            Ok(again(
+                Some((field.to_owned(), message)),
+                false,
+                field.is_empty(),
+            ))
+        }
+        Err(other) => Err(failed(session)(other)),
+    }
+}
+
+async fn configure_new(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Form(posted): Form<Vec<(String, String)>>,
+) -> Page {
+    let session = console.posted(&headers, posted_field(&posted, "csrf"))?;
+    let name = posted_field(&posted, "name").unwrap_or_default();
+    match check_or_save(&console, &session, &code, name, &posted).await? {
+        Configured::Saved(name) => {
+            Ok(Redirect::to(&format!("/console/connections/{name}")).into_response())
+        }
+        Configured::Again {
+            values,
+            error,
+            passed,
+            offer_save_anyway,
+        } => {
+            let connector = console
+                .cde
+                .store
+                .connector(&code)
+                .await
+                .map_err(failed(&session))?;
+            let filled = form::Filled {
+                values: &values,
+                error: error.as_ref().map(|(f, m)| (f.as_str(), m.as_str())),
+            };
+            let how = views::Configure {
+                passed,
+                offer_save_anyway,
+                ..new_connection(&code, Some(name))
+            };
+            let status = if error.is_some() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            Ok((
+                status,
+                views::connector(&session, &connector, &filled, &how),
+            )
+                .into_response())
+        }
+    }
+}
+
+async fn connections(State(console): State<Arc<Console>>, headers: HeaderMap) -> Page {
+    let session = console.session(&headers)?;
+    let all = console.cde.connections().await.map_err(failed(&session))?;
+    page(views::connections(&session, &all))
+}
+
+async fn connection(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Page {
+    let session = console.session(&headers)?;
+    let connection = console
+        .cde
+        .connection(&name)
+        .await
+        .map_err(failed(&session))?;
+    let manifest = console
+        .cde
+        .store
+        .connector(&connection.connector)
+        .await
+        .map_err(failed(&session))?
+        .manifest;
+    let filled = form::Filled::new(&connection.values);
+    page(views::connection(
+        &session,
+        &connection,
+        &manifest,
+        &filled,
+        &saved_connection(&name),
+    ))
+}
+
+async fn configure_saved(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(posted): Form<Vec<(String, String)>>,
+) -> Page {
+    let session = console.posted(&headers, posted_field(&posted, "csrf"))?;
+    let connection = console
+        .cde
+        .connection(&name)
+        .await
+        .map_err(failed(&session))?;
+    match check_or_save(&console, &session, &connection.connector, &name, &posted).await? {
+        Configured::Saved(name) => {
+            Ok(Redirect::to(&format!("/console/connections/{name}")).into_response())
+        }
+        Configured::Again {
+            values,
+            error,
+            passed,
+            offer_save_anyway,
+        } => {
+            let manifest = console
+                .cde
+                .store
+                .connector(&connection.connector)
+                .await
+                .map_err(failed(&session))?
+                .manifest;
+            let filled = form::Filled {
+                values: &values,
+                error: error.as_ref().map(|(f, m)| (f.as_str(), m.as_str())),
+            };
+            let how = views::Configure {
+                passed,
+                offer_save_anyway,
+                ..saved_connection(&name)
+            };
+            let status = if error.is_some() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            Ok((
+                status,
+                views::connection(&session, &connection, &manifest, &filled, &how),
+            )
+                .into_response())
+        }
+    }
+}
+
+async fn discover(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<Csrf>,
+) -> Page {
+    let session = console.posted(&headers, form.csrf.as_deref())?;
+    console
+        .cde
+        .discover(&name)
+        .await
+        .map_err(failed(&session))?;
+    Ok(Redirect::to(&format!("/console/connections/{name}")).into_response())
 }
 
 async fn start_run(
@@ -264,9 +537,10 @@ async fn start_run(
                 values: &values,
                 error: Some((field, &message)),
             };
+            let how = new_connection(&code, None);
             Ok((
                 StatusCode::BAD_REQUEST,
-                views::connector(&session, &connector, &filled),
+                views::connector(&session, &connector, &filled, &how),
             )
                 .into_response())
         }
@@ -430,4 +704,217 @@ async fn run_pipeline(
         }
     });
     Ok(Redirect::to(&format!("/console/pipelines/{name}")).into_response())
+}
+
+/// Rows shown of a pipeline run's dataset version.
+const DATASET_ROWS: usize = 100;
+
+/// Every connection with the role of its connector.
+async fn connections_with_roles(
+    console: &Console,
+) -> crate::Result<Vec<(crate::model::Connection, crate::model::Role)>> {
+    let mut all = Vec::new();
+    for connection in console.cde.connections().await? {
+        let role = console
+            .cde
+            .store
+            .connector(&connection.connector)
+            .await?
+            .manifest
+            .kind
+            .role();
+        all.push((connection, role));
+    }
+    Ok(all)
+}
+
+fn upcoming(schedule: &str) -> Result<Vec<chrono::DateTime<chrono::Utc>>, String> {
+    match schedule.trim() {
+        "" => Ok(vec![]),
+        text => crate::pipeline::parse_schedule(text)
+            .map(|schedule| schedule.upcoming(chrono::Utc).take(3).collect()),
+    }
+}
+
+async fn new_pipeline(State(console): State<Arc<Console>>, headers: HeaderMap) -> Page {
+    let session = console.session(&headers)?;
+    let connections = connections_with_roles(&console)
+        .await
+        .map_err(failed(&session))?;
+    let draft = views::Draft::default();
+    page(views::build_pipeline(&session, &connections, &draft))
+}
+
+/// The builder's fields as posted.
+fn draft_of(posted: &[(String, String)]) -> views::Draft {
+    let one = |name: &str| {
+        posted_field(posted, name)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let all = |name: &str| -> Vec<String> {
+        posted
+            .iter()
+            .filter(|(key, value)| key == name && !value.is_empty())
+            .map(|(_, value)| value.clone())
+            .collect()
+    };
+    let mut columns = Vec::new();
+    for i in 0.. {
+        let Some(column) = posted_field(posted, &format!("column.{i}")) else {
+            break;
+        };
+        let keep = posted_field(posted, &format!("keep.{i}")) == Some("1");
+        let rename = posted_field(posted, &format!("as.{i}"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        columns.push((column.to_owned(), keep, rename));
+    }
+    let schedule = one("schedule");
+    views::Draft {
+        next: upcoming(&schedule),
+        name: one("name"),
+        schedule,
+        source: one("source"),
+        more_sources: all("more_sources"),
+        services: all("services"),
+        exports: all("exports"),
+        columns,
+        error: None,
+    }
+}
+
+/// The pipeline a draft describes: steps naming connections; the main source's columns
+/// mapped when some are dropped or renamed.
+fn pipeline_of(draft: &views::Draft) -> Result<crate::model::Pipeline, String> {
+    if draft.source.is_empty() {
+        return Err("Choose the main source.".into());
+    }
+    let mut main = serde_json::json!({"connection": draft.source});
+    if draft
+        .columns
+        .iter()
+        .any(|(_, keep, rename)| !keep || !rename.is_empty())
+    {
+        let kept: Vec<_> = draft
+            .columns
+            .iter()
+            .filter(|(_, keep, _)| *keep)
+            .map(|(column, _, rename)| match rename.is_empty() {
+                true => serde_json::json!({"column": column}),
+                false => serde_json::json!({"column": column, "as": rename}),
+            })
+            .collect();
+        main["columns"] = serde_json::Value::Array(kept);
+    }
+    let steps = |names: &[String]| -> Vec<serde_json::Value> {
+        names
+            .iter()
+            .map(|name| serde_json::json!({"connection": name}))
+            .collect()
+    };
+    let mut sources = vec![main];
+    sources.extend(steps(&draft.more_sources));
+    let mut definition = serde_json::json!({
+        "name": draft.name,
+        "sources": sources,
+        "services": steps(&draft.services),
+        "exports": steps(&draft.exports),
+    });
+    if !draft.schedule.is_empty() {
+        definition["schedule"] = serde_json::Value::String(draft.schedule.clone());
+    }
+    crate::model::Pipeline::parse(&definition.to_string(), true)
+}
+
+async fn build_pipeline(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Form(posted): Form<Vec<(String, String)>>,
+) -> Page {
+    let session = console.posted(&headers, posted_field(&posted, "csrf"))?;
+    let connections = connections_with_roles(&console)
+        .await
+        .map_err(failed(&session))?;
+    let mut draft = draft_of(&posted);
+    match posted_field(&posted, "action").unwrap_or("preview") {
+        "columns" => {
+            let discovered = connections
+                .iter()
+                .find(|(c, _)| c.name == draft.source)
+                .and_then(|(c, _)| c.discovery.as_ref());
+            match discovered {
+                Some(discovery) => {
+                    draft.columns = discovery
+                        .columns
+                        .iter()
+                        .map(|c| (c.clone(), true, String::new()))
+                        .collect()
+                }
+                None => {
+                    draft.error = Some(
+                        "The main source has not been discovered: discover it on its connection's page first.".into(),
+                    )
+                }
+            }
+        }
+        "save" => {
+            let saved = match pipeline_of(&draft) {
+                Ok(pipeline) => console
+                    .cde
+                    .save_pipeline(&pipeline)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(message) => Err(message),
+            };
+            match saved {
+                Ok(pipeline) => {
+                    return Ok(
+                        Redirect::to(&format!("/console/pipelines/{}", pipeline.name))
+                            .into_response(),
+                    )
+                }
+                Err(message) => draft.error = Some(message),
+            }
+        }
+        _ => {}
+    }
+    let status = match draft.error.is_some() || draft.next.is_err() {
+        true => StatusCode::BAD_REQUEST,
+        false => StatusCode::OK,
+    };
+    Ok((
+        status,
+        views::build_pipeline(&session, &connections, &draft),
+    )
+        .into_response())
+}
+
+async fn pipeline_run(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Page {
+    let session = console.session(&headers)?;
+    let run = console
+        .cde
+        .store
+        .pipeline_run(&id)
+        .await
+        .map_err(failed(&session))?;
+    let records = match run.dataset_version {
+        Some(version) => {
+            let name = crate::dataset::pipeline_dataset(&run.pipeline);
+            console
+                .cde
+                .dataset_page(&name, version, 0, DATASET_ROWS)
+                .await
+                .map_err(failed(&session))?
+                .records
+        }
+        None => vec![],
+    };
+    page(views::pipeline_run(&session, &run, &records))
 }

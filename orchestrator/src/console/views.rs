@@ -7,7 +7,9 @@ use maud::{html, Markup, DOCTYPE};
 use super::form::{self, Filled};
 use super::session::Session;
 use crate::catalog::CatalogFilter;
-use crate::model::{ConnectorVersion, Pipeline, PipelineRun, Role, Run, RunStatus};
+use crate::model::{
+    Connection, ConnectionCheck, ConnectorVersion, Pipeline, PipelineRun, Role, Run, RunStatus,
+};
 use strum::{IntoEnumIterator, VariantArray};
 
 /// A page: its title, the signed-in session (for the sign-out form) and its content.
@@ -30,6 +32,7 @@ pub fn layout(title: &str, session: Option<&Session>, content: Markup) -> Markup
                         a.brand href="/console" { "cde" }
                         @if let Some(session) = session {
                             a href="/console/connectors" { "Catalog" }
+                            a href="/console/connections" { "Connections" }
                             a href="/console/pipelines" { "Pipelines" }
                             a href="/console/runs" { "Runs" }
                             form.inline method="post" action="/console/sign-out" {
@@ -129,26 +132,171 @@ pub fn catalog(
     layout("Catalog", Some(session), content)
 }
 
-/// A connector, with the form that runs it.
-pub fn connector(session: &Session, connector: &ConnectorVersion, filled: &Filled) -> Markup {
-    let manifest = &connector.manifest;
-    let content = html! {
-        p.meta { span.badge { (manifest.kind.role()) } " " code { (manifest.code) } " · " (manifest.kind) " · v" (connector.version) }
-        @if let Some(summary) = &manifest.summary { p { (summary) } }
-        h2 { "Run it" }
-        form.card method="post" action={ "/console/connectors/" (manifest.code) "/runs" } novalidate {
+/// What the configuration form of a connector says besides its fields.
+pub struct Configure<'a> {
+    /// Where the form posts: a connector's or a connection's.
+    pub action: String,
+    /// The connection's name: given (editing one) or entered.
+    pub name: Option<&'a str>,
+    /// Editing a saved connection: its name is fixed and a connector's run is elsewhere.
+    pub saved: bool,
+    /// A check's outcome to show: passed, or the reason it failed (next to its field).
+    pub passed: bool,
+    /// A save refused by its check may be done anyway.
+    pub offer_save_anyway: bool,
+}
+
+/// The form of a connector's options, with the name of the connection it saves.
+pub fn configure(
+    session: &Session,
+    manifest: &crate::model::Manifest,
+    filled: &Filled,
+    how: &Configure,
+) -> Markup {
+    let name_error = filled
+        .error
+        .filter(|(field, _)| *field == "name")
+        .map(|(_, m)| m);
+    html! {
+        form.card method="post" action=(how.action) novalidate {
             (csrf(session))
             @if let Some((_, message)) = filled.error.filter(|(field, _)| field.is_empty()) {
-                p.error role="alert" { (message) }
+                p.error id="form-error" role="alert" { (message) }
+            }
+            @if how.passed {
+                p.ok id="check-passed" role="status" { "The check passed." }
+            }
+            @if !how.saved {
+                div.field.invalid[name_error.is_some()] {
+                    label for="connection-name" { "Connection name" }
+                    input type="text" id="connection-name" name="name" value=[how.name]
+                        placeholder="kebab-case, to save these values"
+                        aria-describedby=[name_error.map(|_| "connection-name-error")]
+                        aria-invalid=[name_error.map(|_| "true")];
+                    @if let Some(message) = name_error {
+                        p.error id="connection-name-error" role="alert" { (message) }
+                    }
+                }
             }
             @if manifest.options.is_empty() { p { "This connector takes no options." } }
             @for option in &manifest.options {
                 (form::field(option, filled, &[]))
             }
-            button type="submit" { "Run" }
+            div.actions {
+                button type="submit" name="action" value="check" { "Check" }
+                button type="submit" name="action" value="save" { "Save connection" }
+                @if how.offer_save_anyway {
+                    button type="submit" name="action" value="save_anyway" { "Save anyway" }
+                }
+                @if !how.saved {
+                    button type="submit" formaction={ "/console/connectors/" (manifest.code) "/runs" } { "Run once" }
+                }
+            }
         }
+    }
+}
+
+/// A connector, with the form that checks, saves or runs it.
+pub fn connector(
+    session: &Session,
+    connector: &ConnectorVersion,
+    filled: &Filled,
+    how: &Configure,
+) -> Markup {
+    let manifest = &connector.manifest;
+    let content = html! {
+        p.meta { span.badge { (manifest.kind.role()) } " " code { (manifest.code) } " · " (manifest.kind) " · v" (connector.version) }
+        @if let Some(summary) = &manifest.summary { p { (summary) } }
+        h2 { "Configure" }
+        (configure(session, manifest, filled, how))
     };
     layout(&manifest.label, Some(session), content)
+}
+
+/// The saved connections.
+pub fn connections(session: &Session, connections: &[Connection]) -> Markup {
+    let content = html! {
+        @if connections.is_empty() {
+            p { "No connection yet: configure one from the " a href="/console/connectors" { "catalog" } "." }
+        } @else {
+            table id="connections" {
+                thead { tr { th scope="col" { "Connection" } th scope="col" { "Connector" } th scope="col" { "Check" } th scope="col" { "Discovered columns" } } }
+                tbody {
+                    @for connection in connections {
+                        tr {
+                            td { a href={ "/console/connections/" (connection.name) } { (connection.name) } }
+                            td { (connection.connector) }
+                            td { (check_outcome(connection.check.as_ref())) }
+                            td { (connection.discovery.as_ref().map(|d| d.columns.join(", ")).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Connections", Some(session), content)
+}
+
+fn check_outcome(check: Option<&ConnectionCheck>) -> Markup {
+    html! {
+        @match check {
+            None => "not checked",
+            Some(check) if check.ok => span.status.succeeded { "passed" },
+            Some(check) => span.status.failed { "failed: " (check.reason.as_deref().unwrap_or_default()) },
+        }
+    }
+}
+
+/// A connection: its values (to edit), its check and its discovery.
+pub fn connection(
+    session: &Session,
+    connection: &Connection,
+    manifest: &crate::model::Manifest,
+    filled: &Filled,
+    how: &Configure,
+) -> Markup {
+    let content = html! {
+        dl.facts {
+            dt { "Connector" } dd { a href={ "/console/connectors/" (connection.connector) } { (connection.connector) } }
+            dt { "Last check" } dd { (check_outcome(connection.check.as_ref())) }
+            dt { "Saved" } dd { (when(Some(connection.updated_at))) }
+        }
+        h2 { "Values" }
+        p.meta { "Password fields left empty keep their saved value." }
+        (configure(session, manifest, filled, how))
+        @if manifest.kind == crate::model::ConnectorType::DataSource {
+            h2 { "Discovered" }
+            form.inline method="post" action={ "/console/connections/" (connection.name) "/discover" } {
+                (csrf(session))
+                button type="submit" { @if connection.discovery.is_some() { "Discover again" } @else { "Discover" } }
+            }
+            @match &connection.discovery {
+                None => p { "Not discovered yet: a discovery runs the source and keeps its columns and first rows." },
+                Some(discovery) => {
+                    p.meta id="discovered-columns" { "Columns: " (discovery.columns.join(", ")) " · from run " a href={ "/console/runs/" (discovery.run_id) } { (discovery.run_id) } " · " (when(Some(discovery.at))) }
+                    (records_table("discovery", &discovery.rows))
+                }
+            }
+        }
+    };
+    layout(&connection.name, Some(session), content)
+}
+
+/// Records as a table, a column per key.
+fn records_table(id: &str, records: &[serde_json::Value]) -> Markup {
+    let columns = crate::dataset::columns_of(records);
+    html! {
+        div.scroll {
+            table id=(id) {
+                thead { tr { @for column in &columns { th scope="col" { (column) } } } }
+                tbody {
+                    @for record in records {
+                        tr { @for column in &columns { td { (cell(record.get(column))) } } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn when(at: Option<DateTime<Utc>>) -> String {
@@ -159,7 +307,6 @@ fn when(at: Option<DateTime<Utc>>) -> String {
 /// A run: its status, its live log and its output.
 pub fn run(session: &Session, run: &Run, output: &[serde_json::Value]) -> Markup {
     let finished = run.status.is_finished();
-    let columns = crate::dataset::columns_of(output);
     let content = html! {
         dl.facts {
             dt { "Connector" } dd { a href={ "/console/connectors/" (run.connector_code) } { (run.connector_code) } }
@@ -189,16 +336,7 @@ pub fn run(session: &Session, run: &Run, output: &[serde_json::Value]) -> Markup
         @if output.is_empty() {
             p id="output-empty" { @if finished { "No records." } @else { "None yet: reload when the run has finished." } }
         } @else {
-            div.scroll {
-                table id="output" {
-                    thead { tr { @for column in &columns { th scope="col" { (column) } } } }
-                    tbody {
-                        @for record in output {
-                            tr { @for column in &columns { td { (cell(record.get(column))) } } }
-                        }
-                    }
-                }
-            }
+            (records_table("output", output))
         }
     };
     layout(&format!("Run {}", &run.id), Some(session), content)
@@ -268,6 +406,7 @@ pub struct PipelineRow {
 
 pub fn pipelines(session: &Session, rows: &[PipelineRow]) -> Markup {
     let content = html! {
+        p { a href="/console/pipelines/new" { "Build a pipeline" } }
         @if rows.is_empty() { p { "No pipeline yet." } }
         @else {
             table {
@@ -305,7 +444,7 @@ pub fn pipeline(session: &Session, row: &PipelineRow, runs: &[PipelineRun]) -> M
         @for run in runs {
             section.card {
                 @let status: &str = run.status.into();
-                h3 { (when(Some(run.created_at))) " · " span.status.(status) { (status) } " · " (run.trigger) }
+                h3 { a href={ "/console/pipeline-runs/" (run.id) } { (when(Some(run.created_at))) } " · " span.status.(status) { (status) } " · " (run.trigger) }
                 @if let Some(reason) = &run.reason { p.error { (reason) } }
                 table {
                     thead { tr { th scope="col" { "Step" } th scope="col" { "Connector" } th scope="col" { "Status" } th scope="col" { "Rows in" } th scope="col" { "Rows out" } } }
@@ -334,4 +473,150 @@ pub fn error_page(session: Option<&Session>, message: &str) -> Markup {
         session,
         html! { p.error role="alert" { (message) } },
     )
+}
+
+/// What the pipeline builder was given, to show it again.
+#[derive(Debug)]
+pub struct Draft {
+    pub name: String,
+    pub schedule: String,
+    pub source: String,
+    pub more_sources: Vec<String>,
+    pub services: Vec<String>,
+    pub exports: Vec<String>,
+    /// The main source's discovered columns: kept or not, and renamed to.
+    pub columns: Vec<(String, bool, String)>,
+    /// The schedule's next three times, or why it is no schedule.
+    pub next: Result<Vec<DateTime<Utc>>, String>,
+    pub error: Option<String>,
+}
+
+impl Default for Draft {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            schedule: String::new(),
+            source: String::new(),
+            more_sources: vec![],
+            services: vec![],
+            exports: vec![],
+            columns: vec![],
+            next: Ok(vec![]),
+            error: None,
+        }
+    }
+}
+
+/// The pipeline builder: connections as steps, the main source's columns to keep and
+/// rename, a schedule with its next times.
+pub fn build_pipeline(
+    session: &Session,
+    connections: &[(Connection, crate::model::Role)],
+    draft: &Draft,
+) -> Markup {
+    let of = |role: Role| {
+        connections
+            .iter()
+            .filter(move |(_, r)| *r == role)
+            .map(|(c, _)| c)
+    };
+    let choose = |id: &str, name: &str, role: Role, chosen: &[String], multiple: bool| {
+        html! {
+            select id=(id) name=(name) multiple[multiple] {
+                @if !multiple { option value="" { "—" } }
+                @for connection in of(role) {
+                    option value=(connection.name) selected[chosen.contains(&connection.name)] { (connection.name) " (" (connection.connector) ")" }
+                }
+            }
+        }
+    };
+    let content = html! {
+        form.card method="post" action="/console/pipelines/new" {
+            (csrf(session))
+            @if let Some(error) = &draft.error { p.error id="form-error" role="alert" { (error) } }
+            div.field {
+                label for="pipeline-name" { "Name" }
+                input type="text" id="pipeline-name" name="name" value=(draft.name) placeholder="kebab-case" required;
+            }
+            div.field {
+                label for="source" { "Main source" }
+                (choose("source", "source", Role::Source, std::slice::from_ref(&draft.source), false))
+                p.description { "A source connection; its discovered columns can be chosen and renamed below." }
+            }
+            div.field {
+                label for="more-sources" { "Additional sources (joined on id)" }
+                (choose("more-sources", "more_sources", Role::Source, &draft.more_sources, true))
+            }
+            div.field {
+                label for="services" { "Data services (run in stage order)" }
+                (choose("services", "services", Role::Service, &draft.services, true))
+            }
+            div.field {
+                label for="exports" { "Exports" }
+                (choose("exports", "exports", Role::Export, &draft.exports, true))
+            }
+            button type="submit" name="action" value="columns" { "Show the main source's columns" }
+            @if !draft.columns.is_empty() {
+                fieldset {
+                    legend { "Columns of the main source: keep and rename" }
+                    table id="columns" {
+                        thead { tr { th scope="col" { "Keep" } th scope="col" { "Column" } th scope="col" { "Rename to" } } }
+                        tbody {
+                            @for (i, (column, keep, rename)) in draft.columns.iter().enumerate() {
+                                tr {
+                                    td {
+                                        input type="hidden" name={ "column." (i) } value=(column);
+                                        input type="checkbox" id={ "keep-" (column) } name={ "keep." (i) } value="1" checked[*keep]
+                                            aria-label={ "Keep " (column) };
+                                    }
+                                    td { label for={ "as-" (column) } { (column) } }
+                                    td { input type="text" id={ "as-" (column) } name={ "as." (i) } value=(rename) placeholder=(column); }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            div.field {
+                label for="schedule" { "Schedule (cron, optional)" }
+                input type="text" id="schedule" name="schedule" value=(draft.schedule) placeholder="0 3 * * *"
+                    aria-describedby="schedule-next";
+                p.description id="schedule-next" {
+                    @match &draft.next {
+                        Ok(next) if next.is_empty() => "No schedule: runs start by hand or on events.",
+                        Ok(next) => { "Next runs: " @for (i, at) in next.iter().enumerate() { @if i > 0 { ", " } (when(Some(*at))) } }
+                        Err(error) => span.error { (error) },
+                    }
+                }
+            }
+            div.actions {
+                button type="submit" name="action" value="preview" { "Preview the schedule" }
+                button type="submit" name="action" value="save" { "Save pipeline" }
+            }
+        }
+    };
+    layout("Build a pipeline", Some(session), content)
+}
+
+/// A pipeline run: its steps and the dataset version it made, as a table.
+pub fn pipeline_run(session: &Session, run: &PipelineRun, records: &[serde_json::Value]) -> Markup {
+    let status: &str = run.status.into();
+    let content = html! {
+        dl.facts {
+            dt { "Pipeline" } dd { a href={ "/console/pipelines/" (run.pipeline) } { (run.pipeline) } }
+            dt { "Status" } dd { span.status.(status) id="pipeline-run-status" { (status) } }
+            @if let Some(reason) = &run.reason { dt { "Reason" } dd { (reason) } }
+            dt { "Started" } dd { (when(Some(run.created_at))) }
+            dt { "Finished" } dd { (when(run.finished_at)) }
+        }
+        h2 { "Dataset" }
+        @match run.dataset_version {
+            None => p { "No dataset version (yet)." },
+            Some(version) => {
+                p.meta { "Version " (version) "; its first " (records.len()) " rows:" }
+                (records_table("dataset", records))
+            }
+        }
+    };
+    layout(&format!("Run of {}", run.pipeline), Some(session), content)
 }

@@ -37,7 +37,13 @@ pub struct Pipeline {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
+    /// The connector's code; with `connection`, it may be left out.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub connector: String,
+    /// A saved connection: its connector, and its values under `options` (which take
+    /// precedence), as they are when the pipeline runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     #[serde(default)]
@@ -88,6 +94,7 @@ pub struct ListenerSource {
 #[serde(deny_unknown_fields)]
 struct SourceFields {
     connector: Option<String>,
+    connection: Option<String>,
     listener: Option<String>,
     #[serde(default)]
     options: BTreeMap<String, String>,
@@ -102,22 +109,25 @@ impl<'de> Deserialize<'de> for Source {
         let fields = SourceFields::deserialize(deserializer)?;
         let listener_only = fields.options.is_empty()
             && fields.limits == Default::default()
-            && fields.columns.is_none();
-        match (fields.connector, fields.listener) {
-            (Some(connector), None) => Ok(Source::Connector(Step {
-                connector,
+            && fields.columns.is_none()
+            && fields.connection.is_none();
+        let step = fields.connector.is_some() || fields.connection.is_some();
+        match (step, fields.listener) {
+            (true, None) => Ok(Source::Connector(Step {
+                connector: fields.connector.unwrap_or_default(),
+                connection: fields.connection,
                 options: fields.options,
                 limits: fields.limits,
                 columns: fields.columns,
             })),
-            (None, Some(listener)) if listener_only => {
+            (false, Some(listener)) if listener_only => {
                 Ok(Source::Listener(ListenerSource { listener }))
             }
-            (None, Some(_)) => Err(serde::de::Error::custom(
-                "a listener source takes no options, limits or columns",
+            (false, Some(_)) => Err(serde::de::Error::custom(
+                "a listener source takes no options, limits, columns or connection",
             )),
             _ => Err(serde::de::Error::custom(
-                "a source names either a connector or a listener",
+                "a source names either a connector (or a connection) or a listener",
             )),
         }
     }

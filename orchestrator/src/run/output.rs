@@ -53,6 +53,32 @@ impl Cde {
     }
 }
 
+impl Cde {
+    /// A page of version `version` of dataset `name`: `limit` records after the first
+    /// `offset`.
+    pub async fn dataset_page(
+        &self,
+        name: &str,
+        version: i64,
+        offset: usize,
+        limit: usize,
+    ) -> crate::Result<OutputPage> {
+        let dataset = self.store.dataset_version(name, version).await?;
+        let (records, more) = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(dataset.path())
+                .map_err(crate::Error::file("opening", dataset.path()))?;
+            read_records(Some(file), offset, limit)
+        })
+        .await
+        .map_err(|e| crate::Error::Other(format!("reading dataset {name}: {e}")))??;
+        Ok(OutputPage {
+            next_offset: more.then_some(offset + records.len()),
+            records,
+            offset,
+        })
+    }
+}
+
 /// Up to `limit` records after the first `offset` of a JSONL file, and whether more follow.
 /// A last line without its newline is still being written and does not count yet.
 fn read_records(

@@ -2,7 +2,7 @@
 
 use super::rows::{DatasetRow, DATASET_COLUMNS};
 use super::{is_unique_violation, timestamp, Store};
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Result};
 use crate::model::Dataset;
 
 impl Store {
@@ -43,6 +43,23 @@ impl Store {
         )))?
         .map(Dataset::try_from)
         .transpose()
+    }
+
+    /// Version `version` of dataset `name`.
+    pub async fn dataset_version(&self, name: &str, version: i64) -> Result<Dataset> {
+        sqlx::query_as::<_, DatasetRow>(&format!(
+            "SELECT {DATASET_COLUMNS} FROM datasets WHERE name = $1 AND version = $2"
+        ))
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::store(format!(
+            "reading version {version} of dataset {name}"
+        )))?
+        .map(Dataset::try_from)
+        .transpose()?
+        .ok_or_else(|| Error::not_found(Object::Dataset, format!("{name} v{version}")))
     }
 
     /// Every version of a dataset, newest first.
