@@ -109,13 +109,25 @@ async fn connections_are_checked_sealed_kept_on_edit_discovered_and_used_by_pipe
     let discovered = cde.discover("shop").await.unwrap();
     let discovery = discovered.discovery.clone().unwrap();
     assert_eq!(discovery.columns, ["id", "price", "title"]);
-    assert_eq!(discovery.rows, [json!({"id": "1", "price": "9", "title": "Hat"})]);
-    assert_eq!(cde.connection("shop").await.unwrap().discovery, Some(discovery.clone()));
+    assert_eq!(
+        discovery.rows,
+        [json!({"id": "1", "price": "9", "title": "Hat"})]
+    );
+    assert_eq!(
+        cde.connection("shop").await.unwrap().discovery,
+        Some(discovery.clone())
+    );
 
     // An edit that leaves the password out (or masked) keeps it; the discovery stays
     // while the values are the same, and goes when they change.
-    for kept in [values(&[("ROWS", rows)]), values(&[("ROWS", rows), ("API_KEY", MASK)])] {
-        let edited = cde.save_connection("shop", save(kept, false)).await.unwrap();
+    for kept in [
+        values(&[("ROWS", rows)]),
+        values(&[("ROWS", rows), ("API_KEY", MASK)]),
+    ] {
+        let edited = cde
+            .save_connection("shop", save(kept, false))
+            .await
+            .unwrap();
         assert_eq!(edited.discovery, Some(discovery.clone()));
         let stored = cde.store.connection("shop").await.unwrap();
         assert_eq!(stored.values["API_KEY"], SECRET);
@@ -126,7 +138,10 @@ async fn connections_are_checked_sealed_kept_on_edit_discovered_and_used_by_pipe
         .await
         .unwrap();
     assert_eq!(changed.discovery, None);
-    assert_eq!(cde.store.connection("shop").await.unwrap().values["API_KEY"], SECRET);
+    assert_eq!(
+        cde.store.connection("shop").await.unwrap().values["API_KEY"],
+        SECRET
+    );
 
     // A pipeline whose source names the connection runs with its values as they are now,
     // the step's own options first.
@@ -155,7 +170,10 @@ async fn connections_are_checked_sealed_kept_on_edit_discovered_and_used_by_pipe
     )
     .unwrap();
     let refused = cde.save_pipeline(&unknown).await.unwrap_err().to_string();
-    assert!(refused.contains("sources[0] (connection nope)"), "{refused}");
+    assert!(
+        refused.contains("sources[0] (connection nope)"),
+        "{refused}"
+    );
 
     // Neither saving, nor discovering, nor the pipeline's run wrote the password out.
     assert_eq!(
@@ -170,7 +188,9 @@ async fn connections_are_checked_sealed_kept_on_edit_discovered_and_used_by_pipe
         listed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
         ["draft", "shop"]
     );
-    assert!(listed.iter().all(|c| c.values.get("API_KEY").is_none_or(|v| v == MASK)));
+    assert!(listed
+        .iter()
+        .all(|c| c.values.get("API_KEY").is_none_or(|v| v == MASK)));
     cde.delete_connection("draft").await.unwrap();
     assert!(matches!(
         cde.delete_connection("draft").await,
