@@ -499,6 +499,21 @@ async fn an_operator_goes_from_the_catalog_to_a_run_and_its_output_in_a_browser(
         .unwrap();
     assert_eq!(inserted, json!(true), "a log line was inserted as markup");
     browser.step("run-output").await;
+    // The table pages: from the third row on.
+    let run_page = browser.client.current_url().await.unwrap();
+    browser
+        .client
+        .goto(&format!("{run_page}?offset=2"))
+        .await
+        .unwrap();
+    let pager = browser.until("nav.pager", |t| t.contains("Rows 3–3")).await;
+    assert!(
+        pager.contains("Previous") && !pager.contains("Next"),
+        "{pager}"
+    );
+    let rows = browser.text("#output tbody").await;
+    assert!(!rows.contains("Hat") && rows.contains("<img"), "{rows}");
+    browser.client.back().await.unwrap();
 
     // Saved as a connection after a passing check, then discovered.
     browser.client.back().await.unwrap();

@@ -270,7 +270,7 @@ mod tests {
         );
         let listener = parse("listeners: [{name: o, auth: {type: token}}]\nsources: [{listener: o, columns: [{column: id}]}]\n").unwrap_err();
         assert!(
-            listener.contains("no options, limits or columns"),
+            listener.contains("no options, limits, columns or connection"),
             "{listener}"
         );
         let unknown =

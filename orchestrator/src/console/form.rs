@@ -84,7 +84,7 @@ pub fn field(option: &OptionSpec, filled: &Filled, columns: &[String]) -> Markup
                 select id=(id) name=(name) multiple[multiple] required[required]
                     aria-describedby=[aria.as_deref()] aria-invalid=[error.map(|_| "true")] {
                     @if !multiple && !required { option value="" { "—" } }
-                    @for (choice, shown) in choices(option) {
+                    @for (choice, shown) in option.labelled_choices() {
                         option value=(choice) selected[chosen.contains(&choice.as_str())] { (shown) }
                     }
                 }
@@ -118,34 +118,6 @@ pub fn field(option: &OptionSpec, filled: &Filled, columns: &[String]) -> Markup
             }
         }
     }
-}
-
-/// A select's choices: `(value, label)`.
-fn choices(option: &OptionSpec) -> Vec<(String, String)> {
-    let Some(listed) = option
-        .config
-        .as_ref()
-        .and_then(|c| c.get("choices"))
-        .and_then(|c| c.as_array())
-    else {
-        return vec![];
-    };
-    listed
-        .iter()
-        .filter_map(|choice| match choice {
-            serde_json::Value::String(value) => Some((value.clone(), value.clone())),
-            serde_json::Value::Object(object) => {
-                let value = object.get("value")?.as_str()?.to_owned();
-                let label = object
-                    .get("label")
-                    .and_then(|l| l.as_str())
-                    .unwrap_or(&value)
-                    .to_owned();
-                Some((value, label))
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// The option values of a posted form: fields that are not options are left out, an

@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq;
 
 use crate::catalog::{categories, CatalogFilter};
 use crate::error::{Error, ErrorCode};
-use crate::model::{RunFilter, RunRequest, RunStatus, SaveConnection};
+use crate::model::{OutputPage, RunFilter, RunRequest, RunStatus, SaveConnection};
 use crate::Cde;
 use session::{Session, Sessions};
 use views::PipelineRow;
@@ -36,8 +36,8 @@ pub struct Console {
     pub sessions: Arc<Sessions>,
 }
 
-/// Records shown of a run's output.
-const OUTPUT_ROWS: usize = 100;
+/// Rows per page of a table of records (a run's output or feedback, a dataset version).
+const PAGE_ROWS: usize = 100;
 /// Runs shown of a pipeline.
 const PIPELINE_RUNS: i64 = 20;
 /// Runs shown on the runs page.
@@ -585,25 +585,41 @@ async fn runs(
     page(views::runs(&session, &runs, status, connector.as_deref()))
 }
 
+/// Where the pages of a run's tables start.
+#[derive(Deserialize)]
+struct Pages {
+    #[serde(default)]
+    offset: usize,
+    #[serde(default)]
+    feedback_offset: usize,
+}
+
 async fn run(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(pages): Query<Pages>,
 ) -> Page {
     let session = console.session(&headers)?;
     let run = console.cde.store.run(&id).await.map_err(failed(&session))?;
-    let output = match run.status.is_finished() {
-        true => {
-            console
-                .cde
-                .output_page(&id, false, 0, OUTPUT_ROWS)
-                .await
-                .map_err(failed(&session))?
-                .records
-        }
-        false => vec![],
+    let empty = |offset| OutputPage {
+        records: vec![],
+        offset,
+        next_offset: None,
     };
-    page(views::run(&session, &run, &output))
+    let (output, feedback) = match run.status.is_finished() {
+        true => {
+            let page = |feedback, offset| console.cde.output_page(&id, feedback, offset, PAGE_ROWS);
+            (
+                page(false, pages.offset).await.map_err(failed(&session))?,
+                page(true, pages.feedback_offset)
+                    .await
+                    .map_err(failed(&session))?,
+            )
+        }
+        false => (empty(0), empty(0)),
+    };
+    page(views::run(&session, &run, &output, &feedback))
 }
 
 async fn cancel_run(
@@ -705,9 +721,6 @@ async fn run_pipeline(
     });
     Ok(Redirect::to(&format!("/console/pipelines/{name}")).into_response())
 }
-
-/// Rows shown of a pipeline run's dataset version.
-const DATASET_ROWS: usize = 100;
 
 /// Every connection with the role of its connector.
 async fn connections_with_roles(
@@ -896,6 +909,7 @@ async fn pipeline_run(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(pages): Query<Pages>,
 ) -> Page {
     let session = console.session(&headers)?;
     let run = console
@@ -904,17 +918,20 @@ async fn pipeline_run(
         .pipeline_run(&id)
         .await
         .map_err(failed(&session))?;
-    let records = match run.dataset_version {
+    let dataset = match run.dataset_version {
         Some(version) => {
             let name = crate::dataset::pipeline_dataset(&run.pipeline);
             console
                 .cde
-                .dataset_page(&name, version, 0, DATASET_ROWS)
+                .dataset_page(&name, version, pages.offset, PAGE_ROWS)
                 .await
                 .map_err(failed(&session))?
-                .records
         }
-        None => vec![],
+        None => OutputPage {
+            records: vec![],
+            offset: 0,
+            next_offset: None,
+        },
     };
-    page(views::pipeline_run(&session, &run, &records))
+    page(views::pipeline_run(&session, &run, &dataset))
 }

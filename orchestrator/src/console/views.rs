@@ -8,7 +8,8 @@ use super::form::{self, Filled};
 use super::session::Session;
 use crate::catalog::CatalogFilter;
 use crate::model::{
-    Connection, ConnectionCheck, ConnectorVersion, Pipeline, PipelineRun, Role, Run, RunStatus,
+    Connection, ConnectionCheck, ConnectorVersion, OutputPage, Pipeline, PipelineRun, Role, Run,
+    RunStatus,
 };
 use strum::{IntoEnumIterator, VariantArray};
 
@@ -305,8 +306,9 @@ fn when(at: Option<DateTime<Utc>>) -> String {
 }
 
 /// A run: its status, its live log and its output.
-pub fn run(session: &Session, run: &Run, output: &[serde_json::Value]) -> Markup {
+pub fn run(session: &Session, run: &Run, output: &OutputPage, feedback: &OutputPage) -> Markup {
     let finished = run.status.is_finished();
+    let here = format!("/console/runs/{}", run.id);
     let content = html! {
         dl.facts {
             dt { "Connector" } dd { a href={ "/console/connectors/" (run.connector_code) } { (run.connector_code) } }
@@ -333,13 +335,36 @@ pub fn run(session: &Session, run: &Run, output: &[serde_json::Value]) -> Markup
         ol.logs id="logs" data-run=(run.id) data-finished=(finished) aria-live="polite" {}
         noscript { p { "Live logs need JavaScript; " a href={ "/runs/" (run.id) "/logs" } { "the log so far" } "." } }
         h2 { "Output" }
-        @if output.is_empty() {
+        @if output.records.is_empty() && output.offset == 0 {
             p id="output-empty" { @if finished { "No records." } @else { "None yet: reload when the run has finished." } }
         } @else {
-            (records_table("output", output))
+            (records_table("output", &output.records))
+            (pager(&here, "offset", output))
+        }
+        @if !feedback.records.is_empty() || feedback.offset > 0 {
+            h2 { "Feedback" }
+            (records_table("feedback", &feedback.records))
+            (pager(&here, "feedback_offset", feedback))
         }
     };
     layout(&format!("Run {}", &run.id), Some(session), content)
+}
+
+/// Which rows of a table a page shows, with links to the pages before and after it.
+fn pager(base: &str, param: &str, page: &OutputPage) -> Markup {
+    let shown = page.records.len();
+    let previous = page.offset.saturating_sub(super::PAGE_ROWS);
+    html! {
+        nav.pager aria-label="Pages of this table" {
+            span { "Rows " (page.offset + 1) "–" (page.offset + shown) }
+            @if page.offset > 0 {
+                " " a rel="prev" href={ (base) "?" (param) "=" (previous) } { "Previous" }
+            }
+            @if let Some(next) = page.next_offset {
+                " " a rel="next" href={ (base) "?" (param) "=" (next) } { "Next" }
+            }
+        }
+    }
 }
 
 /// The most recent runs, filtered by status and connector.
@@ -599,8 +624,9 @@ pub fn build_pipeline(
 }
 
 /// A pipeline run: its steps and the dataset version it made, as a table.
-pub fn pipeline_run(session: &Session, run: &PipelineRun, records: &[serde_json::Value]) -> Markup {
+pub fn pipeline_run(session: &Session, run: &PipelineRun, dataset: &OutputPage) -> Markup {
     let status: &str = run.status.into();
+    let here = format!("/console/pipeline-runs/{}", run.id);
     let content = html! {
         dl.facts {
             dt { "Pipeline" } dd { a href={ "/console/pipelines/" (run.pipeline) } { (run.pipeline) } }
@@ -613,8 +639,9 @@ pub fn pipeline_run(session: &Session, run: &PipelineRun, records: &[serde_json:
         @match run.dataset_version {
             None => p { "No dataset version (yet)." },
             Some(version) => {
-                p.meta { "Version " (version) "; its first " (records.len()) " rows:" }
-                (records_table("dataset", records))
+                p.meta { "Version " (version) }
+                (records_table("dataset", &dataset.records))
+                (pager(&here, "offset", dataset))
             }
         }
     };

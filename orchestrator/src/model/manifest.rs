@@ -187,6 +187,14 @@ impl OptionSpec {
     /// The values a `select` or `select_multiple` option allows: `config.choices`, a list of
     /// strings or of `{value, label}` objects.
     pub fn choices(&self) -> Vec<String> {
+        self.labelled_choices()
+            .into_iter()
+            .map(|(value, _)| value)
+            .collect()
+    }
+
+    /// [`OptionSpec::choices`] with the label each is shown with (its value when it has none).
+    pub fn labelled_choices(&self) -> Vec<(String, String)> {
         let Some(choices) = self
             .config
             .as_ref()
@@ -198,11 +206,16 @@ impl OptionSpec {
         choices
             .iter()
             .filter_map(|choice| match choice {
-                serde_json::Value::String(value) => Some(value.clone()),
-                serde_json::Value::Object(object) => object
-                    .get("value")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned),
+                serde_json::Value::String(value) => Some((value.clone(), value.clone())),
+                serde_json::Value::Object(object) => {
+                    let value = object.get("value")?.as_str()?.to_owned();
+                    let label = object
+                        .get("label")
+                        .and_then(|l| l.as_str())
+                        .unwrap_or(&value)
+                        .to_owned();
+                    Some((value, label))
+                }
                 _ => None,
             })
             .collect()

@@ -127,7 +127,7 @@ impl<'de> Deserialize<'de> for Source {
                 "a listener source takes no options, limits, columns or connection",
             )),
             _ => Err(serde::de::Error::custom(
-                "a source names either a connector (or a connection) or a listener",
+                "a source names either a connector or a listener (or a connection)",
             )),
         }
     }
