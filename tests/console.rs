@@ -167,6 +167,87 @@ async fn sessions_sign_in_guard_reads_and_refuse_posts_without_their_csrf_token(
     assert_eq!(api.status(), 401);
 }
 
+/// `cde user add NAME` on the server's data directory, the password on standard input.
+fn add_user(data: &std::path::Path, name: &str, password: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cde"))
+        .args(["user", "add", name])
+        .env("CDE_DATA_DIR", data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn users_of_cde_user_add_sign_in_with_their_password() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path()).await;
+    let password = "correct horse battery staple";
+    let short = add_user(data.path(), "ada", "short");
+    assert_eq!(short.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    let added = add_user(data.path(), "ada", password);
+    assert!(added.status.success(), "{added:?}");
+    let again = add_user(data.path(), "ada", password);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("exists already"),
+        "{again:?}"
+    );
+
+    let http = no_redirects();
+    let sign_in = |user: &'static str, token: &'static str| {
+        http.post(format!("{}/console/sign-in", server.url))
+            .form(&[("user", user), ("token", token)])
+            .send()
+    };
+    for (user, token) in [
+        ("ada", "not her password"),
+        ("bob", password),
+        ("ada", TOKEN),
+    ] {
+        let refused = sign_in(user, token).await.unwrap();
+        assert_eq!(refused.status(), 401, "{user}");
+        assert!(refused.headers().get("set-cookie").is_none());
+        let page = refused.text().await.unwrap();
+        assert!(
+            page.contains("No such user, or not their password."),
+            "{page}"
+        );
+    }
+    let signed_in = sign_in("ada", "correct horse battery staple")
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let page = http
+        .get(format!("{}/console/connectors", server.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"<span class="user">ada</span>"#), "{page}");
+    // Only a hash is kept.
+    for file in std::fs::read_dir(data.path()).unwrap().flatten() {
+        if let Ok(bytes) = std::fs::read(file.path()) {
+            assert!(
+                !bytes
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes()),
+                "{} holds the password",
+                file.path().display()
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_catalog_api_filters_by_category_role_and_words() {
     image("tests/connectors/feed");

@@ -21,6 +21,7 @@ pub enum Object {
     Dataset,
     Listener,
     Connection,
+    User,
 }
 
 /// Stable, machine-readable error codes: what API clients (the CLI among them) branch on.

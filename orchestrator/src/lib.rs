@@ -36,6 +36,7 @@ pub mod secret;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod user;
 
 pub use cde::Cde;
 pub use config::Config;

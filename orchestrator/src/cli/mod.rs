@@ -12,6 +12,7 @@ mod pipeline;
 mod remote;
 mod run;
 mod server;
+mod user;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -57,6 +58,9 @@ enum Cmd {
     Logs(run::Logs),
     /// Cancel a run: a queued one at once, a started one with SIGTERM, then SIGKILL.
     Cancel(run::Cancel),
+    /// Add, list and remove the console's users (besides the API token's holder).
+    #[command(subcommand)]
+    User(user::Cmd),
     /// Remove finished runs' directories and logs and dataset versions beyond the
     /// retention limits (`CDE_RETAIN_*`); the server does this every `CDE_GC_INTERVAL_SECS`.
     Gc(gc::Gc),
@@ -165,6 +169,7 @@ impl Cmd {
             Cmd::Logs(cmd) => cmd.run(backend, out).await,
             Cmd::Cancel(cmd) => cmd.run(backend, out).await,
             Cmd::Gc(cmd) => cmd.run(backend, out).await,
+            Cmd::User(cmd) => cmd.run(backend, out).await,
             Cmd::ContainerApi(_) | Cmd::DemoConnector { .. } | Cmd::HttpConnector { .. } => {
                 unreachable!("handled in cli::run")
             }

@@ -1,4 +1,5 @@
-//! The web console, served by `cde server` under `/console`: sign in with the API token,
+//! The web console, served by `cde server` under `/console`: sign in with the API token
+//! (or as a user of `cde user add`),
 //! the connector catalog, a connector's form (checked, saved as a connection, run), the
 //! connections with what discovery found, runs (live logs, output), and the pipelines
 //! with their runs and next scheduled times.
@@ -156,32 +157,48 @@ fn failed(session: &Session) -> impl Fn(Error) -> Refused + '_ {
 }
 
 async fn sign_in_page() -> Markup {
-    views::sign_in(None)
+    views::sign_in(None, None)
 }
 
 #[derive(Deserialize)]
 struct SignIn {
+    #[serde(default)]
+    user: String,
     token: String,
 }
 
-async fn sign_in(State(console): State<Arc<Console>>, Form(form): Form<SignIn>) -> Response {
-    let given = form.token.trim();
-    let valid =
-        !console.token.is_empty() && bool::from(given.as_bytes().ct_eq(console.token.as_bytes()));
+/// Signs in the API token's holder (no user given) or a user of `cde user add`.
+async fn sign_in(State(console): State<Arc<Console>>, Form(form): Form<SignIn>) -> Page {
+    let user = form.user.trim();
+    let valid = match user {
+        "" => {
+            let given = form.token.trim();
+            !console.token.is_empty()
+                && bool::from(given.as_bytes().ct_eq(console.token.as_bytes()))
+        }
+        user => console
+            .cde
+            .verify_user(user, &form.token)
+            .await
+            .map_err(|e| Refused::Failed(None, Box::new(e)))?,
+    };
     if !valid {
-        return (
-            StatusCode::UNAUTHORIZED,
-            views::sign_in(Some("That is not this server's API token.")),
-        )
-            .into_response();
+        let error = match user {
+            "" => "That is not this server's API token.",
+            _ => "No such user, or not their password.",
+        };
+        let again = views::sign_in(Some(user).filter(|u| !u.is_empty()), Some(error));
+        return Ok((StatusCode::UNAUTHORIZED, again).into_response());
     }
-    let session = console.sessions.start();
+    let session = console
+        .sessions
+        .start(Some(user.to_owned()).filter(|u| !u.is_empty()));
     let secure = console.cde.config.public_url().starts_with("https://");
-    (
+    Ok((
         [(header::SET_COOKIE, session::set_cookie(&session, secure))],
         Redirect::to("/console/connectors"),
     )
-        .into_response()
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -23,6 +23,8 @@ pub struct Session {
     pub id: String,
     /// Put in every form; a post without it is refused.
     pub csrf: String,
+    /// Who signed in: a user's name, or none for the API token's holder.
+    pub user: Option<String>,
 }
 
 impl Session {
@@ -45,11 +47,12 @@ fn random_hex() -> String {
 }
 
 impl Sessions {
-    /// Starts a session.
-    pub fn start(&self) -> Session {
+    /// Starts a session for `user` (none: the API token's holder).
+    pub fn start(&self, user: Option<String>) -> Session {
         let session = Session {
             id: random_hex(),
             csrf: random_hex(),
+            user,
         };
         let mut live = self.live.lock().expect("not poisoned");
         let now = Instant::now();
@@ -118,7 +121,7 @@ mod tests {
     #[test]
     fn a_session_is_found_by_its_cookie_until_it_ends() {
         let sessions = Sessions::default();
-        let session = sessions.start();
+        let session = sessions.start(Some("ada".into()));
         let cookie = set_cookie(&session, false);
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
         assert!(!cookie.contains("Secure"));
@@ -134,7 +137,7 @@ mod tests {
     #[test]
     fn csrf_tokens_are_per_session_and_checked_whole() {
         let sessions = Sessions::default();
-        let (a, b) = (sessions.start(), sessions.start());
+        let (a, b) = (sessions.start(None), sessions.start(None));
         assert_ne!(a.csrf, b.csrf);
         assert!(a.csrf_matches(&a.csrf));
         assert!(!a.csrf_matches(&b.csrf));

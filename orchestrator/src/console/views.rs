@@ -38,6 +38,7 @@ pub fn layout(title: &str, session: Option<&Session>, content: Markup) -> Markup
                             a href="/console/runs" { "Runs" }
                             form.inline method="post" action="/console/sign-out" {
                                 (csrf(session))
+                                @if let Some(user) = &session.user { span.user { (user) } }
                                 button type="submit" { "Sign out" }
                             }
                         }
@@ -57,11 +58,17 @@ pub fn csrf(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
 
-pub fn sign_in(error: Option<&str>) -> Markup {
+pub fn sign_in(user: Option<&str>, error: Option<&str>) -> Markup {
     let content = html! {
         form.card method="post" action="/console/sign-in" {
+            div.field {
+                label for="user" { "User" }
+                input type="text" id="user" name="user" value=[user] autocomplete="username"
+                    aria-describedby="user-description";
+                p.description id="user-description" { "Leave it empty to sign in with the API token." }
+            }
             div.field.invalid[error.is_some()] {
-                label for="token" { "API token" }
+                label for="token" { "Password or API token" }
                 input type="password" id="token" name="token" required autocomplete="current-password"
                     aria-describedby=[error.map(|_| "token-error")] aria-invalid=[error.map(|_| "true")];
                 @if let Some(error) = error {

@@ -15,6 +15,7 @@ mod retention;
 mod rows;
 mod runs;
 mod states;
+mod users;
 
 use std::path::Path;
 
