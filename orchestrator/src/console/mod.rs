@@ -802,8 +802,13 @@ fn draft_of(posted: &[(String, String)]) -> views::Draft {
             .to_owned();
         columns.push((column.to_owned(), keep, rename));
     }
+    let mappings = posted
+        .iter()
+        .filter_map(|(key, value)| Some((key.strip_prefix("map.")?.to_owned(), value.clone())))
+        .collect();
     let schedule = one("schedule");
     views::Draft {
+        mappings,
         next: upcoming(&schedule),
         name: one("name"),
         schedule,
@@ -839,24 +844,53 @@ fn pipeline_of(draft: &views::Draft) -> Result<crate::model::Pipeline, String> {
             .collect();
         main["columns"] = serde_json::Value::Array(kept);
     }
-    let steps = |names: &[String]| -> Vec<serde_json::Value> {
-        names
-            .iter()
-            .map(|name| serde_json::json!({"connection": name}))
-            .collect()
+    let steps = |group: &str, names: &[String]| -> Result<Vec<serde_json::Value>, String> {
+        let mut steps = Vec::new();
+        for name in names {
+            let mut step = serde_json::json!({"connection": name});
+            let text = draft.mappings.get(&format!("{group}.{name}"));
+            let columns = column_lines(text.map(String::as_str).unwrap_or_default())
+                .map_err(|e| format!("The columns {name} gets: {e}"))?;
+            if !columns.is_empty() {
+                step["columns"] = serde_json::Value::Array(columns);
+            }
+            steps.push(step);
+        }
+        Ok(steps)
     };
     let mut sources = vec![main];
-    sources.extend(steps(&draft.more_sources));
+    sources.extend(steps("more_sources", &draft.more_sources)?);
     let mut definition = serde_json::json!({
         "name": draft.name,
         "sources": sources,
-        "services": steps(&draft.services),
-        "exports": steps(&draft.exports),
+        "services": steps("services", &draft.services)?,
+        "exports": steps("exports", &draft.exports)?,
     });
     if !draft.schedule.is_empty() {
         definition["schedule"] = serde_json::Value::String(draft.schedule.clone());
     }
     crate::model::Pipeline::parse(&definition.to_string(), true)
+}
+
+/// A step's columns as written in the builder: one a line, `column` or `column as name`.
+fn column_lines(text: &str) -> Result<Vec<serde_json::Value>, String> {
+    let mut columns = Vec::new();
+    for (n, line) in text.lines().map(str::trim).enumerate() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let column = match words.as_slice() {
+            [] => continue,
+            [column] => serde_json::json!({"column": column}),
+            [column, "as", name] => serde_json::json!({"column": column, "as": name}),
+            _ => {
+                return Err(format!(
+                    "line {}: {line:?} is not `column` or `column as name`",
+                    n + 1
+                ))
+            }
+        };
+        columns.push(column);
+    }
+    Ok(columns)
 }
 
 async fn build_pipeline(
@@ -951,4 +985,77 @@ async fn pipeline_run(
         },
     };
     page(views::pipeline_run(&session, &run, &dataset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn posted(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_draft_becomes_a_pipeline_of_connections_with_its_mappings() {
+        let draft = draft_of(&posted(&[
+            ("name", "shop-feed"),
+            ("source", "shop"),
+            ("column.0", "id"),
+            ("keep.0", "1"),
+            ("column.1", "title"),
+            ("keep.1", "1"),
+            ("as.1", "name"),
+            ("column.2", "price"),
+            ("exports", "ads"),
+            ("map.exports.ads", "id\nname as title\n\n"),
+            ("schedule", "0 3 * * *"),
+        ]));
+        assert_eq!(draft.next.as_ref().unwrap().len(), 3);
+        let pipeline = serde_json::to_value(pipeline_of(&draft).unwrap()).unwrap();
+        assert_eq!(
+            pipeline["sources"],
+            json!([{"connection": "shop", "options": {}, "limits": {},
+                    "columns": [{"column": "id"}, {"column": "title", "as": "name"}]}])
+        );
+        assert_eq!(
+            pipeline["exports"][0]["columns"],
+            json!([{"column": "id"}, {"column": "name", "as": "title"}])
+        );
+        assert_eq!(pipeline["schedule"], "0 3 * * *");
+        // Nothing dropped or renamed: no mapping.
+        let whole = draft_of(&posted(&[
+            ("name", "p"),
+            ("source", "s"),
+            ("column.0", "id"),
+            ("keep.0", "1"),
+        ]));
+        let pipeline = serde_json::to_value(pipeline_of(&whole).unwrap()).unwrap();
+        assert!(
+            pipeline["sources"][0].get("columns").is_none(),
+            "{pipeline}"
+        );
+    }
+
+    #[test]
+    fn a_draft_says_what_is_wrong_with_it() {
+        let no_source = draft_of(&posted(&[("name", "p")]));
+        assert_eq!(
+            pipeline_of(&no_source).unwrap_err(),
+            "Choose the main source."
+        );
+        let bad = draft_of(&posted(&[
+            ("name", "p"),
+            ("source", "s"),
+            ("services", "clean"),
+            ("map.services.clean", "title as"),
+        ]));
+        let error = pipeline_of(&bad).unwrap_err();
+        assert!(error.contains("The columns clean gets: line 1"), "{error}");
+        let schedule = draft_of(&posted(&[("schedule", "every day")]));
+        assert!(schedule.next.is_err());
+    }
 }

@@ -518,6 +518,9 @@ pub struct Draft {
     pub exports: Vec<String>,
     /// The main source's discovered columns: kept or not, and renamed to.
     pub columns: Vec<(String, bool, String)>,
+    /// The column mappings of the other steps, by `group.connection`: one column a line,
+    /// `column` or `column as name`.
+    pub mappings: std::collections::BTreeMap<String, String>,
     /// The schedule's next three times, or why it is no schedule.
     pub next: Result<Vec<DateTime<Utc>>, String>,
     pub error: Option<String>,
@@ -533,6 +536,7 @@ impl Default for Draft {
             services: vec![],
             exports: vec![],
             columns: vec![],
+            mappings: Default::default(),
             next: Ok(vec![]),
             error: None,
         }
@@ -608,6 +612,22 @@ pub fn build_pipeline(
                         }
                     }
                 }
+            }
+            @let others = [("more_sources", &draft.more_sources), ("services", &draft.services), ("exports", &draft.exports)];
+            @for (group, chosen) in others {
+                @for connection in chosen.iter() {
+                    @let key = format!("{group}.{connection}");
+                    div.field {
+                        label for={ "map-" (key) } { "Columns " (connection) " gets (" (group.replace('_', " ")) ")" }
+                        textarea id={ "map-" (key) } name={ "map." (key) } rows="3" placeholder="title as name"
+                            aria-describedby="map-help" {
+                            (draft.mappings.get(&key).map(String::as_str).unwrap_or_default())
+                        }
+                    }
+                }
+            }
+            @if others.iter().any(|(_, chosen)| !chosen.is_empty()) {
+                p.description id="map-help" { "One column a line, " code { "column" } " or " code { "column as name" } "; left empty, every column." }
             }
             div.field {
                 label for="schedule" { "Schedule (cron, optional)" }
