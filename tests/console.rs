@@ -466,6 +466,19 @@ async fn an_operator_goes_from_the_catalog_to_a_run_and_its_output_in_a_browser(
     server.post("/connectors", other_manifest()).await;
     server
         .post(
+            "/connectors",
+            json!({
+                "code": "tagger", "label": "Tagger", "type": "data-service",
+                "image": "cde-test/feed:latest", "command": "python3",
+                "arguments": ["main.py", "service"], "health_check": "--health-check",
+                "stage": "intermediate", "column_prefix": "___feed",
+                "options": [{"name": "KEY_COLUMN", "field_type": "stage_columns_dropdown",
+                             "label": "Key column"}],
+            }),
+        )
+        .await;
+    server
+        .post(
             "/pipelines",
             json!({
                 "name": "nightly",
@@ -698,6 +711,27 @@ async fn an_operator_goes_from_the_catalog_to_a_run_and_its_output_in_a_browser(
         "{dataset}"
     );
     browser.step("pipeline-output").await;
+
+    // A stage column field offers the columns of a pipeline's current feed.
+    let b = &browser.client;
+    b.goto(&format!("{}/console/connectors/tagger", server.url))
+        .await
+        .unwrap();
+    b.find(Locator::Css("#stage-pipeline"))
+        .await
+        .unwrap()
+        .select_by_value("shop-feed")
+        .await
+        .unwrap();
+    browser.click("form.filters button").await;
+    let offered = browser
+        .until("#option-KEY_COLUMN", |t| t.contains("name"))
+        .await;
+    assert!(
+        offered.contains("id") && !offered.contains("price"),
+        "{offered}"
+    );
+    browser.step("stage-columns").await;
 
     // Signed out, the console asks to sign in again.
     browser.click("header form button").await;

@@ -244,6 +244,7 @@ async fn connector(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     Path(code): Path<String>,
+    Query(feed): Query<FeedOf>,
 ) -> Page {
     let session = console.session(&headers)?;
     let connector = console
@@ -253,7 +254,11 @@ async fn connector(
         .await
         .map_err(failed(&session))?;
     let values = Default::default();
-    let how = new_connection(&code, None);
+    let stage = console
+        .stage_columns(feed.pipeline.as_deref(), None)
+        .await
+        .map_err(failed(&session))?;
+    let how = new_connection(&code, None, stage);
     page(views::connector(
         &session,
         &connector,
@@ -262,23 +267,75 @@ async fn connector(
     ))
 }
 
-fn new_connection<'a>(code: &str, name: Option<&'a str>) -> views::Configure<'a> {
+fn new_connection<'a>(
+    code: &str,
+    name: Option<&'a str>,
+    stage: views::StageColumns,
+) -> views::Configure<'a> {
     views::Configure {
         action: format!("/console/connectors/{code}/connections"),
         name,
         saved: false,
         passed: false,
         offer_save_anyway: false,
+        page: format!("/console/connectors/{code}"),
+        stage,
     }
 }
 
-fn saved_connection(name: &str) -> views::Configure<'_> {
+fn saved_connection(name: &str, stage: views::StageColumns) -> views::Configure<'_> {
     views::Configure {
         action: format!("/console/connections/{name}"),
         name: Some(name),
         saved: true,
         passed: false,
         offer_save_anyway: false,
+        page: format!("/console/connections/{name}"),
+        stage,
+    }
+}
+
+/// The pipeline whose feed fills stage columns.
+#[derive(Deserialize)]
+struct FeedOf {
+    #[serde(default)]
+    pipeline: Option<String>,
+}
+
+impl Console {
+    /// The columns of the current feed (latest dataset version) of `pipeline`, or else of
+    /// the first pipeline with a step that names `connection`.
+    async fn stage_columns(
+        &self,
+        pipeline: Option<&str>,
+        connection: Option<&str>,
+    ) -> crate::Result<views::StageColumns> {
+        let pipelines = self.cde.store.pipelines().await?;
+        let names = |step: &crate::model::Step| {
+            connection.is_some() && step.connection.as_deref() == connection
+        };
+        let chosen = match pipeline.filter(|p| !p.is_empty()) {
+            Some(name) => Some(name.to_owned()),
+            None => pipelines
+                .iter()
+                .find(|p| p.services.iter().chain(&p.exports).any(names))
+                .map(|p| p.name.clone()),
+        };
+        let columns = match &chosen {
+            Some(name) => self
+                .cde
+                .store
+                .latest_dataset(&crate::dataset::pipeline_dataset(name))
+                .await?
+                .map(|dataset| dataset.columns)
+                .unwrap_or_default(),
+            None => vec![],
+        };
+        Ok(views::StageColumns {
+            pipeline: chosen,
+            columns,
+            pipelines: pipelines.into_iter().map(|p| p.name).collect(),
+        })
     }
 }
 
@@ -400,10 +457,14 @@ async fn configure_new(
                 values: &values,
                 error: error.as_ref().map(|(f, m)| (f.as_str(), m.as_str())),
             };
+            let stage = console
+                .stage_columns(posted_field(&posted, "pipeline"), None)
+                .await
+                .map_err(failed(&session))?;
             let how = views::Configure {
                 passed,
                 offer_save_anyway,
-                ..new_connection(&code, Some(name))
+                ..new_connection(&code, Some(name), stage)
             };
             let status = if error.is_some() {
                 StatusCode::BAD_REQUEST
@@ -429,6 +490,7 @@ async fn connection(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    Query(feed): Query<FeedOf>,
 ) -> Page {
     let session = console.session(&headers)?;
     let connection = console
@@ -444,12 +506,16 @@ async fn connection(
         .map_err(failed(&session))?
         .manifest;
     let filled = form::Filled::new(&connection.values);
+    let stage = console
+        .stage_columns(feed.pipeline.as_deref(), Some(&name))
+        .await
+        .map_err(failed(&session))?;
     page(views::connection(
         &session,
         &connection,
         &manifest,
         &filled,
-        &saved_connection(&name),
+        &saved_connection(&name, stage),
     ))
 }
 
@@ -486,10 +552,14 @@ async fn configure_saved(
                 values: &values,
                 error: error.as_ref().map(|(f, m)| (f.as_str(), m.as_str())),
             };
+            let stage = console
+                .stage_columns(posted_field(&posted, "pipeline"), Some(&name))
+                .await
+                .map_err(failed(&session))?;
             let how = views::Configure {
                 passed,
                 offer_save_anyway,
-                ..saved_connection(&name)
+                ..saved_connection(&name, stage)
             };
             let status = if error.is_some() {
                 StatusCode::BAD_REQUEST
@@ -554,7 +624,11 @@ async fn start_run(
                 values: &values,
                 error: Some((field, &message)),
             };
-            let how = new_connection(&code, None);
+            let stage = console
+                .stage_columns(posted_field(&posted, "pipeline"), None)
+                .await
+                .map_err(failed(&session))?;
+            let how = new_connection(&code, None, stage);
             Ok((
                 StatusCode::BAD_REQUEST,
                 views::connector(&session, &connector, &filled, &how),

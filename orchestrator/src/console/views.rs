@@ -152,6 +152,19 @@ pub struct Configure<'a> {
     pub passed: bool,
     /// A save refused by its check may be done anyway.
     pub offer_save_anyway: bool,
+    /// This page, where the choice of a pipeline's feed for stage columns goes.
+    pub page: String,
+    pub stage: StageColumns,
+}
+
+/// What fills a `stage_columns_dropdown`: the columns of a pipeline's current feed.
+#[derive(Debug, Default)]
+pub struct StageColumns {
+    /// The pipeline whose feed it is.
+    pub pipeline: Option<String>,
+    pub columns: Vec<String>,
+    /// The pipelines to choose from.
+    pub pipelines: Vec<String>,
 }
 
 /// The form of a connector's options, with the name of the connection it saves.
@@ -165,9 +178,31 @@ pub fn configure(
         .error
         .filter(|(field, _)| *field == "name")
         .map(|(_, m)| m);
+    let stage = &how.stage;
+    let takes_columns = manifest
+        .options
+        .iter()
+        .any(|o| o.field_type == crate::model::FieldType::StageColumnsDropdown);
     html! {
+        @if takes_columns {
+            form.filters method="get" action=(how.page) {
+                div.field {
+                    label for="stage-pipeline" { "Stage columns from the feed of" }
+                    select id="stage-pipeline" name="pipeline" {
+                        option value="" { "—" }
+                        @for pipeline in &stage.pipelines {
+                            option value=(pipeline) selected[stage.pipeline.as_ref() == Some(pipeline)] { (pipeline) }
+                        }
+                    }
+                }
+                button type="submit" { "Use its columns" }
+            }
+        }
         form.card method="post" action=(how.action) novalidate {
             (csrf(session))
+            @if let Some(pipeline) = &stage.pipeline {
+                input type="hidden" name="pipeline" value=(pipeline);
+            }
             @if let Some((_, message)) = filled.error.filter(|(field, _)| field.is_empty()) {
                 p.error id="form-error" role="alert" { (message) }
             }
@@ -188,7 +223,7 @@ pub fn configure(
             }
             @if manifest.options.is_empty() { p { "This connector takes no options." } }
             @for option in &manifest.options {
-                (form::field(option, filled, &[]))
+                (form::field(option, filled, &stage.columns))
             }
             div.actions {
                 button type="submit" name="action" value="check" { "Check" }
