@@ -98,7 +98,7 @@ fn main() {
         }
         let filled = filled.elapsed();
 
-        let router = cde::api::router(cde.clone(), TOKEN.into());
+        let router = cde::console::app(cde.clone(), TOKEN.into());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a port");

@@ -149,6 +149,29 @@ async fn export_deltas_follow_the_feed_across_runs() {
                 stream(&cde, &run, "deleted").await,
             ];
             assert_eq!(seen, expected, "new, modified, unchanged, deleted");
+            // The export's run records the counts cde found as it split the feed.
+            let export = run
+                .steps
+                .iter()
+                .find(|s| s.kind == StepKind::Export)
+                .unwrap();
+            let counts = cde
+                .store
+                .run(export.run_id.as_deref().unwrap())
+                .await
+                .unwrap()
+                .delta
+                .expect("an export delta's run has delta counts");
+            let lengths = expected.each_ref().map(|set| set.len() as u64);
+            assert_eq!(
+                [
+                    counts.new,
+                    counts.modified,
+                    counts.unchanged,
+                    counts.deleted
+                ],
+                lengths
+            );
             run
         }
     };

@@ -44,6 +44,7 @@ async fn fabricate_run(cde: &Cde, code: &str, days: i64, status: RunStatus) -> R
         },
         run_dir: run_dir.canonicalize().unwrap().display().to_string(),
         output_rows: None,
+        delta: None,
         network: None,
         state_key: None,
         attempt: 1,

@@ -44,6 +44,7 @@ fn run(code: &str, version: i64, created_secs_ago: i64) -> Run {
         },
         run_dir: "/tmp/nowhere".into(),
         output_rows: None,
+        delta: None,
         network: None,
         state_key: None,
         attempt: 1,

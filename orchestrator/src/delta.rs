@@ -32,14 +32,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use xxhash_rust::xxh3::xxh3_128;
 
-/// How many rows fell in each category.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DeltaCounts {
-    pub new: u64,
-    pub modified: u64,
-    pub unchanged: u64,
-    pub deleted: u64,
-}
+pub use crate::model::DeltaCounts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeltaError {

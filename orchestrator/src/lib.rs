@@ -34,6 +34,7 @@ pub mod rundir;
 pub mod scheduler;
 pub mod secret;
 pub mod server;
+pub mod session;
 pub mod state;
 pub mod store;
 pub mod user;

@@ -23,7 +23,8 @@ pub struct Server {
 
 impl Server {
     /// Binds `cde.config.listen` (port 0 picks a free port; see [`Server::addr`]) and
-    /// serves the management API guarded by `token`, with the given loops beside it.
+    /// serves the management API guarded by `token` and the web console, with the given
+    /// loops beside it.
     pub async fn start(cde: Arc<Cde>, token: String, loops: &[Loop]) -> Result<Self> {
         let listen = cde.config.listen.clone();
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -41,7 +42,7 @@ impl Server {
         for background in loops {
             server.spawn_loop(background.run(cde.clone()));
         }
-        let app = crate::api::router(cde, token);
+        let app = crate::console::app(cde, token);
         let stopped = server.stop.clone().cancelled_owned();
         server.tasks.spawn(async move {
             if let Err(e) = axum::serve(listener, app)

@@ -10,7 +10,7 @@ use axum::response::Response;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::console::session::Sessions;
+use crate::session::Sessions;
 
 /// The scheme's name in the OpenAPI document; the `security(("bearer" = []))` of each protected route.
 pub const SCHEME: &str = "bearer";

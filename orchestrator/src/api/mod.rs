@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi as _};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::session::Sessions;
 use crate::Cde;
 use error::ApiError;
 
@@ -81,20 +82,17 @@ fn routes(gate: Arc<auth::Gate>) -> OpenApiRouter<Arc<Cde>> {
         .merge(system::routes())
 }
 
-/// The management API's router, with Swagger UI at `/docs`, the document at
-/// `/openapi.json` and the web console at `/console`.
+/// The management API's router, with Swagger UI at `/docs` and the document at
+/// `/openapi.json`. (`cde server` serves it with the web console beside it.)
 pub fn router(cde: Arc<Cde>, token: String) -> Router {
-    let token: Arc<str> = token.into();
-    let sessions = Arc::new(crate::console::session::Sessions::default());
-    let console = crate::console::router(Arc::new(crate::console::Console {
-        cde: cde.clone(),
-        token: token.clone(),
-        sessions: sessions.clone(),
-    }));
+    router_with(cde, token.into(), Default::default())
+}
+
+/// [`router`], whose reading routes also let in the web console's `sessions`.
+pub fn router_with(cde: Arc<Cde>, token: Arc<str>, sessions: Arc<Sessions>) -> Router {
     let (router, openapi) = routes(Arc::new(auth::Gate { token, sessions })).split_for_parts();
     router
         .with_state(cde)
-        .merge(console)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|method: Method, uri: Uri| async move {
             ApiError::not_found(format!("no route {method} {uri}"))

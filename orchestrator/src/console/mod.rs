@@ -9,7 +9,6 @@
 //! the session cookie is `HttpOnly` and `SameSite=Strict`.
 
 mod form;
-pub mod session;
 mod views;
 
 use std::sync::Arc;
@@ -26,8 +25,8 @@ use subtle::ConstantTimeEq;
 use crate::catalog::{categories, CatalogFilter};
 use crate::error::{Error, ErrorCode};
 use crate::model::{OutputPage, RunFilter, RunRequest, RunStatus, SaveConnection};
+use crate::session::{self, Session, Sessions};
 use crate::Cde;
-use session::{Session, Sessions};
 use views::PipelineRow;
 
 /// What the console's handlers share.
@@ -44,7 +43,20 @@ const PIPELINE_RUNS: i64 = 20;
 /// Runs shown on the runs page.
 const RUNS: i64 = 100;
 
-pub fn router(console: Arc<Console>) -> Router {
+/// What `cde server` serves: the management API and the console beside it, sharing the
+/// console's sessions (which may read the API).
+pub fn app(cde: Arc<Cde>, token: String) -> Router {
+    let token: Arc<str> = token.into();
+    let sessions = Arc::new(Sessions::default());
+    let console = Arc::new(Console {
+        cde: cde.clone(),
+        token: token.clone(),
+        sessions: sessions.clone(),
+    });
+    crate::api::router_with(cde, token, sessions).merge(router(console))
+}
+
+fn router(console: Arc<Console>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
         .route(
@@ -1058,7 +1070,23 @@ async fn pipeline_run(
             next_offset: None,
         },
     };
-    page(views::pipeline_run(&session, &run, &dataset))
+    let mut deltas = Vec::new();
+    for step in &run.steps {
+        let delta = match &step.run_id {
+            Some(id) => {
+                console
+                    .cde
+                    .store
+                    .run(id)
+                    .await
+                    .map_err(failed(&session))?
+                    .delta
+            }
+            None => None,
+        };
+        deltas.push(delta);
+    }
+    page(views::pipeline_run(&session, &run, &deltas, &dataset))
 }
 
 #[cfg(test)]

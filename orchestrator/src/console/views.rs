@@ -5,12 +5,12 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
 use super::form::{self, Filled};
-use super::session::Session;
 use crate::catalog::CatalogFilter;
 use crate::model::{
     Connection, ConnectionCheck, ConnectorVersion, OutputPage, Pipeline, PipelineRun, Role, Run,
     RunStatus,
 };
+use crate::session::Session;
 use strum::{IntoEnumIterator, VariantArray};
 
 /// A page: its title, the signed-in session (for the sign-out form) and its content.
@@ -685,8 +685,14 @@ pub fn build_pipeline(
     layout("Build a pipeline", Some(session), content)
 }
 
-/// A pipeline run: its steps and the dataset version it made, as a table.
-pub fn pipeline_run(session: &Session, run: &PipelineRun, dataset: &OutputPage) -> Markup {
+/// A pipeline run: its steps (with an export delta's counts) and the dataset version it
+/// made, as a table.
+pub fn pipeline_run(
+    session: &Session,
+    run: &PipelineRun,
+    deltas: &[Option<crate::delta::DeltaCounts>],
+    dataset: &OutputPage,
+) -> Markup {
     let status: &str = run.status.into();
     let here = format!("/console/pipeline-runs/{}", run.id);
     let content = html! {
@@ -696,6 +702,23 @@ pub fn pipeline_run(session: &Session, run: &PipelineRun, dataset: &OutputPage) 
             @if let Some(reason) = &run.reason { dt { "Reason" } dd { (reason) } }
             dt { "Started" } dd { (when(Some(run.created_at))) }
             dt { "Finished" } dd { (when(run.finished_at)) }
+        }
+        h2 { "Steps" }
+        table id="steps" {
+            thead { tr { th scope="col" { "Step" } th scope="col" { "Connector" } th scope="col" { "Status" } th scope="col" { "Rows in" } th scope="col" { "Rows out" } th scope="col" { "Delta (new, modified, unchanged, deleted)" } } }
+            tbody {
+                @for (step, delta) in run.steps.iter().zip(deltas) {
+                    @let kind: &str = step.kind.into();
+                    tr {
+                        td { (step.position) " " (kind) }
+                        td { @if let Some(id) = &step.run_id { a href={ "/console/runs/" (id) } { (step.connector) } } @else { (step.connector) } }
+                        td { span.status.(step.status) { (step.status) } }
+                        td { (step.rows_in.map(|n| n.to_string()).unwrap_or_default()) }
+                        td { (step.rows_out.map(|n| n.to_string()).unwrap_or_default()) }
+                        td { @if let Some(d) = delta { (d.new) ", " (d.modified) ", " (d.unchanged) ", " (d.deleted) } }
+                    }
+                }
+            }
         }
         h2 { "Dataset" }
         @match run.dataset_version {

@@ -33,4 +33,4 @@ pub use pipeline::{
     StepRun, Trigger,
 };
 pub use retry::RetryPolicy;
-pub use run::{Ending, OutputPage, Run, RunFilter, RunRequest, RunStatus};
+pub use run::{DeltaCounts, Ending, OutputPage, Run, RunFilter, RunRequest, RunStatus};

@@ -70,6 +70,9 @@ pub struct Run {
     pub limits: Limits,
     pub run_dir: String,
     pub output_rows: Option<i64>,
+    /// An export delta's input: how many rows are new, modified, unchanged and deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaCounts>,
     /// The network the run request asked for, instead of its manifest's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
@@ -217,4 +220,23 @@ pub struct OutputPage {
     /// The `offset` of the next page; null when there are no more records (yet: a running
     /// run may still add some).
     pub next_offset: Option<usize>,
+}
+
+/// How many rows of an export delta's input fell in each category.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+pub struct DeltaCounts {
+    pub new: u64,
+    pub modified: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::dataset;
-use crate::delta;
+use crate::delta::{self, DeltaCounts};
 use crate::error::{Error, Result};
 use crate::model::{ConnectorType, Manifest, RunInputs};
 
@@ -37,7 +37,7 @@ pub(super) fn prepare_inputs(
     manifest: &Manifest,
     input_dir: &Path,
     inputs: &RunInputs,
-) -> Result<()> {
+) -> Result<Option<DeltaCounts>> {
     let code = &manifest.code;
     let kind = manifest.kind;
     let input = match (&inputs.input, manifest.reads_input()) {
@@ -47,7 +47,7 @@ pub(super) fn prepare_inputs(
                 "{code} is a {kind} and reads an input feed: give one (cde run --input FILE.jsonl) or run it in a pipeline"
             )))
         }
-        (None, false) => return Ok(()),
+        (None, false) => return Ok(None),
         (Some(input), true) => input,
     };
     if inputs.previous.is_some() && manifest.kind != ConnectorType::ExportDelta {
@@ -67,15 +67,18 @@ pub(super) fn prepare_inputs(
     }
     let feed = input_dir.join("input.jsonl");
     std::fs::copy(input, &feed).map_err(Error::file("copying the input to", &feed))?;
-    if manifest.kind == ConnectorType::ExportDelta {
-        delta::compute(
-            inputs.previous.as_deref(),
-            &feed,
-            manifest.delta_key(),
-            input_dir,
-        )
-        .map_err(Error::from)?;
-    }
+    let counts = match manifest.kind {
+        ConnectorType::ExportDelta => Some(
+            delta::compute(
+                inputs.previous.as_deref(),
+                &feed,
+                manifest.delta_key(),
+                input_dir,
+            )
+            .map_err(Error::from)?,
+        ),
+        _ => None,
+    };
     // The connector runs as whatever user its image says, and reads these (copies of
     // read-only datasets) as that user; the data directory above keeps them private.
     let entries = std::fs::read_dir(input_dir).map_err(Error::file("listing", input_dir))?;
@@ -86,5 +89,5 @@ pub(super) fn prepare_inputs(
         )?;
     }
     crate::private::chmod(input_dir, 0o755)?;
-    Ok(())
+    Ok(counts)
 }

@@ -80,14 +80,18 @@ impl Cde {
         }
         .and_then(|()| crate::http::prepare(manifest, values.as_map(), &run_dir))
         .and_then(|()| prepare_inputs(manifest, &run_dir.join("input"), inputs));
-        if let Err(e) = prepared {
-            std::fs::remove_dir_all(&run_dir).map_err(Error::file("removing", &run_dir))?;
-            return Err(e);
-        }
+        let delta = match prepared {
+            Ok(delta) => delta,
+            Err(e) => {
+                std::fs::remove_dir_all(&run_dir).map_err(Error::file("removing", &run_dir))?;
+                return Err(e);
+            }
+        };
         let run = Run {
             id,
             connector_code: manifest.code.clone(),
             connector_version: connector.version,
+            delta,
             status: RunStatus::Queued,
             reason: None,
             exit_code: None,

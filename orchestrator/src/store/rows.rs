@@ -19,7 +19,7 @@ use crate::secret::Secrets;
 pub(super) const RUN_COLUMNS: &str = "id, connector_code, connector_version, status, reason,
     exit_code, config, options, limits, run_dir, output_rows, created_at, started_at,
     running_at, finished_at, network, state_key, attempt, retry, retry_of, next_attempt,
-    not_before";
+    not_before, delta";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct RunRow {
@@ -46,6 +46,7 @@ pub(super) struct RunRow {
     retry_of: Option<String>,
     next_attempt: Option<String>,
     not_before: Option<String>,
+    delta: Option<String>,
 }
 
 impl RunRow {
@@ -66,6 +67,10 @@ impl RunRow {
             limits: row.json("limits", &self.limits)?,
             run_dir: self.run_dir,
             output_rows: self.output_rows,
+            delta: self
+                .delta
+                .map(|delta| row.json("delta", &delta))
+                .transpose()?,
             network: self
                 .network
                 .map(|network| row.parse("network", &network))

@@ -17,11 +17,16 @@ impl Store {
         let options = serde_json::to_string(&run.options).map_err(encoding("masked options"))?;
         let limits = serde_json::to_string(&run.limits).map_err(encoding("limits"))?;
         let retry = serde_json::to_string(&run.retry).map_err(encoding("retry policy"))?;
+        let delta = run
+            .delta
+            .map(|delta| serde_json::to_string(&delta))
+            .transpose()
+            .map_err(encoding("delta counts"))?;
         sqlx::query(
             "INSERT INTO runs (id, connector_code, connector_version, status, config, options, limits,
              run_dir, created_at, started_at, lease_owner, lease_until, network, state_key,
-             attempt, retry, retry_of, not_before)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+             attempt, retry, retry_of, not_before, delta)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .bind(id)
         .bind(&run.connector_code)
@@ -41,6 +46,7 @@ impl Store {
         .bind(retry)
         .bind(&run.retry_of)
         .bind(run.not_before.map(timestamp))
+        .bind(delta)
         .execute(&self.pool)
         .await
         .map_err(Error::store(format!("recording run {id}")))?;

@@ -1,4 +1,4 @@
-//! Console sessions: a random id in an `HttpOnly; SameSite=Strict` cookie, kept in the
+//! Web console sessions: a random id in an `HttpOnly; SameSite=Strict` cookie, kept in the
 //! server's memory (a restart signs everyone out), each with its own CSRF token that every
 //! form post must carry.
 
