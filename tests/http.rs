@@ -168,6 +168,11 @@ async fn the_published_mailchimp_spec_pulls_every_member_and_resumes_from_its_wi
         .await
         .unwrap()
         .manifest;
+    assert_eq!(
+        manifest.categories,
+        ["marketingAutomation"],
+        "from uiAttributes"
+    );
     let listed: Vec<&str> = manifest.options.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(
         listed,

@@ -23,15 +23,37 @@ pub const DEFAULT_DATE_FORMAT: &str = "yyyy-MM-ddTHH:mm:ssK";
 /// Parses a document given as text: a `"sourceSpec": {...}` fragment, a
 /// `{"sourceSpec": {...}}` object or the bare sourceSpec object.
 pub fn parse_text(text: &str) -> Result<SourceSpec, SpecError> {
+    parse_value(&document_of_text(text)?)
+}
+
+/// The JSON value of a document given as text (a fragment is wrapped in braces).
+fn document_of_text(text: &str) -> Result<Value, SpecError> {
     let trimmed = text.trim().trim_start_matches('\u{feff}');
-    let document: Value = if trimmed.starts_with('"') {
+    if trimmed.starts_with('"') {
         let trimmed = trimmed.strip_suffix(',').unwrap_or(trimmed);
         serde_json::from_str(&format!("{{{trimmed}\n}}"))
     } else {
         serde_json::from_str(trimmed)
     }
-    .map_err(|e| SpecError::new("(document)", format!("not JSON: {e}")))?;
-    parse_value(&document)
+    .map_err(|e| SpecError::new("(document)", format!("not JSON: {e}")))
+}
+
+/// The catalog category of a document (`attributes.uiAttributes.category.key`), given
+/// as [`parse_value`] takes it; none when it has none or is not a document.
+pub fn ui_category(document: &Value) -> Option<String> {
+    let owned;
+    let document = match document {
+        Value::String(text) => {
+            owned = document_of_text(text).ok()?;
+            &owned
+        }
+        other => other,
+    };
+    let spec = document.get("sourceSpec").unwrap_or(document);
+    spec.pointer("/attributes/uiAttributes/category/key")
+        .and_then(Value::as_str)
+        .filter(|key| !key.trim().is_empty())
+        .map(str::to_owned)
 }
 
 /// Parses a document given as a JSON value: a string holding the document's text,

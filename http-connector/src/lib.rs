@@ -77,6 +77,7 @@ mod schedule;
 mod template;
 pub mod transport;
 
+pub use aep::ui_category as aep_ui_category;
 pub use cdp::{json_path, Document as CdpDocument, EventListener};
 pub use check::{CheckReport, CHECK_PREFIX};
 pub use connector::{parse, Connector, Plan};

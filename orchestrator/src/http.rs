@@ -148,6 +148,13 @@ pub fn expand(manifest: &mut Manifest) -> std::result::Result<(), String> {
             config: None,
         });
     }
+    // The catalog lists an AEP source under its spec's category unless its manifest
+    // gives categories.
+    if manifest.categories.is_empty() && definition.dialect == http_connector::Dialect::Aep {
+        manifest
+            .categories
+            .extend(http_connector::aep_ui_category(&definition.spec));
+    }
     Ok(())
 }
 
