@@ -608,6 +608,19 @@ async fn an_operator_goes_from_the_catalog_to_a_run_and_its_output_in_a_browser(
     let rows = browser.text("#output tbody").await;
     assert!(!rows.contains("Hat") && rows.contains("<img"), "{rows}");
     browser.client.back().await.unwrap();
+    // Run again: a new run with the same options.
+    let first = browser.client.current_url().await.unwrap();
+    browser.click("form[action$='/again'] button").await;
+    let b = &browser.client;
+    wait_until("the run again", Duration::from_secs(20), || async {
+        match b.current_url().await {
+            Ok(url) if url != first && url.path().starts_with("/console/runs/") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    browser.until("#output", |t| t.contains("Scarf")).await;
+    browser.client.back().await.unwrap();
 
     // Saved as a connection after a passing check, then discovered.
     browser.client.back().await.unwrap();

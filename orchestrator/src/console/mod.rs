@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq;
 
 use crate::catalog::{categories, CatalogFilter};
 use crate::error::{Error, ErrorCode};
-use crate::model::{OutputPage, RunFilter, RunRequest, RunStatus, SaveConnection};
+use crate::model::{FieldType, OutputPage, RunFilter, RunRequest, RunStatus, SaveConnection};
 use crate::session::{self, Session, Sessions};
 use crate::Cde;
 use views::PipelineRow;
@@ -81,6 +81,7 @@ fn router(console: Arc<Console>) -> Router {
         .route("/console/runs", get(runs))
         .route("/console/runs/{id}", get(run))
         .route("/console/runs/{id}/cancel", post(cancel_run))
+        .route("/console/runs/{id}/again", post(run_again))
         .route("/console/pipelines", get(pipelines))
         .route(
             "/console/pipelines/new",
@@ -723,6 +724,42 @@ async fn run(
         false => (empty(0), empty(0)),
     };
     page(views::run(&session, &run, &output, &feedback))
+}
+
+/// Starts a run of the same connector with the same options: only when it has no
+/// password option, whose value a run forgets when it ends.
+async fn run_again(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<Csrf>,
+) -> Page {
+    let session = console.posted(&headers, form.csrf.as_deref())?;
+    let run = console.cde.store.run(&id).await.map_err(failed(&session))?;
+    let manifest = console
+        .cde
+        .store
+        .connector(&run.connector_code)
+        .await
+        .map_err(failed(&session))?
+        .manifest;
+    if manifest
+        .options
+        .iter()
+        .any(|o| o.field_type == FieldType::Password)
+    {
+        return Err(failed(&session)(Error::InvalidConfig(format!(
+            "run {id} cannot be run again: {} takes a password, which a run forgets when it ends; run it from its connection",
+            manifest.code
+        ))));
+    }
+    let again = RunRequest {
+        connector: run.connector_code,
+        options: run.options,
+        ..Default::default()
+    };
+    let started = console.cde.submit(again).await.map_err(failed(&session))?;
+    Ok(Redirect::to(&format!("/console/runs/{}", started.id)).into_response())
 }
 
 async fn cancel_run(

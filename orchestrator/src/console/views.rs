@@ -365,6 +365,11 @@ pub fn run(session: &Session, run: &Run, output: &OutputPage, feedback: &OutputP
                 (csrf(session))
                 button type="submit" { "Cancel" }
             }
+        } @else {
+            form.inline method="post" action={ "/console/runs/" (run.id) "/again" } {
+                (csrf(session))
+                button type="submit" { "Run again" }
+            }
         }
         h2 { "Logs" }
         div.field.inline {
