@@ -197,3 +197,35 @@ async fn connections_are_checked_sealed_kept_on_edit_discovered_and_used_by_pipe
         Err(Error::NotFound { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_discovery_stops_its_source_once_it_has_the_rows_it_keeps() {
+    image("tests/connectors/behave");
+    let data = tempfile::tempdir().unwrap();
+    let cde = open(config(data.path())).await;
+    cde.register_file(&behave_manifest()).await.unwrap();
+    // 25 records at once, then a minute's sleep before 25 more.
+    let slow = values(&[("MODE", "sleep"), ("SECONDS", "60"), ("RECORDS", "25")]);
+    cde.save_connection(
+        "slow",
+        SaveConnection {
+            connector: BEHAVE.into(),
+            values: slow,
+            save_anyway: false,
+        },
+    )
+    .await
+    .unwrap();
+    let begun = std::time::Instant::now();
+    let discovered = cde.discover("slow").await.unwrap();
+    let took = begun.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(45),
+        "the source was not stopped: {took:?}"
+    );
+    let discovery = discovered.discovery.unwrap();
+    assert_eq!(discovery.rows.len(), cde::connection::DISCOVERED_ROWS);
+    assert_eq!(discovery.columns, ["id", "n"]);
+    let run = cde.store.run(&discovery.run_id).await.unwrap();
+    assert_eq!(run.status, cde::model::RunStatus::Cancelled, "{run:?}");
+}

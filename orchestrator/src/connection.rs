@@ -15,8 +15,11 @@ use crate::model::{
 use crate::options::{OptionValues, MASK};
 use crate::Cde;
 
-/// Rows a discovery keeps.
+/// Rows a discovery keeps; its run is stopped once it has written them.
 pub const DISCOVERED_ROWS: usize = 20;
+
+/// How often a discovery looks at what its run has written.
+const DISCOVERY_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Cde {
     /// Checks `values` for `connector`: first against its manifest's options, then with
@@ -166,9 +169,10 @@ impl Cde {
         Ok(connection)
     }
 
-    /// Discovers what source connection `name` produces: a run of it in this process with
-    /// its values; its columns and first [`DISCOVERED_ROWS`] rows are kept with the
-    /// connection until it is discovered again or its values change.
+    /// Discovers what source connection `name` produces: a preview run of it in this
+    /// process with its values, stopped (cancelled) once it has written
+    /// [`DISCOVERED_ROWS`] rows; the columns and those rows are kept with the connection
+    /// until it is discovered again or its values change.
     pub async fn discover(&self, name: &str) -> Result<Connection> {
         let mut connection = self.store.connection(name).await?;
         let manifest = self.store.connector(&connection.connector).await?.manifest;
@@ -179,13 +183,38 @@ impl Cde {
             )));
         }
         let run = self
-            .run(RunRequest {
-                connector: connection.connector.clone(),
-                options: connection.values.clone(),
-                ..Default::default()
-            })
+            .start_with(
+                RunRequest {
+                    connector: connection.connector.clone(),
+                    options: connection.values.clone(),
+                    ..Default::default()
+                },
+                &Default::default(),
+            )
             .await?;
-        if run.status != RunStatus::Succeeded {
+        let id = run.id.clone();
+        // A preview: once the source has written the rows kept, it is stopped.
+        let execution = self.execute_with_retries(run);
+        tokio::pin!(execution);
+        let enough = async {
+            loop {
+                tokio::time::sleep(DISCOVERY_POLL).await;
+                let written = self.output_page(&id, false, 0, DISCOVERED_ROWS).await;
+                if written.is_ok_and(|page| page.records.len() >= DISCOVERED_ROWS) {
+                    return;
+                }
+            }
+        };
+        let (run, stopped) = tokio::select! {
+            run = &mut execution => (run?, false),
+            () = enough => {
+                self.cancel(&id).await?;
+                (execution.await?, true)
+            }
+        };
+        let previewed =
+            run.status == RunStatus::Succeeded || (stopped && run.status == RunStatus::Cancelled);
+        if !previewed {
             return Err(Error::InvalidConfig(format!(
                 "connection {name}: the discovery run {} ended {}: {}",
                 run.id,
