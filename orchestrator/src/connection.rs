@@ -3,14 +3,14 @@
 //! pipelines, and discovered: a preview run of a source whose columns and first rows are
 //! kept with it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Connection, ConnectionCheck, ConnectorType, Discovery, FieldType, RunRequest, RunStatus,
-    SaveConnection,
+    Connection, ConnectionCheck, ConnectorType, Discovery, FieldType, Manifest, RunRequest,
+    RunStatus, SaveConnection,
 };
 use crate::options::{OptionValues, MASK};
 use crate::Cde;
@@ -147,26 +147,30 @@ impl Cde {
 
     /// Every connection, passwords masked.
     pub async fn connections(&self) -> Result<Vec<Connection>> {
-        let mut all = Vec::new();
-        for connection in self.store.connections().await? {
-            all.push(self.masked_connection(connection).await?);
-        }
-        Ok(all)
+        let manifests: HashMap<String, Manifest> = self
+            .store
+            .connectors()
+            .await?
+            .into_iter()
+            .map(|c| (c.manifest.code.clone(), c.manifest))
+            .collect();
+        let connections = self.store.connections().await?;
+        Ok(connections
+            .into_iter()
+            .map(|c| {
+                let manifest = manifests.get(&c.connector);
+                masked(c, manifest)
+            })
+            .collect())
     }
 
-    async fn masked_connection(&self, mut connection: Connection) -> Result<Connection> {
-        // A connector removed since: nothing says which values are passwords, so none shows.
-        match self.store.connector(&connection.connector).await {
-            Ok(connector) => {
-                connection.values = crate::options::mask(&connector.manifest, &connection.values)
-            }
-            Err(Error::NotFound { .. }) => connection
-                .values
-                .values_mut()
-                .for_each(|v| *v = MASK.to_owned()),
+    async fn masked_connection(&self, connection: Connection) -> Result<Connection> {
+        let manifest = match self.store.connector(&connection.connector).await {
+            Ok(connector) => Some(connector.manifest),
+            Err(Error::NotFound { .. }) => None,
             Err(other) => return Err(other),
-        }
-        Ok(connection)
+        };
+        Ok(masked(connection, manifest.as_ref()))
     }
 
     /// Discovers what source connection `name` produces: a preview run of it in this
@@ -236,4 +240,17 @@ impl Cde {
     pub async fn delete_connection(&self, name: &str) -> Result<()> {
         self.store.delete_connection(name).await
     }
+}
+
+/// `connection` with its passwords masked, as `manifest` (its connector's) declares them;
+/// with no manifest (a connector removed since), every value.
+fn masked(mut connection: Connection, manifest: Option<&Manifest>) -> Connection {
+    match manifest {
+        Some(manifest) => connection.values = crate::options::mask(manifest, &connection.values),
+        None => connection
+            .values
+            .values_mut()
+            .for_each(|v| *v = MASK.to_owned()),
+    }
+    connection
 }

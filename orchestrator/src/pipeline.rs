@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::Utc;
 use serde_json::{Map, Value};
@@ -214,6 +215,24 @@ impl Cde {
             steps: vec![],
         };
         self.store.insert_pipeline_run(&run, &self.lease()).await?;
+        Ok(run)
+    }
+
+    /// Begins a run of the pipeline and executes it in the background of this process;
+    /// returns the begun run.
+    pub async fn start_pipeline_run(
+        self: &Arc<Self>,
+        name: &str,
+        trigger: &str,
+    ) -> Result<PipelineRun> {
+        let run = self.begin_pipeline_run(name, trigger).await?;
+        let (cde, begun) = (self.clone(), run.clone());
+        tokio::spawn(async move {
+            let pipeline = begun.pipeline.clone();
+            if let Err(e) = cde.execute_pipeline_run(begun).await {
+                tracing::error!(%pipeline, "pipeline run: {e}");
+            }
+        });
         Ok(run)
     }
 

@@ -108,15 +108,7 @@ async fn start_pipeline_run(
     State(cde): State<Arc<Cde>>,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<PipelineRun>), ApiError> {
-    let run = cde.begin_pipeline_run(&name, "manual").await?;
-    tokio::spawn({
-        let (cde, run) = (cde.clone(), run.clone());
-        async move {
-            if let Err(e) = cde.execute_pipeline_run(run).await {
-                tracing::error!(pipeline = %name, "pipeline run: {e}");
-            }
-        }
-    });
+    let run = cde.start_pipeline_run(&name, "manual").await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
 

@@ -706,11 +706,6 @@ async fn run(
 ) -> Page {
     let session = console.session(&headers)?;
     let run = console.cde.store.run(&id).await.map_err(failed(&session))?;
-    let empty = |offset| OutputPage {
-        records: vec![],
-        offset,
-        next_offset: None,
-    };
     let (output, feedback) = match run.status.is_finished() {
         true => {
             let page = |feedback, offset| console.cde.output_page(&id, feedback, offset, PAGE_ROWS);
@@ -721,7 +716,7 @@ async fn run(
                     .map_err(failed(&session))?,
             )
         }
-        false => (empty(0), empty(0)),
+        false => Default::default(),
     };
     page(views::run(&session, &run, &output, &feedback))
 }
@@ -848,17 +843,11 @@ async fn run_pipeline(
     Form(form): Form<Csrf>,
 ) -> Page {
     let session = console.posted(&headers, form.csrf.as_deref())?;
-    let run = console
+    console
         .cde
-        .begin_pipeline_run(&name, "console")
+        .start_pipeline_run(&name, "console")
         .await
         .map_err(failed(&session))?;
-    let (cde, pipeline) = (console.cde.clone(), name.clone());
-    tokio::spawn(async move {
-        if let Err(e) = cde.execute_pipeline_run(run).await {
-            tracing::error!(%pipeline, "pipeline run from the console: {e}");
-        }
-    });
     Ok(Redirect::to(&format!("/console/pipelines/{name}")).into_response())
 }
 
@@ -866,19 +855,22 @@ async fn run_pipeline(
 async fn connections_with_roles(
     console: &Console,
 ) -> crate::Result<Vec<(crate::model::Connection, crate::model::Role)>> {
-    let mut all = Vec::new();
-    for connection in console.cde.connections().await? {
-        let role = console
-            .cde
-            .store
-            .connector(&connection.connector)
-            .await?
-            .manifest
-            .kind
-            .role();
-        all.push((connection, role));
-    }
-    Ok(all)
+    let roles: std::collections::HashMap<String, crate::model::Role> = console
+        .cde
+        .store
+        .connectors()
+        .await?
+        .into_iter()
+        .map(|c| (c.manifest.code, c.manifest.kind.role()))
+        .collect();
+    let connections = console.cde.connections().await?;
+    Ok(connections
+        .into_iter()
+        .filter_map(|c| {
+            let role = *roles.get(&c.connector)?;
+            Some((c, role))
+        })
+        .collect())
 }
 
 fn upcoming(schedule: &str) -> Result<Vec<chrono::DateTime<chrono::Utc>>, String> {
@@ -1101,11 +1093,7 @@ async fn pipeline_run(
                 .await
                 .map_err(failed(&session))?
         }
-        None => OutputPage {
-            records: vec![],
-            offset: 0,
-            next_offset: None,
-        },
+        None => OutputPage::default(),
     };
     let mut deltas = Vec::new();
     for step in &run.steps {

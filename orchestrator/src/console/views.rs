@@ -518,25 +518,42 @@ pub fn pipeline(session: &Session, row: &PipelineRow, runs: &[PipelineRun]) -> M
                 @let status: &str = run.status.into();
                 h3 { a href={ "/console/pipeline-runs/" (run.id) } { (when(Some(run.created_at))) } " · " span.status.(status) { (status) } " · " (run.trigger) }
                 @if let Some(reason) = &run.reason { p.error { (reason) } }
-                table {
-                    thead { tr { th scope="col" { "Step" } th scope="col" { "Connector" } th scope="col" { "Status" } th scope="col" { "Rows in" } th scope="col" { "Rows out" } } }
-                    tbody {
-                        @for step in &run.steps {
-                            tr {
-                                @let kind: &str = step.kind.into();
-                                td { (step.position) " " (kind) }
-                                td { @if let Some(id) = &step.run_id { a href={ "/console/runs/" (id) } { (step.connector) } } @else { (step.connector) } }
-                                td { span.status.(step.status) { (step.status) } }
-                                td { (step.rows_in.map(|n| n.to_string()).unwrap_or_default()) }
-                                td { (step.rows_out.map(|n| n.to_string()).unwrap_or_default()) }
-                            }
+                (steps_table(&run.steps, None))
+            }
+        }
+    };
+    layout(&pipeline.name, Some(session), content)
+}
+
+/// A pipeline run's steps; with `deltas` (one per step), an export delta's counts too.
+fn steps_table(
+    steps: &[crate::model::StepRun],
+    deltas: Option<&[Option<crate::model::DeltaCounts>]>,
+) -> Markup {
+    html! {
+        table.steps {
+            thead { tr {
+                th scope="col" { "Step" } th scope="col" { "Connector" } th scope="col" { "Status" }
+                th scope="col" { "Rows in" } th scope="col" { "Rows out" }
+                @if deltas.is_some() { th scope="col" { "Delta (new, modified, unchanged, deleted)" } }
+            } }
+            tbody {
+                @for (i, step) in steps.iter().enumerate() {
+                    @let kind: &str = step.kind.into();
+                    tr {
+                        td { (step.position) " " (kind) }
+                        td { @if let Some(id) = &step.run_id { a href={ "/console/runs/" (id) } { (step.connector) } } @else { (step.connector) } }
+                        td { span.status.(step.status) { (step.status) } }
+                        td { (step.rows_in.map(|n| n.to_string()).unwrap_or_default()) }
+                        td { (step.rows_out.map(|n| n.to_string()).unwrap_or_default()) }
+                        @if let Some(deltas) = deltas {
+                            td { @if let Some(d) = deltas.get(i).copied().flatten() { (d.new) ", " (d.modified) ", " (d.unchanged) ", " (d.deleted) } }
                         }
                     }
                 }
             }
         }
-    };
-    layout(&pipeline.name, Some(session), content)
+    }
 }
 
 pub fn error_page(session: Option<&Session>, message: &str) -> Markup {
@@ -709,22 +726,7 @@ pub fn pipeline_run(
             dt { "Finished" } dd { (when(run.finished_at)) }
         }
         h2 { "Steps" }
-        table id="steps" {
-            thead { tr { th scope="col" { "Step" } th scope="col" { "Connector" } th scope="col" { "Status" } th scope="col" { "Rows in" } th scope="col" { "Rows out" } th scope="col" { "Delta (new, modified, unchanged, deleted)" } } }
-            tbody {
-                @for (step, delta) in run.steps.iter().zip(deltas) {
-                    @let kind: &str = step.kind.into();
-                    tr {
-                        td { (step.position) " " (kind) }
-                        td { @if let Some(id) = &step.run_id { a href={ "/console/runs/" (id) } { (step.connector) } } @else { (step.connector) } }
-                        td { span.status.(step.status) { (step.status) } }
-                        td { (step.rows_in.map(|n| n.to_string()).unwrap_or_default()) }
-                        td { (step.rows_out.map(|n| n.to_string()).unwrap_or_default()) }
-                        td { @if let Some(d) = delta { (d.new) ", " (d.modified) ", " (d.unchanged) ", " (d.deleted) } }
-                    }
-                }
-            }
-        }
+        (steps_table(&run.steps, Some(deltas)))
         h2 { "Dataset" }
         @match run.dataset_version {
             None => p { "No dataset version (yet)." },

@@ -212,7 +212,7 @@ mod tests {
 }
 
 /// A page of output records.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct OutputPage {
     #[schema(value_type = Vec<Object>)]
     pub records: Vec<serde_json::Value>,
