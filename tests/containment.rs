@@ -425,3 +425,34 @@ async fn a_state_file_planted_as_a_symlink_or_holding_a_secret_is_not_kept() {
         "no dataset from a rejected run"
     );
 }
+
+#[tokio::test]
+async fn a_discovery_does_not_follow_an_output_symlink() {
+    let data = tempfile::tempdir().unwrap();
+    let cde = attack(data.path()).await;
+    let host = tempfile::tempdir().unwrap();
+    let target = host.path().join("host.jsonl");
+    std::fs::write(&target, "{\"id\":\"host secret\"}\n").unwrap();
+    let values = [
+        ("MODE", "symlink-output"),
+        ("TARGET", target.to_str().unwrap()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    cde.save_connection(
+        "planted",
+        cde::model::SaveConnection {
+            connector: ATTACK.into(),
+            values,
+            save_anyway: false,
+        },
+    )
+    .await
+    .unwrap();
+    let refused = cde.discover("planted").await.unwrap_err().to_string();
+    assert!(refused.contains("the discovery run"), "{refused}");
+    assert!(!refused.contains("host secret"), "{refused}");
+    let kept = cde.connection("planted").await.unwrap();
+    assert_eq!(kept.discovery, None, "nothing discovered through the link");
+}
