@@ -60,6 +60,9 @@ pub struct Args {
     /// With a connector command: seconds it has to exit after SIGTERM before it is killed.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     grace: u64,
+    /// Answer every write of output with a 400 (used by `cde test`'s `bad-request` check).
+    #[arg(long, hide = true)]
+    reject_writes: bool,
     /// The connector command to supervise.
     #[arg(last = true, value_name = "COMMAND")]
     connector: Vec<String>,
@@ -91,6 +94,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         header_timeout: Duration::from_secs(args.header_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
         max_connections: args.max_connections.max(1),
+        reject_writes: args.reject_writes,
     };
     if !args.connector.is_empty() {
         // The connector's stdout and stderr pass through, masked; the supervisor adds

@@ -5,11 +5,12 @@
 //! so reading costs the batch and never the position. Counting scans the file once
 //! and remembers; a cursor that reached the end knows the count already.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use axum::body::Body;
@@ -145,6 +146,8 @@ struct Cursor {
     /// Records passed since the start of the file.
     records: u64,
     line: Vec<u8>,
+    /// A read found nothing left (since the start or the last restart).
+    answered_end: bool,
 }
 
 impl Cursor {
@@ -170,6 +173,8 @@ struct Stream {
     path: PathBuf,
     cursor: Mutex<Cursor>,
     count: OnceLock<u64>,
+    /// Reads after the one that answered "exhausted" (see [`crate::diagnostics`]).
+    reads_after_end: AtomicU64,
 }
 
 impl Stream {
@@ -220,6 +225,12 @@ impl Stream {
             cursor.records += 1;
         }
         cursor.line = line;
+        if result.is_ok() && n == 0 {
+            if cursor.answered_end {
+                self.reads_after_end.fetch_add(1, Ordering::Relaxed);
+            }
+            cursor.answered_end = true;
+        }
         if let Err(e) = result {
             out.truncate(start_len);
             cursor.offset = start_offset;
@@ -244,6 +255,7 @@ impl Stream {
         }
         cursor.offset = 0;
         cursor.records = 0;
+        cursor.answered_end = false;
         Ok(())
     }
 
@@ -340,8 +352,10 @@ impl InputStreams {
                         offset: 0,
                         records: 0,
                         line: Vec::new(),
+                        answered_end: false,
                     }),
                     count: OnceLock::new(),
+                    reads_after_end: AtomicU64::new(0),
                 })
                 .collect(),
         }
@@ -349,6 +363,18 @@ impl InputStreams {
 
     fn stream(&self, kind: InputType) -> &Stream {
         &self.streams[kind.stream()]
+    }
+
+    /// Per stream that was read after it answered "exhausted": how many times.
+    pub(crate) fn reads_after_end(&self) -> BTreeMap<String, u64> {
+        InputType::STREAMS
+            .iter()
+            .zip(&self.streams)
+            .filter_map(|(kind, stream)| {
+                let n = stream.reads_after_end.load(Ordering::Relaxed);
+                (n > 0).then(|| (kind.as_str().to_owned(), n))
+            })
+            .collect()
     }
 }
 

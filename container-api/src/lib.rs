@@ -5,6 +5,7 @@
 pub mod classification;
 pub mod cli;
 mod conn;
+pub mod diagnostics;
 pub mod error;
 mod extract;
 mod flatten;
@@ -23,6 +24,7 @@ pub mod storage;
 pub mod summary;
 pub mod supervisor;
 
+pub use diagnostics::{Diagnostics, SignalOutcome};
 pub use error::ApiError;
 pub use logs::{append_log_line, open_log_file, LogLine, LogSource, LOG_FILE, LOG_LEVELS};
 pub use mask::Masker;

@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::classification::{self, Classifications};
+use crate::diagnostics::{self, Counters, SignalOutcome};
 use crate::input::{self, InputStreams};
 use crate::logs::{self, ApiLogs};
 use crate::mask::Masker;
@@ -47,6 +48,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Connections served at once; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Answer every write of output with a 400 (the conformance kit's `bad-request` check).
+    pub reject_writes: bool,
 }
 
 impl Config {
@@ -68,6 +71,7 @@ impl Config {
             header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            reject_writes: false,
         }
     }
 }
@@ -89,6 +93,7 @@ struct Inner {
     storage: Storage,
     classifications: Classifications,
     state: RunState,
+    counters: Counters,
 }
 
 impl AppState {
@@ -105,6 +110,7 @@ impl AppState {
             storage: Storage::new(run_dir),
             classifications: Classifications::load(run_dir)?,
             state: RunState::new(run_dir),
+            counters: Counters::default(),
         })))
     }
 
@@ -140,6 +146,15 @@ impl AppState {
         &self.0.state
     }
 
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.0.counters
+    }
+
+    /// Notes how the connector ended after a signal, for the summary's diagnostics.
+    pub fn signal_outcome(&self, outcome: SignalOutcome) {
+        self.counters().set_signal(outcome);
+    }
+
     pub fn summary(&self) -> Summary {
         let mut summary = Summary::default();
         for (kind, file) in self.outputs().summaries() {
@@ -153,6 +168,7 @@ impl AppState {
             .counts()
             .map(|(level, n)| (level.to_string(), n))
             .collect();
+        summary.diagnostics = self.counters().report(self.inputs().reads_after_end());
         summary
     }
 
@@ -220,6 +236,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            diagnostics::observe,
+        ))
         .with_state(state)
 }
 

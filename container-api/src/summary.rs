@@ -20,6 +20,9 @@ pub struct Summary {
     pub columns: Vec<String>,
     /// Lines logged through `POST /logs/{level}`, per level (every level, zeros included).
     pub logs: BTreeMap<String, u64>,
+    /// What the conformance kit judges the connector by (see [`crate::diagnostics`]).
+    #[serde(default)]
+    pub diagnostics: crate::Diagnostics,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

@@ -20,6 +20,7 @@ use tokio::process::{Child, Command};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 
+use crate::diagnostics::SignalOutcome;
 use crate::mask::{LineMasker, MASK_ENV};
 use crate::server::{Config, Server};
 use crate::storage::WORK_DIR;
@@ -46,6 +47,7 @@ pub async fn run(config: Config, command: &[String], grace: Duration) -> anyhow:
     let work_dir = config.run_dir.join(WORK_DIR).display().to_string();
     let masker = config.masker.clone();
     let server = Server::bind(config).await?;
+    let state = server.state().clone();
     let url = format!("http://{}", server.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.run(async {
@@ -79,9 +81,12 @@ pub async fn run(config: Config, command: &[String], grace: Duration) -> anyhow:
                     .take()
                     .map(|err| tokio::spawn(pump(err, tokio::io::stderr(), masker.lines()))),
             ];
-            let status = follow(child, &mut term, &mut interrupt, grace).await;
+            let (status, signalled) = follow(child, &mut term, &mut interrupt, grace).await?;
+            if let Some(outcome) = signalled {
+                state.signal_outcome(outcome);
+            }
             drain(pumps).await;
-            exit_code(status?)
+            exit_code(status)
         }
         Err(e) => {
             eprintln!("cde: cannot start the connector command `{program}`: {e}");
@@ -193,38 +198,45 @@ fn piece_end(bytes: &[u8]) -> usize {
 }
 
 /// Waits for the child, passing signals on; after the first one it has `grace` to exit
-/// before it is killed.
+/// before it is killed. Tells how it ended after a signal, if it got one.
 async fn follow(
     mut child: Child,
     term: &mut tokio::signal::unix::Signal,
     interrupt: &mut tokio::signal::unix::Signal,
     grace: Duration,
-) -> anyhow::Result<ExitStatus> {
+) -> anyhow::Result<(ExitStatus, Option<SignalOutcome>)> {
     let pid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw)
         .context("the connector has no process id")?;
-    let mut deadline = None;
+    let mut signalled: Option<tokio::time::Instant> = None;
+    let outcome = |at: Option<tokio::time::Instant>, killed| {
+        at.map(|at| SignalOutcome {
+            after_ms: u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
+            killed,
+        })
+    };
     loop {
         let until_kill = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
+            match signalled {
+                Some(at) => tokio::time::sleep_until(at + grace).await,
                 None => std::future::pending().await,
             }
         };
         let forward = tokio::select! {
-            status = child.wait() => return Ok(status?),
+            status = child.wait() => return Ok((status?, outcome(signalled, false))),
             _ = term.recv() => Signal::SIGTERM,
             _ = interrupt.recv() => Signal::SIGINT,
             () = until_kill => {
                 child.start_kill()?;
-                return Ok(child.wait().await?);
+                let status = child.wait().await?;
+                return Ok((status, outcome(signalled, true)));
             }
         };
         // The child may have exited in the meantime; wait() above reports it.
         let _ = kill(pid, forward);
-        deadline.get_or_insert(tokio::time::Instant::now() + grace);
+        signalled.get_or_insert_with(tokio::time::Instant::now);
     }
 }
 

@@ -74,6 +74,10 @@ pub struct Config {
     pub listener_log_limit_mb: u64,
     /// `CDE_HOOK_MAX_BODY_KB`: the largest webhook delivery body taken (413 past it).
     pub hook_max_body_kb: u64,
+    /// Not read from the environment: the conformance kit (`cde test`) sets it for its
+    /// `bad-request` check, and every run's Container API then answers writes with 400.
+    #[serde(skip)]
+    pub reject_writes: bool,
 }
 
 impl Default for Config {
@@ -107,6 +111,7 @@ impl Default for Config {
             public_url: None,
             listener_log_limit_mb: 1024,
             hook_max_body_kb: 1024,
+            reject_writes: false,
         }
     }
 }

@@ -88,6 +88,7 @@ impl Manifest {
             self.stage.map(|_| "stage"),
             self.column_prefix.as_ref().map(|_| "column_prefix"),
             self.max_usage.map(|_| "max_usage"),
+            self.filters.then_some("filters"),
         ]
         .into_iter()
         .flatten()

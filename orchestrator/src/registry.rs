@@ -39,7 +39,7 @@ impl Cde {
     /// `[command] [arguments] [health_check]` in a throw-away container, without network
     /// and with the cde executable mounted as in a run, must exit 0 within the health-check
     /// timeout.
-    async fn health_check(&self, manifest: &Manifest) -> Result<()> {
+    pub(crate) async fn health_check(&self, manifest: &Manifest) -> Result<()> {
         self.health_check_with(manifest, &Default::default()).await
     }
 

@@ -100,7 +100,12 @@ impl Embedded {
         use super::{pipeline, Cmd};
         if matches!(
             command,
-            Cmd::Server | Cmd::Demo(_) | Cmd::Run(_) | Cmd::Pipeline(pipeline::Cmd::Run { .. })
+            Cmd::Server
+                | Cmd::Demo(_)
+                | Cmd::Run(_)
+                | Cmd::Dev(_)
+                | Cmd::Test(_)
+                | Cmd::Pipeline(pipeline::Cmd::Run { .. })
         ) {
             self.0.check_engine().await?;
         }

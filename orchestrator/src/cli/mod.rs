@@ -3,8 +3,10 @@
 //! printing through [`output::Output`].
 
 mod backend;
+mod conformance;
 mod connector;
 mod demo;
+mod dev;
 mod gc;
 mod openapi;
 mod output;
@@ -49,6 +51,12 @@ enum Cmd {
     Connector(connector::Cmd),
     /// Run a connector and wait for the outcome (exit status 0 exactly when it succeeded).
     Run(run::Run),
+    /// The author's loop: build a connector folder's image, run it, stream its logs, show
+    /// its output as a table; `--watch` does it again on every edit.
+    Dev(dev::Dev),
+    /// The conformance kit: check a connector (a folder, a manifest or a registered code)
+    /// against the contract, one line per check; exit status 1 when any check fails.
+    Test(conformance::Test),
     /// Create, inspect and run pipelines.
     #[command(subcommand)]
     Pipeline(pipeline::Cmd),
@@ -164,6 +172,8 @@ impl Cmd {
             Cmd::Demo(cmd) => cmd.run(backend, out).await,
             Cmd::Connector(cmd) => cmd.run(backend, out).await,
             Cmd::Run(cmd) => cmd.run(backend, out).await,
+            Cmd::Dev(cmd) => cmd.run(backend, out).await,
+            Cmd::Test(cmd) => cmd.run(backend, out).await,
             Cmd::Pipeline(cmd) => cmd.run(backend, out).await,
             Cmd::Runs(cmd) => cmd.run(backend, out).await,
             Cmd::Logs(cmd) => cmd.run(backend, out).await,

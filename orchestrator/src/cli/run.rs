@@ -184,7 +184,17 @@ pub async fn run_and_watch(
     inputs: &RunInputs,
     out: Output,
 ) -> Result<ExitCode> {
-    let (mut run, executor) = backend.start(request, inputs).await?;
+    let (run, executor) = backend.start(request, inputs).await?;
+    watch_run(backend, run, executor, out).await
+}
+
+/// [`run_and_watch`] of a run already started.
+pub async fn watch_run(
+    backend: &impl Backend,
+    mut run: crate::model::Run,
+    executor: super::backend::Executor<crate::model::Run>,
+    out: Output,
+) -> Result<ExitCode> {
     let progress = (!out.json && console::Term::stderr().is_term()).then(|| {
         let bar = ProgressBar::new_spinner()
             .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));

@@ -45,6 +45,8 @@ pub struct ConnectorSpec<'a> {
     /// With `typed`, the Container API hands records' values to the connector with their
     /// JSON types (`--typed-values`).
     pub input_values: InputValues,
+    /// The Container API answers every write with 400 (`--reject-writes`, for `cde test`).
+    pub reject_writes: bool,
 }
 
 /// What the engine's `NetworkMode` must say for the run's network; creates cde's own
@@ -171,6 +173,9 @@ pub fn container_body(spec: &ConnectorSpec, network_mode: &str) -> ContainerCrea
     if spec.input_values == InputValues::Typed {
         cmd.push("--typed-values".into());
     }
+    if spec.reject_writes {
+        cmd.push("--reject-writes".into());
+    }
     cmd.push("--".into());
     cmd.extend(spec.command.iter().cloned());
     let run_dir = spec.run_dir.display();
@@ -296,6 +301,7 @@ mod tests {
             network: Network::Isolated,
             runs_network: "cde-runs",
             input_values: InputValues::Text,
+            reject_writes: false,
         }
     }
 

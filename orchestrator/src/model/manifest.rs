@@ -66,6 +66,10 @@ pub struct Manifest {
     /// Data services: how many times one pipeline may use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_usage: Option<u32>,
+    /// Data services: it may drop rows (a filter). Without it, the conformance kit
+    /// (`cde test`) expects every input row back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub filters: bool,
     /// Exports: columns the channel needs; a run whose input lacks one fails before it starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required_columns: Vec<String>,

@@ -2,6 +2,7 @@
 //! on no other module of the crate.
 
 pub mod check;
+pub mod conformance;
 pub mod connection;
 pub mod connector;
 pub mod dataset;
@@ -15,6 +16,7 @@ pub mod retry;
 pub mod run;
 
 pub use check::{CheckReport, CheckRequest};
+pub use conformance::{Check, CheckResult, ConformanceReport, Verdict};
 pub use connection::{Connection, ConnectionCheck, Discovery, SaveConnection};
 pub use connector::{ConnectorVersion, Registration};
 pub use dataset::{Dataset, RunInputs};

@@ -252,6 +252,7 @@ impl Cde {
                 .unwrap_or_else(|| manifest.network.clone()),
             runs_network: &self.config.run_network,
             input_values: manifest.input_values,
+            reject_writes: self.config.reject_writes,
         };
         Ok(Ok(pod::create(engine, &spec).await?))
     }
