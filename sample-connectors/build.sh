@@ -12,7 +12,14 @@
 # For each connector:
 #  1. base image: $BASE_IMAGE, else the Dockerfile's `ARG BASE_IMAGE=` default when it
 #     is present locally or can be pulled, else a local stand-in built by
-#     scripts/make-base-image.sh;
+#     scripts/make-base-image.sh, of the flavour the default's name asks for:
+#       python:*  -> FLAVOUR=python  (cde-local/python:3-<suite>; the python sample)
+#       node:*    -> FLAVOUR=node    (cde-local/node:<suite>;     the node sample)
+#       busybox:* -> FLAVOUR=shell   (cde-local/busybox:<suite>;  the shell sample)
+#       anything else -> FLAVOUR=python
+#     (a registry or namespace in front of the name, as in docker.io/library/node:20,
+#     does not count, nor does a digest instead of the tag); each stand-in is made
+#     once (about a minute) and then reused;
 #  2. wheelhouse: when the folder has a requirements.txt, its wheels (and pip's own)
 #     are downloaded on the host into <dir>/wheelhouse (git-ignored), so that the image
 #     installs them with no network; skipped while requirements.txt is unchanged;
@@ -64,6 +71,15 @@ yaml_value() {
         sed -e 's/[[:space:]]\+#.*$//' -e 's/[[:space:]]*$//' -e "s/^[\"']//" -e "s/[\"']\$//"
 }
 
+# The flavour of scripts/make-base-image.sh that stands in for the base image $1.
+base_flavour() {
+    case "${1##*/}" in
+        node | node[:@]*) echo node ;;
+        busybox | busybox[:@]*) echo shell ;;
+        *) echo python ;;   # python:* and anything else, as before there were flavours
+    esac
+}
+
 # Sets BASE to the base image for a Dockerfile whose default is $1 (cached per default).
 declare -A base_for=()
 resolve_base() {
@@ -76,8 +92,10 @@ resolve_base() {
         log "pulled $default"
         BASE="$default"
     else
-        log "$default is not available locally and cannot be pulled; using a local stand-in"
-        BASE="$("$MAKE_BASE" | tail -n 1)" || die "could not make a local base image"
+        local flavour
+        flavour="$(base_flavour "$default")"
+        log "$default is not available locally and cannot be pulled; using a local stand-in ($flavour flavour)"
+        BASE="$(FLAVOUR="$flavour" "$MAKE_BASE" | tail -n 1)" || die "could not make a local base image"
         [ -n "$BASE" ] || die "scripts/make-base-image.sh printed no tag"
     fi
     base_for[$default]="$BASE"
@@ -175,6 +193,30 @@ make_client() {
     done
 }
 
+# When <dir> has a Cargo.toml (a member of this workspace): build its binary on the host
+# (`cargo build --release --locked`, a static glibc executable per .cargo/config.toml) and
+# copy it into <dir>/.build/<binary> for the Dockerfile to COPY. An unchanged binary is
+# not copied again, so Docker's layer cache holds.
+build_binary() {
+    local dir="$1" name pkg bin host exe
+    name="$(basename "$dir")"
+    command -v cargo >/dev/null || die "$name: building its binary needs cargo (https://rustup.rs)"
+    pkg="$(sed -n '/^\[package\]/,/^\[/s/^name[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' "$dir/Cargo.toml" | head -n 1)"
+    bin="$(sed -n '/^\[\[bin\]\]/,/^\[/s/^name[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' "$dir/Cargo.toml" | head -n 1)"
+    [ -n "$pkg" ] || die "$name: no [package] name in Cargo.toml"
+    bin="${bin:-$pkg}"
+    host="$(rustc -vV | sed -n 's/^host: //p')"
+    mkdir -p "$dir/.build"
+    : >"$dir/.build/cargo.log"
+    # From the workspace root, so that its .cargo/config.toml applies.
+    (cd "$ROOT" && run_step "build.sh: $name: cargo build --release -p $pkg" "$dir/.build/cargo.log" \
+        cargo build --release --locked -p "$pkg" --bin "$bin") ||
+        die "$name: cargo build failed (output above)"
+    exe="${CARGO_TARGET_DIR:-$ROOT/target}/$host/release/$bin"
+    [ -x "$exe" ] || die "$name: cargo built no $exe"
+    cmp -s "$exe" "$dir/.build/$bin" || cp "$exe" "$dir/.build/$bin"
+}
+
 # --- build ------------------------------------------------------------------------
 for dir in "${dirs[@]}"; do
     name="$(basename "$dir")"
@@ -191,6 +233,8 @@ for dir in "${dirs[@]}"; do
     # base image is found or made, which can take a minute. Their lines go to a log,
     # shown when they are done.
     mkdir -p "$dir/.build"
+    # A Rust connector: its binary, built on the host for the Dockerfile to COPY.
+    if [ -f "$dir/Cargo.toml" ]; then build_binary "$dir"; fi
     host_log="$dir/.build/host-steps.log"
     : >"$host_log"
     (

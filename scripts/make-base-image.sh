@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Build a local stand-in for the public Python base image (python:3.12-slim) when no
-# registry can be reached: a minimal Debian/Ubuntu root filesystem with python3 and
-# ca-certificates, made with debootstrap from this machine's own apt mirror and
-# imported with `docker import`.
+# Build a local stand-in for a public base image when no registry can be reached: a
+# minimal Debian/Ubuntu root filesystem with the flavour's packages and ca-certificates,
+# made with debootstrap from this machine's own apt mirror and imported with
+# `docker import`. The flavour (env FLAVOUR) says which public image it stands in for:
 #
-# Usage: scripts/make-base-image.sh [TAG]        (default TAG: cde-local/python:3-<suite>)
-# Env:   SUITE   distribution suite   (default: VERSION_CODENAME from /etc/os-release)
-#        MIRROR  apt mirror URI       (default: taken from this machine's apt sources)
+#   FLAVOUR   stands in for     packages                    default TAG                 CMD
+#   python    python:3.12-slim  python3, ca-certificates    cde-local/python:3-<suite>  python3
+#   node      node:20-slim      nodejs, ca-certificates     cde-local/node:<suite>      node
+#   shell     busybox:1.36      busybox, ca-certificates    cde-local/busybox:<suite>   sh
 #
-# Idempotent: if TAG already exists it is not rebuilt. The tag is printed on the last
-# line of stdout; everything else goes to stderr.
+# python is the default. The node flavour has the suite's own nodejs (bookworm: 18, no
+# npm); the shell flavour has /bin/sh from the suite (dash on Debian) and the busybox
+# applets through `busybox APPLET` (e.g. `busybox wget`), not as plain commands.
+#
+# Usage: scripts/make-base-image.sh [TAG]        (default TAG: per flavour, above)
+# Env:   FLAVOUR  python (default) | node | shell
+#        SUITE    distribution suite   (default: VERSION_CODENAME from /etc/os-release)
+#        MIRROR   apt mirror URI       (default: taken from this machine's apt sources)
+#
+# Every image made is labelled cde.base=true (and cde.base.suite=<suite>). Idempotent:
+# if TAG already exists it is not rebuilt. The tag is printed on the last line of stdout;
+# everything else goes to stderr.
 set -euo pipefail
 
 log() { echo "make-base-image: $*" >&2; }
@@ -22,7 +33,14 @@ command -v docker >/dev/null || die "docker is not installed"
 # shellcheck disable=SC1091
 SUITE="${SUITE:-$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")}"
 [ -n "$SUITE" ] || die "cannot tell the suite: no VERSION_CODENAME in /etc/os-release (set SUITE=...)"
-TAG="${1:-cde-local/python:3-${SUITE}}"
+FLAVOUR="${FLAVOUR:-python}"
+case "$FLAVOUR" in
+    python) PACKAGES=python3,ca-certificates; DEFAULT_TAG="cde-local/python:3-${SUITE}"; CMD='["python3"]' ;;
+    node)   PACKAGES=nodejs,ca-certificates;  DEFAULT_TAG="cde-local/node:${SUITE}";       CMD='["node"]' ;;
+    shell)  PACKAGES=busybox,ca-certificates; DEFAULT_TAG="cde-local/busybox:${SUITE}";    CMD='["sh"]' ;;
+    *) die "unknown FLAVOUR=$FLAVOUR (python, node or shell)" ;;
+esac
+TAG="${1:-$DEFAULT_TAG}"
 
 if docker image inspect "$TAG" >/dev/null 2>&1; then
     log "$TAG already exists"
@@ -95,10 +113,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "debootstrap $SUITE from $MIRROR into $ROOTFS"
+log "debootstrap $SUITE ($FLAVOUR: $PACKAGES) from $MIRROR into $ROOTFS"
 start=$SECONDS
 run_step "make-base-image: debootstrap (about a minute)" "$ROOTFS.log" \
-    debootstrap --variant=minbase --include=python3,ca-certificates \
+    debootstrap --variant=minbase --include="$PACKAGES" \
         "$SUITE" "$ROOTFS" "$MIRROR" || die "debootstrap failed"
 
 # Trim what a container does not need (docs, translations, caches, apt lists, device
@@ -110,11 +128,11 @@ rm -rf "${ROOTFS:?}"/usr/share/doc/* "${ROOTFS:?}"/usr/share/man/* "${ROOTFS:?}"
 
 import_rootfs() {
     tar -C "$ROOTFS" --numeric-owner -c . | docker import \
-        --change 'CMD ["python3"]' \
+        --change "CMD $CMD" \
         --change 'ENV LANG=C.UTF-8' \
         --change 'LABEL cde.base=true' \
         --change "LABEL cde.base.suite=$SUITE" \
-        --message "cde local python base ($SUITE, debootstrap minbase)" \
+        --message "cde local $FLAVOUR base ($SUITE, debootstrap minbase)" \
         - "$TAG"
 }
 run_step "make-base-image: importing as $TAG" "$ROOTFS.log" import_rootfs ||

@@ -88,7 +88,10 @@ impl ConnectorFolder {
                 let mut command = tokio::process::Command::new("docker");
                 command
                     .arg("build")
-                    .args(["--label", DEV_LABEL, "--tag", &manifest.image]);
+                    .args(["--label", DEV_LABEL, "--tag", &manifest.image])
+                    // Labels are inherited: a connector built on a local stand-in of a base
+                    // image must not pass for one (cleanup keeps base images).
+                    .args(["--label", "cde.base=false"]);
                 for arg in &build.args {
                     command.args(["--build-arg", arg]);
                 }

@@ -141,7 +141,9 @@ def records_for(name: str) -> list:
 
 def data_source(api: ContainerApi) -> int:
     name = os.environ.get("NAME") or "world"
-    should_fail = os.environ.get("SHOULD_FAIL", "0") == "1"
+    should_fail = os.environ.get("SHOULD_FAIL") or "0"
+    if should_fail not in ("0", "1"):
+        raise UsageError(f"SHOULD_FAIL must be 0 or 1, not {should_fail!r}")
 
     api.log("info", f"starting sample source for {name}")
     api.log("debug", "container api reached", api_url=API_URL)
@@ -154,7 +156,7 @@ def data_source(api: ContainerApi) -> int:
     print(f"sample source wrote {len(records)} records for {name}", flush=True)
     print("sample warning on stderr", file=sys.stderr, flush=True)
 
-    if should_fail:
+    if should_fail == "1":
         api.log("error", "failing on purpose (SHOULD_FAIL=1)")
         return EX_FAILED
     api.log("success", f"sample source finished for {name}")

@@ -44,8 +44,8 @@ enum Cmd {
     Demo(demo::Demo),
     /// Serve the management API, execute queued runs and adopt runs left by an earlier server.
     Server,
-    /// Print the management API's OpenAPI specification.
-    Openapi,
+    /// Print the management API's OpenAPI specification (or a manifest's JSON Schema).
+    Openapi(openapi::Openapi),
     /// Register and inspect connectors.
     #[command(subcommand)]
     Connector(connector::Cmd),
@@ -144,7 +144,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let status = crate::http::run_engine(definition.as_deref(), health_check, check).await;
             return Ok(ExitCode::from(status));
         }
-        Cmd::Openapi => return openapi::run(),
+        Cmd::Openapi(cmd) => return cmd.run(),
         _ => {}
     }
     tracing_subscriber::fmt()
@@ -167,7 +167,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 impl Cmd {
     async fn run(self, backend: &impl Backend, out: Output) -> Result<ExitCode> {
         match self {
-            Cmd::Openapi => openapi::run(),
+            Cmd::Openapi(cmd) => cmd.run(),
             Cmd::Server => server::run(backend).await,
             Cmd::Demo(cmd) => cmd.run(backend, out).await,
             Cmd::Connector(cmd) => cmd.run(backend, out).await,

@@ -28,7 +28,7 @@ pub const MEMORY_ROWS: usize = 100_000;
 /// Rows of the input of a valid run, unless `--input` gives one.
 const SAMPLE_ROWS: usize = 50;
 /// How long a run that should fail fast (invalid options, refused writes) may take.
-const FAIL_FAST: Duration = Duration::from_secs(60);
+const FAIL_FAST: Duration = Duration::from_secs(30);
 /// Writes refused before a connector counts as looping.
 const MAX_REFUSED_WRITES: u64 = 10;
 /// How long a run goes on before the `sigterm` check cancels it.
@@ -712,16 +712,22 @@ fn bad_request(outcome: &Outcome) -> (Verdict, String) {
             Verdict::Fail,
             format!("exited 0 although {refused} write(s) were answered 400: its data is lost without a word"),
         ),
+        _ if refused > MAX_REFUSED_WRITES => (
+            Verdict::Fail,
+            format!(
+                "kept writing: {refused} writes answered 400{}",
+                match outcome.run.status {
+                    RunStatus::TimedOut => format!(", still going after {} s", FAIL_FAST.as_secs()),
+                    _ => String::new(),
+                }
+            ),
+        ),
         RunStatus::TimedOut => (
             Verdict::Fail,
             format!(
                 "did not exit within {} s after its writes were answered 400 ({refused} refused)",
                 FAIL_FAST.as_secs()
             ),
-        ),
-        _ if refused > MAX_REFUSED_WRITES => (
-            Verdict::Fail,
-            format!("kept writing: {refused} writes answered 400 before it exited"),
         ),
         _ => match outcome.error_line() {
             None => (

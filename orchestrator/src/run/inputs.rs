@@ -55,11 +55,13 @@ pub(super) fn prepare_inputs(
             "{code} is a {kind}: only an export-delta takes a previous snapshot"
         )));
     }
-    let (_, columns) = dataset::scan(input)?;
+    let (rows, columns) = dataset::scan(input)?;
+    // An empty feed lacks no column: an export must cope with it (and may have to clear
+    // its channel).
     if let Some(missing) = manifest
         .required_columns
         .iter()
-        .find(|c| !columns.contains(c))
+        .find(|c| rows > 0 && !columns.contains(c))
     {
         return Err(Error::InvalidConfig(format!(
             "the input has no column {missing:?}, which {code} requires"
