@@ -71,7 +71,11 @@ impl Counters {
 }
 
 /// Counts the answers of 400 and, with `reject_writes`, gives one to every write of output.
-pub(crate) async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let counters = state.counters();
     let response = if state.config().reject_writes
         && request.method() == Method::POST

@@ -9,12 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::Manifest;
 
 /// The names a folder's manifest is looked for under, in this order.
-const MANIFEST_NAMES: [&str; 4] = [
-    "manifest.yaml",
-    "manifest.yml",
-    "manifest.json",
-    "cde.yaml",
-];
+const MANIFEST_NAMES: [&str; 4] = ["manifest.yaml", "manifest.yml", "manifest.json", "cde.yaml"];
 
 /// The label of images `cde dev` and `cde test` build.
 pub const DEV_LABEL: &str = "cde.dev=true";
@@ -109,7 +104,9 @@ impl ConnectorFolder {
             .stderr(Stdio::inherit())
             .status()
             .await
-            .map_err(|e| Error::Other(format!("building {}: running {what}: {e}", manifest.image)))?;
+            .map_err(|e| {
+                Error::Other(format!("building {}: running {what}: {e}", manifest.image))
+            })?;
         if !status.success() {
             return Err(Error::InvalidConfig(format!(
                 "building {}: {what} failed ({status})",

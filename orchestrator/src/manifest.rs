@@ -181,6 +181,50 @@ fn is_option_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// The JSON Schema (2020-12) of a manifest, as published in `openapi/manifest.schema.json`
+/// (`cde openapi --manifest-schema`): the management API's schemas of the manifest and
+/// of what it refers to, under `$defs`.
+pub fn json_schema() -> serde_json::Value {
+    use utoipa::{PartialSchema, ToSchema};
+    let mut defs = Vec::new();
+    Manifest::schemas(&mut defs);
+    let defs: serde_json::Map<String, serde_json::Value> = defs
+        .into_iter()
+        .map(|(name, schema)| {
+            (
+                name,
+                serde_json::to_value(schema).expect("a schema serialises"),
+            )
+        })
+        .collect();
+    let mut schema = serde_json::to_value(Manifest::schema()).expect("a schema serialises");
+    let root = schema.as_object_mut().expect("an object schema");
+    let mut head = serde_json::Map::new();
+    head.insert(
+        "$schema".into(),
+        "https://json-schema.org/draft/2020-12/schema".into(),
+    );
+    head.insert("title".into(), "cde connector manifest".into());
+    head.extend(std::mem::take(root));
+    head.insert("$defs".into(), defs.into());
+    let mut schema = serde_json::Value::Object(head);
+    // A default is text, but YAML's `default: 0` or `default: false` is taken too.
+    if let Some(default) = schema.pointer_mut("/$defs/OptionSpec/properties/default") {
+        *default = serde_json::json!({"type": ["string", "number", "boolean", "null"]});
+    }
+    let text = serde_json::to_string(&schema)
+        .expect("a schema serialises")
+        .replace("#/components/schemas/", "#/$defs/");
+    serde_json::from_str(&text).expect("still JSON")
+}
+
+/// [`json_schema`] as committed: pretty, with a final newline.
+pub fn json_schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&json_schema()).expect("a schema serialises");
+    text.push('\n');
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,43 +355,4 @@ options:
             assert!(!is_kebab_case(bad), "{bad}");
         }
     }
-}
-
-/// The JSON Schema (2020-12) of a manifest, as published in `openapi/manifest.schema.json`
-/// (`cde openapi --manifest-schema`): the management API's schemas of the manifest and
-/// of what it refers to, under `$defs`.
-pub fn json_schema() -> serde_json::Value {
-    use utoipa::{PartialSchema, ToSchema};
-    let mut defs = Vec::new();
-    Manifest::schemas(&mut defs);
-    let defs: serde_json::Map<String, serde_json::Value> = defs
-        .into_iter()
-        .map(|(name, schema)| (name, serde_json::to_value(schema).expect("a schema serialises")))
-        .collect();
-    let mut schema = serde_json::to_value(Manifest::schema()).expect("a schema serialises");
-    let root = schema.as_object_mut().expect("an object schema");
-    let mut head = serde_json::Map::new();
-    head.insert(
-        "$schema".into(),
-        "https://json-schema.org/draft/2020-12/schema".into(),
-    );
-    head.insert("title".into(), "cde connector manifest".into());
-    head.extend(std::mem::take(root));
-    head.insert("$defs".into(), defs.into());
-    let mut schema = serde_json::Value::Object(head);
-    // A default is text, but YAML's `default: 0` or `default: false` is taken too.
-    if let Some(default) = schema.pointer_mut("/$defs/OptionSpec/properties/default") {
-        *default = serde_json::json!({"type": ["string", "number", "boolean", "null"]});
-    }
-    let text = serde_json::to_string(&schema)
-        .expect("a schema serialises")
-        .replace("#/components/schemas/", "#/$defs/");
-    serde_json::from_str(&text).expect("still JSON")
-}
-
-/// [`json_schema`] as committed: pretty, with a final newline.
-pub fn json_schema_text() -> String {
-    let mut text = serde_json::to_string_pretty(&json_schema()).expect("a schema serialises");
-    text.push('\n');
-    text
 }

@@ -109,7 +109,12 @@ impl Dev {
     }
 
     /// Build, register, run, show.
-    async fn cycle(&self, dev: &Embedded, folder: &ConnectorFolder, out: Output) -> Result<ExitCode> {
+    async fn cycle(
+        &self,
+        dev: &Embedded,
+        folder: &ConnectorFolder,
+        out: Output,
+    ) -> Result<ExitCode> {
         let manifest = folder.load_manifest()?;
         out.note(|| format!("cde dev: building {}", manifest.image));
         folder.build(&manifest, &self.build.build()).await?;
@@ -166,7 +171,9 @@ impl Dev {
         loop {
             let page = cde.output_page(run_id, feedback, offset, 1000).await?;
             for record in page.records {
-                let Value::Object(record) = record else { continue };
+                let Value::Object(record) = record else {
+                    continue;
+                };
                 for column in record.keys() {
                     if !columns.contains(column) {
                         columns.push(column.clone());
@@ -253,16 +260,13 @@ fn watch(
     tokio::sync::mpsc::UnboundedReceiver<()>,
 )> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let root = dir
-        .canonicalize()
-        .map_err(Error::file("resolving", dir))?;
+    let root = dir.canonicalize().map_err(Error::file("resolving", dir))?;
     let base = root.clone();
     let mut debouncer = notify_debouncer_mini::new_debouncer(
         Duration::from_millis(200),
         move |events: notify_debouncer_mini::DebounceEventResult| {
-            let relevant = events.is_ok_and(|events| {
-                events.iter().any(|event| relevant(&base, &event.path))
-            });
+            let relevant =
+                events.is_ok_and(|events| events.iter().any(|event| relevant(&base, &event.path)));
             if relevant {
                 let _ = tx.send(());
             }

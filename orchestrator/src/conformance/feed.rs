@@ -43,16 +43,15 @@ pub fn products(n: usize, required: &[String]) -> impl Iterator<Item = Map<Strin
     (0..n).map(move |i| product(i, required))
 }
 
+/// Rows of a feed.
+pub type Rows = Vec<Map<String, Value>>;
+
 /// The four streams of an export delta.
 pub const STREAMS: [&str; 4] = ["new", "modified", "unchanged", "deleted"];
 
 /// A previous snapshot and a current feed whose delta on `key` has two products in every
 /// stream but `empty`, which has none.
-pub fn delta_pair(
-    empty: &str,
-    key: &str,
-    required: &[String],
-) -> (Vec<Map<String, Value>>, Vec<Map<String, Value>>) {
+pub fn delta_pair(empty: &str, key: &str, required: &[String]) -> (Rows, Rows) {
     let with_key = |i: usize| {
         let mut row = product(i, required);
         if key != "id" {
@@ -92,7 +91,9 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn ids(rows: &[Map<String, Value>]) -> BTreeSet<String> {
-        rows.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+        rows.iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     #[test]
@@ -115,7 +116,11 @@ mod tests {
             let unchanged = both.len() - modified;
             let counts = [new, modified, unchanged, deleted];
             for (stream, count) in STREAMS.iter().zip(counts) {
-                assert_eq!(count == 0, *stream == empty, "{empty}: {stream} has {count}");
+                assert_eq!(
+                    count == 0,
+                    *stream == empty,
+                    "{empty}: {stream} has {count}"
+                );
             }
         }
     }

@@ -29,6 +29,9 @@ pub const MEMORY_ROWS: usize = 100_000;
 const SAMPLE_ROWS: usize = 50;
 /// How long a run that should fail fast (invalid options, refused writes) may take.
 const FAIL_FAST: Duration = Duration::from_secs(30);
+/// How long the run of the `memory` check may take (a connector thrashing at its memory
+/// limit crawls rather than ending).
+const MEMORY_RUN_LIMIT: Duration = Duration::from_secs(300);
 /// Writes refused before a connector counts as looping.
 const MAX_REFUSED_WRITES: u64 = 10;
 /// How long a run goes on before the `sigterm` check cancels it.
@@ -269,12 +272,11 @@ impl Kit {
         }
 
         // A big feed keeps a reader busy long enough to be stopped, and measures its memory.
-        let big = match m.reads_input()
-            && (self.wanted(Check::Sigterm) || self.wanted(Check::Memory))
-        {
-            true => Some(self.big_inputs(&feeds)?),
-            false => None,
-        };
+        let big =
+            match m.reads_input() && (self.wanted(Check::Sigterm) || self.wanted(Check::Memory)) {
+                true => Some(self.big_inputs(&feeds)?),
+                false => None,
+            };
         if self.wanted(Check::Sigterm) {
             let inputs = big.clone().unwrap_or_else(|| inputs.clone());
             let (verdict, reason) = self.sigterm(&cde, &inputs).await?;
@@ -295,7 +297,14 @@ impl Kit {
             let limit = valid.run.limits.memory_mb;
             let (verdict, reason) = match &big {
                 Some(big) => {
-                    let outcome = self.execute(&cde, self.request(m), big).await?;
+                    let request = RunRequest {
+                        limits: LimitsOverride {
+                            timeout_secs: Some(MEMORY_RUN_LIMIT.as_secs()),
+                            ..Default::default()
+                        },
+                        ..self.request(m)
+                    };
+                    let outcome = self.execute(&cde, request, big).await?;
                     memory(&outcome, limit, &format!("on {MEMORY_ROWS} rows"))
                 }
                 None => memory(&valid, limit, "(a source reads no input: its valid run)"),
@@ -350,10 +359,7 @@ impl Kit {
             let ids = |rows: &[Map<String, Value>]| -> BTreeSet<String> {
                 rows.iter().filter_map(|r| r.get("id").map(text)).collect()
             };
-            let missing: Vec<String> = ids(&input)
-                .difference(&ids(&output))
-                .cloned()
-                .collect();
+            let missing: Vec<String> = ids(&input).difference(&ids(&output)).cloned().collect();
             if self.manifest.filters {
                 say(
                     Check::KeepsRows,
@@ -397,7 +403,11 @@ impl Kit {
                         true => "adds no column".into(),
                         false => format!(
                             "its new columns start with {prefix}: {}",
-                            added.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                            added
+                                .iter()
+                                .map(|c| c.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     },
                 ),

@@ -9,7 +9,7 @@ ignore-term    ignores SIGTERM (and sleeps between batches, so it is still runni
 loop-on-400    retries a refused write forever
 ignore-400     drops a refused write and exits 0
 traceback      any value of FAULT it does not know crashes it with a Python traceback
-hog            keeps every row in memory, many times over
+hog            keeps 32 MiB more for every batch it reads
 """
 
 import json
@@ -78,7 +78,7 @@ def main():
             row["___misfit_seen"] = "1"
             out.append(row)
         if fault == "hog":
-            kept.extend([json.dumps(row) * 50 for row in out])
+            kept.append(b"x" * (32 << 20))
         if fault == "ignore-term":
             time.sleep(0.5)
         if out:
