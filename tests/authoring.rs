@@ -431,12 +431,23 @@ fn cde_test_prints_a_line_per_check_and_fails_when_one_fails() {
         .unwrap();
     assert!(registered.status.success(), "{registered:?}");
     let out = cde_command(data.path())
-        .args(["test", "misfit", "--only", "health-check", "--only", "valid-run"])
+        .args([
+            "test",
+            "misfit",
+            "--only",
+            "health-check",
+            "--only",
+            "valid-run",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("PASS")).count(), 2, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("PASS")).count(),
+        2,
+        "{stdout}"
+    );
     let unknown = cde_command(data.path())
         .args(["test", manifest.to_str().unwrap(), "--only", "speed"])
         .output()

@@ -185,9 +185,14 @@ async fn graceful_shutdown_writes_the_summary() {
 
     let (summary, dir) = s.shutdown().await;
     let run_dir = dir.path().join("run");
-    let on_disk: Value =
+    let mut on_disk: Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
             .unwrap();
+    // The host's cgroup, in this test: whatever it is.
+    on_disk["diagnostics"]
+        .as_object_mut()
+        .unwrap()
+        .remove("memory_peak_bytes");
     let mut logs = serde_json::Map::new();
     for level in container_api::LOG_LEVELS {
         logs.insert(level.into(), json!(0));
@@ -203,6 +208,8 @@ async fn graceful_shutdown_writes_the_summary() {
             },
             "columns": ["a", "b-c", "id"],
             "logs": logs,
+            // The write of no records was a bad request.
+            "diagnostics": {"bad_requests": 1, "rejected_writes": 0, "reads_after_end": {}},
         })
     );
     assert_eq!(Summary::read(&run_dir).unwrap(), summary);
@@ -299,4 +306,60 @@ async fn bodies_are_byte_exact() {
         .await
         .unwrap();
     assert_eq!(ping.text().await.unwrap(), r#"{"message":"pong"}"#);
+}
+
+#[tokio::test]
+async fn diagnostics_count_reads_after_the_end_until_a_restart() {
+    let s = start_with_inputs(&[("input", "{\"id\": 1}\n{\"id\": 2}\n")]).await;
+    assert_eq!(
+        s.get("/input/input/next_batch?size=5").await.1["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // The answer that says "exhausted" is no fault; what follows it is.
+    assert_eq!(
+        s.get("/input/input/next_batch?size=5").await.1["data"],
+        json!([])
+    );
+    s.get("/input/input/next_batch?size=5").await;
+    s.get("/input/input/next").await;
+    s.get("/input/input/restart").await;
+    s.get("/input/input/next_batch?size=5").await;
+    s.get("/input/input/next_batch?size=5").await;
+    let (summary, _dir) = s.shutdown().await;
+    assert_eq!(
+        summary.diagnostics.reads_after_end,
+        [("input".to_owned(), 2)].into()
+    );
+    assert_eq!(summary.diagnostics.bad_requests, 0);
+    assert_eq!(summary.diagnostics.signal, None);
+}
+
+#[tokio::test]
+async fn reject_writes_answers_every_write_with_400_and_counts_it() {
+    let s = start_with(|config| config.reject_writes = true).await;
+    let (status, body) = s.post("/output/output", json!({"data": [{"id": 1}]})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "Validation failed");
+    assert!(
+        body["errors"]["data"]
+            .as_str()
+            .unwrap()
+            .contains("cde test"),
+        "{body}"
+    );
+    s.post("/output/feedback/close", json!({})).await;
+    // Logs and reads are served as ever.
+    assert_eq!(
+        s.post("/logs/error", json!({"message": "refused"})).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(s.get("/ping").await.0, StatusCode::OK);
+    let (summary, dir) = s.shutdown().await;
+    assert_eq!(summary.diagnostics.rejected_writes, 2);
+    assert_eq!(summary.diagnostics.bad_requests, 2);
+    assert_eq!(summary.files["output"].rows, 0);
+    assert!(!output_path(&dir.path().join("run"), "output").exists());
 }

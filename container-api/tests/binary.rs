@@ -186,7 +186,14 @@ fn sigterm_reaches_the_connector_and_one_ignoring_it_is_killed_after_the_grace()
                 "killed after {waited:?}"
             );
         }
-        assert!(dir.path().join("summary.json").exists(), "{script}");
+        // The summary tells the conformance kit how it ended.
+        let signal = &summary(dir.path())["diagnostics"]["signal"];
+        assert_eq!(
+            signal["killed"],
+            json!(expected == 137),
+            "{script}: {signal}"
+        );
+        assert!(signal["after_ms"].as_u64().is_some(), "{signal}");
     }
 }
 

@@ -448,53 +448,20 @@ impl Kit {
         Ok(())
     }
 
-    /// An invalid value: `--invalid`, else a required option left out, a select given a
-    /// value outside its choices, or a checkbox given neither 0 nor 1. cde refuses such
-    /// values before a run starts, so the run is of a copy of the manifest that takes any.
+    /// Runs the connector with an invalid value (see [`invalid_run`]).
     async fn invalid_options(&self, cde: &Cde, inputs: &RunInputs) -> Result<(Verdict, String)> {
         let m = &self.manifest;
-        let mut options = self.settings.options.clone();
-        let mut relaxed = m.clone();
-        relaxed.code = format!("{}-invalid-options", m.code);
-        let described = if !self.settings.invalid.is_empty() {
-            options.extend(self.settings.invalid.clone());
-            let given: Vec<String> = self
-                .settings
-                .invalid
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            format!("given {}", given.join(" "))
-        } else if let Some(option) = m.options.iter().find(|o| o.required) {
-            options.remove(&option.name);
-            format!("required option {} left out", option.name)
-        } else if let Some(option) = m
-            .options
-            .iter()
-            .find(|o| matches!(o.field_type, FieldType::Select | FieldType::Checkbox))
-        {
-            let value = match option.field_type {
-                FieldType::Checkbox => "maybe",
-                _ => "not-one-of-the-choices",
-            };
-            options.insert(option.name.clone(), value.into());
-            format!("{}={value}", option.name)
-        } else {
+        let Some(Invalid {
+            manifest: relaxed,
+            options,
+            described,
+        }) = invalid_run(m, &self.settings)
+        else {
             return Ok((
                 Verdict::Skip,
                 "no required, select or checkbox option to make invalid; give one with --invalid NAME=VALUE".into(),
             ));
         };
-        for option in &mut relaxed.options {
-            option.required = false;
-            if self.settings.invalid.is_empty() && !options.contains_key(&option.name) {
-                option.default = None;
-            }
-            if option.field_type != FieldType::Password {
-                option.field_type = FieldType::Input;
-                option.config = None;
-            }
-        }
         cde.store.register(&relaxed).await?;
         let request = RunRequest {
             connector: relaxed.code.clone(),
@@ -703,6 +670,64 @@ impl Kit {
     }
 }
 
+/// A run with an invalid option value, of a copy of the manifest that takes any value
+/// (cde refuses invalid values before a run starts, so the connector would never see them).
+struct Invalid {
+    manifest: Manifest,
+    options: BTreeMap<String, String>,
+    /// What is invalid, for the reason.
+    described: String,
+}
+
+/// The value: `--invalid`, else a required option left out (its default too), else a
+/// select given a value outside its choices or a checkbox given neither 0 nor 1; `None`
+/// when the manifest has nothing of the kind.
+fn invalid_run(m: &Manifest, settings: &Settings) -> Option<Invalid> {
+    let mut options = settings.options.clone();
+    let mut left_out = None;
+    let described = if !settings.invalid.is_empty() {
+        options.extend(settings.invalid.clone());
+        let given: Vec<String> = settings
+            .invalid
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("given {}", given.join(" "))
+    } else if let Some(option) = m.options.iter().find(|o| o.required) {
+        options.remove(&option.name);
+        left_out = Some(option.name.clone());
+        format!("required option {} left out", option.name)
+    } else {
+        let option = m
+            .options
+            .iter()
+            .find(|o| matches!(o.field_type, FieldType::Select | FieldType::Checkbox))?;
+        let value = match option.field_type {
+            FieldType::Checkbox => "maybe",
+            _ => "not-one-of-the-choices",
+        };
+        options.insert(option.name.clone(), value.into());
+        format!("{}={value}", option.name)
+    };
+    let mut manifest = m.clone();
+    manifest.code = format!("{}-invalid-options", m.code);
+    for option in &mut manifest.options {
+        option.required = false;
+        if left_out.as_ref() == Some(&option.name) {
+            option.default = None;
+        }
+        if option.field_type != FieldType::Password {
+            option.field_type = FieldType::Input;
+            option.config = None;
+        }
+    }
+    Some(Invalid {
+        manifest,
+        options,
+        described,
+    })
+}
+
 fn bad_request(outcome: &Outcome) -> (Verdict, String) {
     let Some(d) = &outcome.diagnostics else {
         return (
@@ -835,4 +860,57 @@ fn quote(message: &str) -> String {
     let short: String = line.chars().take(160).collect();
     let more = if short.len() < line.len() { "…" } else { "" };
     format!("«{short}{more}»")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(options: &str) -> Manifest {
+        Manifest::parse(
+            &format!("{{code: c, label: C, type: data-source, image: i, command: x, options: {options}}}"),
+            false,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_required_option_is_left_out_and_the_others_keep_their_defaults() {
+        let m = manifest(
+            "[{name: REGION, field_type: select, default: eu, config: {choices: [eu, us]}}, {name: TOKEN, field_type: password, required: true, default: t}]",
+        );
+        let settings = Settings {
+            options: [("TOKEN".to_owned(), "given".to_owned())].into(),
+            ..Default::default()
+        };
+        let invalid = invalid_run(&m, &settings).unwrap();
+        assert_eq!(invalid.described, "required option TOKEN left out");
+        assert!(invalid.options.is_empty());
+        let token = invalid.manifest.option("TOKEN").unwrap();
+        assert!(!token.required && token.default.is_none());
+        assert_eq!(token.field_type, FieldType::Password);
+        let region = invalid.manifest.option("REGION").unwrap();
+        assert_eq!(region.default.as_deref(), Some("eu"));
+        assert_eq!(region.field_type, FieldType::Input);
+        assert_ne!(invalid.manifest.code, m.code);
+    }
+
+    #[test]
+    fn a_select_or_checkbox_gets_a_value_outside_its_choices_unless_one_is_given() {
+        let m = manifest("[{name: N, field_type: input}, {name: LOUD, field_type: checkbox}]");
+        let invalid = invalid_run(&m, &Settings::default()).unwrap();
+        assert_eq!(invalid.described, "LOUD=maybe");
+        let given = Settings {
+            invalid: [("N".to_owned(), "-1".to_owned())].into(),
+            ..Default::default()
+        };
+        let invalid = invalid_run(&m, &given).unwrap();
+        assert_eq!(invalid.described, "given N=-1");
+        assert_eq!(invalid.options["N"], "-1");
+        assert!(invalid_run(
+            &manifest("[{name: N, field_type: input}]"),
+            &Settings::default()
+        )
+        .is_none());
+    }
 }
