@@ -237,6 +237,8 @@ async fn the_kit_fails_a_connector_for_each_rule_it_breaks() {
 
 /// The local stand-in of the shell sample's base image (`busybox:1.36` cannot be pulled here).
 fn shell_base() -> String {
+    // Made, if need be, by the sample's build, one build at a time.
+    image("sample-connectors/shell");
     let out = Command::new("bash")
         .arg(root().join("scripts/make-base-image.sh"))
         .env("FLAVOUR", "shell")
@@ -255,29 +257,26 @@ fn shell_base() -> String {
         .to_owned()
 }
 
-/// A copy of the shell sample under its own code and image, removed when dropped.
+/// A copy of the shell sample under its own code `name` and image, removed when dropped.
 struct DevFolder {
     dir: tempfile::TempDir,
+    image: String,
 }
 
-const DEV_IMAGE: &str = "cde-test/dev-shell:latest";
-
 impl DevFolder {
-    fn new() -> Self {
+    fn new(name: &str) -> Self {
+        let image = format!("cde-test/{name}:latest");
         let dir = tempfile::tempdir().unwrap();
         let sample = root().join("sample-connectors/shell");
-        for name in ["Dockerfile", "connector.sh"] {
-            std::fs::copy(sample.join(name), dir.path().join(name)).unwrap();
+        for file in ["Dockerfile", "connector.sh"] {
+            std::fs::copy(sample.join(file), dir.path().join(file)).unwrap();
         }
         let manifest = std::fs::read_to_string(sample.join("manifest.yaml"))
             .unwrap()
-            .replace("code: sample-shell-source", "code: dev-shell")
-            .replace(
-                "image: cde-sample/shell:latest",
-                &format!("image: {DEV_IMAGE}"),
-            );
+            .replace("code: sample-shell-source", &format!("code: {name}"))
+            .replace("image: cde-sample/shell:latest", &format!("image: {image}"));
         std::fs::write(dir.path().join("manifest.yaml"), manifest).unwrap();
-        Self { dir }
+        Self { dir, image }
     }
 
     fn set_default_count(&self, count: u32) {
@@ -292,7 +291,7 @@ impl DevFolder {
 impl Drop for DevFolder {
     fn drop(&mut self) {
         let _ = Command::new("docker")
-            .args(["rmi", "-f", DEV_IMAGE])
+            .args(["rmi", "-f", &self.image])
             .output();
     }
 }
@@ -308,7 +307,7 @@ fn cde_command(data: &Path) -> Command {
 
 #[test]
 fn cde_dev_builds_runs_and_shows_the_output_as_a_table() {
-    let folder = DevFolder::new();
+    let folder = DevFolder::new("dev-shell");
     let data = tempfile::tempdir().unwrap();
     let out = cde_command(data.path())
         .args([
@@ -344,7 +343,7 @@ fn cde_dev_builds_runs_and_shows_the_output_as_a_table() {
 #[test]
 fn cde_dev_watch_runs_again_after_an_edit() {
     use std::io::BufRead;
-    let folder = DevFolder::new();
+    let folder = DevFolder::new("dev-watch");
     let data = tempfile::tempdir().unwrap();
     let mut child = cde_command(data.path())
         .args(["dev", folder.dir.path().to_str().unwrap(), "--watch"])
@@ -377,9 +376,9 @@ fn cde_dev_watch_runs_again_after_an_edit() {
         }
         panic!("no line with {wanted:?} in {seen:#?}");
     };
-    wait_for("output of dev-shell: 5 rows");
+    wait_for("output of dev-watch: 5 rows");
     folder.set_default_count(7);
-    wait_for("output of dev-shell: 7 rows");
+    wait_for("output of dev-watch: 7 rows");
     child.kill().unwrap();
     child.wait().unwrap();
 }
