@@ -213,6 +213,11 @@ async fn the_kit_fails_a_connector_for_each_rule_it_breaks() {
         let (verdict, reason) = misfit("none", check).await;
         assert_eq!(verdict, Verdict::Pass, "none/{check}: {reason}");
     }
+    // A run that plants its own summary.json (a link to a host file) leaves the kit
+    // nothing to read: the check is skipped, nothing is followed.
+    let (verdict, reason) = misfit("forge-summary", Check::Exhaustion).await;
+    assert_eq!(verdict, Verdict::Skip, "{reason}");
+    assert!(reason.contains("no diagnostics"), "{reason}");
     // An unknown FAULT is an invalid option: it crashes with a traceback.
     let data = tempfile::tempdir().unwrap();
     let manifest = Manifest::load(&root().join("tests/connectors/misfit/manifest.yaml")).unwrap();

@@ -226,51 +226,17 @@ impl Kit {
         }
 
         if self.wanted(Check::EmptyInput) && self.applies(Check::EmptyInput) {
-            let empty = feeds.join("empty.jsonl");
-            feed::write(&empty, [])?;
-            let inputs = RunInputs {
-                input: Some(empty),
-                previous: None,
-            };
-            let outcome = self.execute(&cde, self.request(m), &inputs).await?;
-            match outcome.succeeded() {
-                true => say(
-                    Check::EmptyInput,
-                    Verdict::Pass,
-                    "succeeded on an empty input".into(),
-                ),
-                false => say(
-                    Check::EmptyInput,
-                    Verdict::Fail,
-                    format!("on an empty input it {}", outcome.ending()),
-                ),
-            }
+            let (verdict, reason) = self.empty_input(&cde, &feeds).await?;
+            say(Check::EmptyInput, verdict, reason);
         }
-
         if self.wanted(Check::DeltaStreams) && self.applies(Check::DeltaStreams) {
-            let mut failed = Vec::new();
-            for stream in feed::STREAMS {
-                let inputs = self.delta_inputs(&feeds, stream)?;
-                let outcome = self.execute(&cde, self.request(m), &inputs).await?;
-                if !outcome.succeeded() {
-                    failed.push(format!("with `{stream}` empty it {}", outcome.ending()));
-                }
-            }
-            match failed.is_empty() {
-                true => say(
-                    Check::DeltaStreams,
-                    Verdict::Pass,
-                    "succeeded with each of new, modified, unchanged and deleted empty".into(),
-                ),
-                false => say(Check::DeltaStreams, Verdict::Fail, failed.join("; ")),
-            }
+            let (verdict, reason) = self.delta_streams(&cde, &feeds).await?;
+            say(Check::DeltaStreams, verdict, reason);
         }
-
         if self.wanted(Check::InvalidOptions) {
             let (verdict, reason) = self.invalid_options(&cde, &inputs).await?;
             say(Check::InvalidOptions, verdict, reason);
         }
-
         // A big feed keeps a reader busy long enough to be stopped, and measures its memory.
         let big =
             match m.reads_input() && (self.wanted(Check::Sigterm) || self.wanted(Check::Memory)) {
@@ -278,40 +244,99 @@ impl Kit {
                 false => None,
             };
         if self.wanted(Check::Sigterm) {
-            let inputs = big.clone().unwrap_or_else(|| inputs.clone());
-            let (verdict, reason) = self.sigterm(&cde, &inputs).await?;
+            let (verdict, reason) = self.sigterm(&cde, big.as_ref().unwrap_or(&inputs)).await?;
             say(Check::Sigterm, verdict, reason);
         }
-
         if self.wanted(Check::BadRequest) {
-            let refusing = Cde::open(self.config(&work.join("refusing"), true)).await?;
-            refusing.store.register(m).await?;
-            let outcome = self
-                .execute(&refusing, self.failing_request(m), &inputs)
-                .await?;
-            let (verdict, reason) = bad_request(&outcome);
+            let (verdict, reason) = self.bad_request(work, &inputs).await?;
             say(Check::BadRequest, verdict, reason);
         }
-
         if self.wanted(Check::Memory) {
-            let limit = valid.run.limits.memory_mb;
-            let (verdict, reason) = match &big {
-                Some(big) => {
-                    let request = RunRequest {
-                        limits: LimitsOverride {
-                            timeout_secs: Some(MEMORY_RUN_LIMIT.as_secs()),
-                            ..Default::default()
-                        },
-                        ..self.request(m)
-                    };
-                    let outcome = self.execute(&cde, request, big).await?;
-                    memory(&outcome, limit, &format!("on {MEMORY_ROWS} rows"))
-                }
-                None => memory(&valid, limit, "(a source reads no input: its valid run)"),
-            };
+            let (verdict, reason) = self.memory(&cde, big.as_ref(), &valid).await?;
             say(Check::Memory, verdict, reason);
         }
         Ok(())
+    }
+
+    async fn empty_input(&self, cde: &Cde, feeds: &Path) -> Result<(Verdict, String)> {
+        let empty = feeds.join("empty.jsonl");
+        feed::write(&empty, [])?;
+        let inputs = RunInputs {
+            input: Some(empty),
+            previous: None,
+        };
+        let outcome = self
+            .execute(cde, self.request(&self.manifest), &inputs)
+            .await?;
+        Ok(match outcome.succeeded() {
+            true => (Verdict::Pass, "succeeded on an empty input".into()),
+            false => (
+                Verdict::Fail,
+                format!("on an empty input it {}", outcome.ending()),
+            ),
+        })
+    }
+
+    async fn delta_streams(&self, cde: &Cde, feeds: &Path) -> Result<(Verdict, String)> {
+        let mut failed = Vec::new();
+        for stream in feed::STREAMS {
+            let inputs = self.delta_inputs(feeds, stream)?;
+            let outcome = self
+                .execute(cde, self.request(&self.manifest), &inputs)
+                .await?;
+            if !outcome.succeeded() {
+                failed.push(format!("with `{stream}` empty it {}", outcome.ending()));
+            }
+        }
+        Ok(match failed.is_empty() {
+            true => (
+                Verdict::Pass,
+                "succeeded with each of new, modified, unchanged and deleted empty".into(),
+            ),
+            false => (Verdict::Fail, failed.join("; ")),
+        })
+    }
+
+    /// The valid run again, in a store of its own whose runs' Container API answers every
+    /// write with 400.
+    async fn bad_request(&self, work: &Path, inputs: &RunInputs) -> Result<(Verdict, String)> {
+        let m = &self.manifest;
+        let refusing = Cde::open(self.config(&work.join("refusing"), true)).await?;
+        refusing.store.register(m).await?;
+        let outcome = self
+            .execute(&refusing, self.failing_request(m), inputs)
+            .await?;
+        Ok(refused_writes(&outcome))
+    }
+
+    /// On the big feed; a source's valid run.
+    async fn memory(
+        &self,
+        cde: &Cde,
+        big: Option<&RunInputs>,
+        valid: &Outcome,
+    ) -> Result<(Verdict, String)> {
+        let limit = valid.run.limits.memory_mb;
+        let Some(big) = big else {
+            return Ok(memory_use(
+                valid,
+                limit,
+                "(a source reads no input: its valid run)",
+            ));
+        };
+        let request = RunRequest {
+            limits: LimitsOverride {
+                timeout_secs: Some(MEMORY_RUN_LIMIT.as_secs()),
+                ..Default::default()
+            },
+            ..self.request(&self.manifest)
+        };
+        let outcome = self.execute(cde, request, big).await?;
+        Ok(memory_use(
+            &outcome,
+            limit,
+            &format!("on {MEMORY_ROWS} rows"),
+        ))
     }
 
     /// The checks made on the valid run's output and diagnostics.
@@ -728,7 +753,7 @@ fn invalid_run(m: &Manifest, settings: &Settings) -> Option<Invalid> {
     })
 }
 
-fn bad_request(outcome: &Outcome) -> (Verdict, String) {
+fn refused_writes(outcome: &Outcome) -> (Verdict, String) {
     let Some(d) = &outcome.diagnostics else {
         return (
             Verdict::Skip,
@@ -784,7 +809,7 @@ fn bad_request(outcome: &Outcome) -> (Verdict, String) {
     }
 }
 
-fn memory(outcome: &Outcome, limit_mb: u64, on: &str) -> (Verdict, String) {
+fn memory_use(outcome: &Outcome, limit_mb: u64, on: &str) -> (Verdict, String) {
     let peak = outcome
         .diagnostics
         .as_ref()

@@ -10,6 +10,7 @@ loop-on-400    retries a refused write forever
 ignore-400     drops a refused write and exits 0
 traceback      any value of FAULT it does not know crashes it with a Python traceback
 hog            keeps 32 MiB more for every batch it reads
+forge-summary  plants summary.json as a link to a host file and blocks the real one
 """
 
 import json
@@ -22,7 +23,9 @@ import urllib.request
 
 API = os.environ.get("CONTAINER_API_URL") or "http://cde-container-api"
 FAULTS = {"none", "drop-rows", "stray-column", "empty-column", "reread", "ignore-term",
-          "loop-on-400", "ignore-400", "hog"}
+          "loop-on-400", "ignore-400", "hog", "forge-summary"}
+# The run directory, as every run's container has it.
+RUN_DIR = "/cde/run"
 
 
 def call(method, path, body=None):
@@ -83,6 +86,10 @@ def main():
             time.sleep(0.5)
         if out:
             write(out, fault)
+    if fault == "forge-summary":
+        # The Container API cannot replace what is under its temporary name: a folder.
+        os.makedirs(os.path.join(RUN_DIR, "summary.json.tmp"), exist_ok=True)
+        os.symlink("/etc/passwd", os.path.join(RUN_DIR, "summary.json"))
     if fault == "reread":
         for _ in range(5):
             call("GET", "/input/input/next_batch?size=1000")
