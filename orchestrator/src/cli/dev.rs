@@ -192,6 +192,8 @@ impl Dev {
         if count == 0 {
             return Ok(None);
         }
+        // Hidden columns after the others (a stable sort keeps each group's order).
+        columns.sort_by_key(|c| c.starts_with("___"));
         let mut table = Table::new();
         table
             .load_preset(UTF8_FULL_CONDENSED)
