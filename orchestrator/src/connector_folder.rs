@@ -64,8 +64,13 @@ impl ConnectorFolder {
         Manifest::load(&self.manifest)
     }
 
-    /// Builds the manifest's image; the builder's output goes to standard error.
+    /// Builds the manifest's image; the builder's output goes to standard error. A
+    /// declarative HTTP connector has none to build (it runs in cde's empty image), unless
+    /// `--build` says otherwise.
     pub async fn build(&self, manifest: &Manifest, build: &Build) -> Result<()> {
+        if manifest.http.is_some() && build.command.is_none() {
+            return Ok(());
+        }
         let mut command = match &build.command {
             Some(line) => {
                 let mut command = tokio::process::Command::new("sh");
@@ -134,5 +139,18 @@ mod tests {
         assert_eq!(folder.manifest, other);
         let error = ConnectorFolder::open(&other, None).err().unwrap();
         assert!(error.to_string().contains("is not a folder"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_folder_without_a_dockerfile_needs_a_build_command_unless_it_is_http() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-connectors/http");
+        let folder =
+            ConnectorFolder::open(&root, Some(&root.join("mailchimp-members.yaml"))).unwrap();
+        let http = folder.load_manifest().unwrap();
+        folder.build(&http, &Build::default()).await.unwrap();
+        let mut image = http.clone();
+        image.http = None;
+        let error = folder.build(&image, &Build::default()).await.unwrap_err();
+        assert!(error.to_string().contains("has no Dockerfile"), "{error}");
     }
 }
