@@ -154,14 +154,27 @@ async fn the_shell_sample_passes_the_kit() {
 
 #[tokio::test]
 async fn the_node_sample_passes_the_kit() {
-    // Some generated products cost more than 100: the valid run writes feedback.
+    // Some of the 50 generated products (5.99 to 54.99) cost more than 30: the valid run
+    // writes feedback, which the bad-request check then refuses.
     let settings = Settings {
-        options: [("MAX_PRICE".to_owned(), "100".to_owned())].into(),
+        options: [("MAX_PRICE".to_owned(), "30".to_owned())].into(),
         invalid: [("MAX_PRICE".to_owned(), "-3".to_owned())].into(),
         ..Default::default()
     };
     let report = kit(&sample("node", "manifest.yaml"), settings).await;
     passes(&report, &[]);
+    let valid = report.verdict(Check::ValidRun).unwrap();
+    assert!(
+        valid.reason.contains("rows of feedback"),
+        "{}",
+        valid.reason
+    );
+    let refused = report.verdict(Check::BadRequest).unwrap();
+    assert!(
+        refused.reason.contains("POST /output/feedback failed"),
+        "{}",
+        refused.reason
+    );
     assert_eq!(report.results.len(), 9);
 }
 

@@ -199,20 +199,20 @@ impl Kit {
         let inputs = self.valid_inputs(&feeds)?;
         let valid = self.execute(&cde, self.request(m), &inputs).await?;
         if valid.succeeded() {
+            let output = read_all(&cde, &valid.run.id, false).await?;
+            let feedback = read_all(&cde, &valid.run.id, true).await?;
+            let wrote = match (output.len(), feedback.len()) {
+                (0, 0) => "wrote no rows".to_owned(),
+                (n, 0) => format!("{n} rows of output"),
+                (0, f) => format!("{f} rows of feedback"),
+                (n, f) => format!("{n} rows of output, {f} of feedback"),
+            };
             say(
                 Check::ValidRun,
                 Verdict::Pass,
-                format!(
-                    "succeeded in {:.1} s{}",
-                    valid.took.as_secs_f64(),
-                    match valid.run.output_rows {
-                        Some(rows) => format!(", {rows} rows of output"),
-                        None => String::new(),
-                    }
-                ),
+                format!("succeeded in {:.1} s: {wrote}", valid.took.as_secs_f64()),
             );
-            self.judge_valid_run(&cde, &inputs, &valid, &mut say)
-                .await?;
+            self.judge_valid_run(&inputs, &valid, &output, &feedback, &mut say)?;
         } else {
             say(Check::ValidRun, Verdict::Fail, valid.ending());
             for check in [
@@ -340,16 +340,15 @@ impl Kit {
     }
 
     /// The checks made on the valid run's output and diagnostics.
-    async fn judge_valid_run(
+    fn judge_valid_run(
         &self,
-        cde: &Cde,
         inputs: &RunInputs,
         valid: &Outcome,
+        output: &[Map<String, Value>],
+        feedback: &[Map<String, Value>],
         say: &mut impl FnMut(Check, Verdict, String),
     ) -> Result<()> {
-        let output = read_all(cde, &valid.run.id, false).await?;
-        let feedback = read_all(cde, &valid.run.id, true).await?;
-        let columns = columns_of(output.iter().chain(&feedback));
+        let columns = columns_of(output.iter().chain(feedback));
         let refused = valid.diagnostics.as_ref().map(|d| d.bad_requests);
         let mut problems = Vec::new();
         if columns.iter().any(|c| c.is_empty()) {
@@ -384,7 +383,7 @@ impl Kit {
             let ids = |rows: &[Map<String, Value>]| -> BTreeSet<String> {
                 rows.iter().filter_map(|r| r.get("id").map(text)).collect()
             };
-            let missing: Vec<String> = ids(&input).difference(&ids(&output)).cloned().collect();
+            let missing: Vec<String> = ids(&input).difference(&ids(output)).cloned().collect();
             if self.manifest.filters {
                 say(
                     Check::KeepsRows,
@@ -411,7 +410,7 @@ impl Kit {
             }
             let prefix = self.manifest.column_prefix.clone().unwrap_or_default();
             let before = columns_of(&input);
-            let added: Vec<&String> = columns_of(&output)
+            let added: Vec<&String> = columns_of(output)
                 .into_iter()
                 .filter(|c| !before.contains(*c))
                 .collect();
