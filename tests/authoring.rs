@@ -472,3 +472,68 @@ fn cde_test_prints_a_line_per_check_and_fails_when_one_fails() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("speed"));
 }
+
+#[test]
+fn cde_test_interrupted_removes_its_runs() {
+    use std::io::Write;
+    image("tests/connectors/misfit");
+    let dir = tempfile::tempdir().unwrap();
+    // Its own code, so that no other test's runs are counted.
+    let manifest = std::fs::read_to_string(root().join("tests/connectors/misfit/manifest.yaml"))
+        .unwrap()
+        .replace("code: misfit", "code: misfit-interrupted");
+    let path = dir.path().join("manifest.yaml");
+    std::fs::write(&path, manifest).unwrap();
+    // 20 batches of 1000 rows, half a second each: the valid run takes 10 s.
+    let feed = dir.path().join("feed.jsonl");
+    let mut file = std::fs::File::create(&feed).unwrap();
+    for i in 0..20_000 {
+        writeln!(file, "{{\"id\": \"{i}\"}}").unwrap();
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut child = cde_command(data.path())
+        .args(["test", path.to_str().unwrap(), "--only", "valid-run"])
+        .args([
+            "--set",
+            "FAULT=ignore-term",
+            "--input",
+            feed.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = || {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                "label=cde.connector=misfit-interrupted",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while running().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no run started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(
+        running(),
+        "",
+        "the interrupted kit left its run's container"
+    );
+    let kit = data.path().join("conformance");
+    assert_eq!(
+        std::fs::read_dir(&kit).unwrap().count(),
+        0,
+        "the kit left its folder"
+    );
+}

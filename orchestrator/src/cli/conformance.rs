@@ -54,13 +54,22 @@ impl Test {
         };
         out.note(|| format!("cde test: {} ({})", manifest.code, manifest.kind));
         let kit = Kit::new(&cde.config, manifest, settings);
-        let report = kit
-            .run(|result| {
-                if !out.json {
-                    println!("{}", line(result));
-                }
-            })
-            .await?;
+        let checks = kit.run(|result| {
+            if !out.json {
+                println!("{}", line(result));
+            }
+        });
+        // The checks are dropped (no run is started any more) before their runs are removed.
+        let finished = tokio::select! {
+            report = checks => Some(report),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let Some(report) = finished else {
+            out.note(|| "cde test: interrupted; removing the kit's runs".into());
+            kit.abandon().await?;
+            return Ok(ExitCode::from(130));
+        };
+        let report = report?;
         if out.json {
             out.show(&report, |_| Ok(String::new()))?;
         } else {

@@ -105,26 +105,61 @@ pub struct Kit {
     base: Config,
     manifest: Manifest,
     settings: Settings,
+    /// The kit's folder: its stores, feeds and runs.
+    work: PathBuf,
+    /// The stores opened so far, whose runs' containers [`Kit::abandon`] removes.
+    opened: std::sync::Mutex<Vec<Arc<Cde>>>,
 }
 
 impl Kit {
     /// `base` is the operator's configuration: the kit keeps its store and runs in a
     /// folder of its own below `base.data_dir`, removed when it is done.
     pub fn new(base: &Config, manifest: Manifest, settings: Settings) -> Self {
+        let work = base
+            .data_dir
+            .join("conformance")
+            .join(uuid::Uuid::new_v4().simple().to_string());
         Self {
             base: base.clone(),
             manifest,
             settings,
+            work,
+            opened: Default::default(),
         }
+    }
+
+    /// After [`Kit::run`] was dropped midway (Ctrl-C): removes the containers of its runs
+    /// and its folder.
+    pub async fn abandon(&self) -> Result<()> {
+        let opened = std::mem::take(&mut *self.opened.lock().unwrap_or_else(|e| e.into_inner()));
+        for cde in opened {
+            let engine = cde.engine().await?;
+            let label = format!(
+                "{}={}",
+                crate::engine::container::INSTANCE_LABEL,
+                cde.store.instance()
+            );
+            for container in engine.containers_labelled(&label).await? {
+                engine.remove(&container.id).await?;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.work);
+        Ok(())
+    }
+
+    /// A store of the kit's, in `dir` (see [`Kit::config`]).
+    async fn open(&self, dir: &str, reject_writes: bool) -> Result<Arc<Cde>> {
+        let cde = Arc::new(Cde::open(self.config(&self.work.join(dir), reject_writes)).await?);
+        self.opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(cde.clone());
+        Ok(cde)
     }
 
     /// Runs the checks in order, telling each result to `progress` as it is judged.
     pub async fn run(&self, mut progress: impl FnMut(&CheckResult)) -> Result<ConformanceReport> {
-        let work = self
-            .base
-            .data_dir
-            .join("conformance")
-            .join(uuid::Uuid::new_v4().simple().to_string());
+        let work = self.work.clone();
         std::fs::create_dir_all(&work).map_err(Error::file("creating", &work))?;
         let mut report = ConformanceReport {
             connector: self.manifest.code.clone(),
@@ -165,7 +200,7 @@ impl Kit {
                 })
             }
         };
-        let cde = Arc::new(Cde::open(self.config(&work.join("store"), false)).await?);
+        let cde = self.open("store", false).await?;
         let m = &self.manifest;
 
         let started = Instant::now();
@@ -248,7 +283,7 @@ impl Kit {
             say(Check::Sigterm, verdict, reason);
         }
         if self.wanted(Check::BadRequest) {
-            let (verdict, reason) = self.bad_request(work, &inputs).await?;
+            let (verdict, reason) = self.bad_request(&inputs).await?;
             say(Check::BadRequest, verdict, reason);
         }
         if self.wanted(Check::Memory) {
@@ -299,9 +334,9 @@ impl Kit {
 
     /// The valid run again, in a store of its own whose runs' Container API answers every
     /// write with 400.
-    async fn bad_request(&self, work: &Path, inputs: &RunInputs) -> Result<(Verdict, String)> {
+    async fn bad_request(&self, inputs: &RunInputs) -> Result<(Verdict, String)> {
         let m = &self.manifest;
-        let refusing = Cde::open(self.config(&work.join("refusing"), true)).await?;
+        let refusing = self.open("refusing", true).await?;
         refusing.store.register(m).await?;
         let outcome = self
             .execute(&refusing, self.failing_request(m), inputs)
