@@ -70,30 +70,38 @@ impl Counters {
     }
 }
 
-/// Counts the answers of 400 and, with `reject_writes`, gives one to every write of output.
-pub(crate) async fn observe(
+/// Counts the answers of 400 (a layer over every route).
+pub(crate) async fn count_bad_requests(
+    State(state): State<AppState>,
+    response: Response,
+) -> Response {
+    if response.status() == StatusCode::BAD_REQUEST {
+        state
+            .counters()
+            .bad_requests
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    response
+}
+
+/// Answers every write of output with 400 (a layer only with `reject_writes`).
+pub(crate) async fn reject_writes(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let counters = state.counters();
-    let response = if state.config().reject_writes
-        && request.method() == Method::POST
-        && request.uri().path().starts_with("/output/")
-    {
-        counters.rejected_writes.fetch_add(1, Ordering::Relaxed);
-        ApiError::validation(
+    if request.method() == Method::POST && request.uri().path().starts_with("/output/") {
+        state
+            .counters()
+            .rejected_writes
+            .fetch_add(1, Ordering::Relaxed);
+        return ApiError::validation(
             "data",
             "Rejected on purpose: the conformance kit (cde test) checks how the connector copes with a 400.",
         )
-        .into_response()
-    } else {
-        next.run(request).await
-    };
-    if response.status() == StatusCode::BAD_REQUEST {
-        counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+        .into_response();
     }
-    response
+    next.run(request).await
 }
 
 /// The cgroup's peak memory: `memory.peak` (cgroup v2, Linux 5.19+) or

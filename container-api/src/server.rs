@@ -232,13 +232,20 @@ async fn openapi_spec() -> impl IntoResponse {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config().body_limit;
     let (router, _) = api_routes().split_for_parts();
-    router
+    let mut router = router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(
+        .layer(DefaultBodyLimit::max(body_limit));
+    if state.config().reject_writes {
+        router = router.layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            diagnostics::observe,
+            diagnostics::reject_writes,
+        ));
+    }
+    router
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            diagnostics::count_bad_requests,
         ))
         .with_state(state)
 }

@@ -164,31 +164,25 @@ impl Dev {
         manifest: &Manifest,
         feedback: bool,
     ) -> Result<Option<String>> {
-        let mut rows: Vec<Map<String, Value>> = Vec::new();
-        let mut count = 0;
-        let mut offset = 0;
-        let mut columns: Vec<String> = Vec::new();
-        loop {
-            let page = cde.output_page(run_id, feedback, offset, 1000).await?;
-            for record in page.records {
-                let Value::Object(record) = record else {
-                    continue;
-                };
-                for column in record.keys() {
-                    if !columns.contains(column) {
-                        columns.push(column.clone());
+        let keep = self.rows;
+        let Shown {
+            rows,
+            count,
+            mut columns,
+            ..
+        } = cde
+            .fold_output(
+                run_id,
+                feedback,
+                Shown::default(),
+                move |mut shown, record| {
+                    if let Value::Object(record) = record {
+                        shown.add(record, keep);
                     }
-                }
-                count += 1;
-                if rows.len() < self.rows {
-                    rows.push(record);
-                }
-            }
-            match page.next_offset {
-                Some(next) => offset = next,
-                None => break,
-            }
-        }
+                    shown
+                },
+            )
+            .await?;
         if count == 0 {
             return Ok(None);
         }
@@ -223,6 +217,30 @@ impl Dev {
     }
 }
 
+/// What a table shows of an output: its first rows, its row count, its columns in the
+/// order they first appear.
+#[derive(Default)]
+struct Shown {
+    rows: Vec<Map<String, Value>>,
+    count: usize,
+    columns: Vec<String>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl Shown {
+    fn add(&mut self, record: Map<String, Value>, keep: usize) {
+        for column in record.keys() {
+            if self.seen.insert(column.clone()) {
+                self.columns.push(column.clone());
+            }
+        }
+        self.count += 1;
+        if self.rows.len() < keep {
+            self.rows.push(record);
+        }
+    }
+}
+
 fn cell(value: Option<&Value>) -> String {
     let text = match value {
         None | Some(Value::Null) => String::new(),
@@ -243,14 +261,17 @@ fn read_options(path: &Path) -> Result<std::collections::BTreeMap<String, String
     let map: std::collections::BTreeMap<String, Value> =
         crate::document::parse(&text, json).map_err(invalid)?;
     map.into_iter()
-        .map(|(name, value)| match value {
-            Value::String(s) => Ok((name, s)),
-            Value::Bool(b) => Ok((name, if b { "1" } else { "0" }.to_owned())),
-            Value::Number(n) => Ok((name, n.to_string())),
-            other => Err(invalid(format!(
-                "option {name} must be a string, number or boolean, not {other}"
-            ))),
-        })
+        .map(
+            |(name, value)| match crate::model::manifest::scalar_text(value) {
+                Ok(Some(text)) => Ok((name, text)),
+                Ok(None) => Err(invalid(format!(
+                    "option {name} must be a string, number or boolean, not null"
+                ))),
+                Err(other) => Err(invalid(format!(
+                    "option {name} must be a string, number or boolean, not {other}"
+                ))),
+            },
+        )
         .collect()
 }
 

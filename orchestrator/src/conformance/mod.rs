@@ -159,20 +159,20 @@ impl Kit {
 
     /// Runs the checks in order, telling each result to `progress` as it is judged.
     pub async fn run(&self, mut progress: impl FnMut(&CheckResult)) -> Result<ConformanceReport> {
-        let work = self.work.clone();
-        std::fs::create_dir_all(&work).map_err(Error::file("creating", &work))?;
+        let work = &self.work;
+        std::fs::create_dir_all(work).map_err(Error::file("creating", work))?;
         let mut report = ConformanceReport {
             connector: self.manifest.code.clone(),
             results: Vec::new(),
         };
         let outcome = self
-            .judge(&work, &mut |result: CheckResult| {
+            .judge(&mut |result: CheckResult| {
                 progress(&result);
                 report.results.push(result);
             })
             .await;
         // Runs' directories may hold files of another user (the connector's): best effort.
-        let _ = std::fs::remove_dir_all(&work);
+        let _ = std::fs::remove_dir_all(work);
         outcome.map(|()| report)
     }
 
@@ -190,7 +190,7 @@ impl Kit {
         }
     }
 
-    async fn judge(&self, work: &Path, say: &mut dyn FnMut(CheckResult)) -> Result<()> {
+    async fn judge(&self, say: &mut dyn FnMut(CheckResult)) -> Result<()> {
         let mut say = |check: Check, verdict: Verdict, reason: String| {
             if self.wanted(check) && self.applies(check) {
                 say(CheckResult {
@@ -229,7 +229,7 @@ impl Kit {
         cde.store.register(m).await?;
 
         // The valid run, on the author's feed or a generated one.
-        let feeds = work.join("feeds");
+        let feeds = self.work.join("feeds");
         std::fs::create_dir_all(&feeds).map_err(Error::file("creating", &feeds))?;
         let inputs = self.valid_inputs(&feeds)?;
         let valid = self.execute(&cde, self.request(m), &inputs).await?;
@@ -870,19 +870,13 @@ fn diagnostics(run: &Run) -> Option<Diagnostics> {
 
 /// Every record of a run's output (or feedback).
 async fn read_all(cde: &Cde, run_id: &str, feedback: bool) -> Result<Vec<Map<String, Value>>> {
-    let mut records = Vec::new();
-    let mut offset = 0;
-    loop {
-        let page = cde.output_page(run_id, feedback, offset, 1000).await?;
-        records.extend(page.records.into_iter().filter_map(|r| match r {
-            Value::Object(map) => Some(map),
-            _ => None,
-        }));
-        match page.next_offset {
-            Some(next) => offset = next,
-            None => return Ok(records),
+    cde.fold_output(run_id, feedback, Vec::new(), |mut records, record| {
+        if let Value::Object(map) = record {
+            records.push(map);
         }
-    }
+        records
+    })
+    .await
 }
 
 fn read_jsonl(path: &Path) -> Result<Vec<Map<String, Value>>> {

@@ -244,12 +244,24 @@ fn scalar_as_string<'de, D: Deserializer<'de>>(
 ) -> Result<Option<String>, D::Error> {
     use serde::de::Error as _;
     match Option::<serde_json::Value>::deserialize(deserializer)? {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => Ok(Some(s)),
-        Some(serde_json::Value::Bool(b)) => Ok(Some(if b { "1" } else { "0" }.to_owned())),
-        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(D::Error::custom(format!(
-            "default must be a string, number or boolean, got {other}"
-        ))),
+        None => Ok(None),
+        Some(value) => scalar_text(value).map_err(|other| {
+            D::Error::custom(format!(
+                "default must be a string, number or boolean, got {other}"
+            ))
+        }),
+    }
+}
+
+/// An option value written as a scalar, as text: a string as it is, a boolean as a
+/// checkbox's `"1"` or `"0"`, a number as written; `None` for null; the value back when
+/// it is none of these.
+pub fn scalar_text(value: serde_json::Value) -> Result<Option<String>, serde_json::Value> {
+    match value {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) => Ok(Some(s)),
+        serde_json::Value::Bool(b) => Ok(Some(if b { "1" } else { "0" }.to_owned())),
+        serde_json::Value::Number(n) => Ok(Some(n.to_string())),
+        other => Err(other),
     }
 }

@@ -1,4 +1,4 @@
-//! A run's output (or feedback) records, read a page at a time: a successful run's
+//! A run's output (or feedback) records, read a page at a time or whole: a successful run's
 //! validated dataset, else what the run wrote so far, opened as the hostile file it may be.
 
 use std::io::BufRead;
@@ -15,9 +15,48 @@ impl Cde {
         offset: usize,
         limit: usize,
     ) -> crate::Result<OutputPage> {
+        let (records, more) = self
+            .read_output(id, feedback, move |file| read_records(file, offset, limit))
+            .await?;
+        Ok(OutputPage {
+            next_offset: more.then_some(offset + records.len()),
+            records,
+            offset,
+        })
+    }
+
+    /// Folds every record of run `id`'s output (or feedback) into `state` with `step`, the
+    /// file read once, in order (a whole output, where paging would read it again and
+    /// again from its start).
+    pub async fn fold_output<S: Send + 'static>(
+        &self,
+        id: &str,
+        feedback: bool,
+        state: S,
+        mut step: impl FnMut(S, serde_json::Value) -> S + Send + 'static,
+    ) -> crate::Result<S> {
+        self.read_output(id, feedback, move |file| {
+            let mut state = state;
+            if let Some(file) = file {
+                for (i, line) in lines(file).enumerate() {
+                    state = step(state, parse(&line?, i + 1)?);
+                }
+            }
+            Ok(state)
+        })
+        .await
+    }
+
+    /// Runs `read` (off the async runtime) on run `id`'s output (or feedback): a successful
+    /// run's validated dataset, else what the run wrote (so far), opened as the hostile file
+    /// it may be; `None` when there is none.
+    async fn read_output<T: Send + 'static>(
+        &self,
+        id: &str,
+        feedback: bool,
+        read: impl FnOnce(Option<std::fs::File>) -> crate::Result<T> + Send + 'static,
+    ) -> crate::Result<T> {
         let run = self.store.run(id).await?;
-        // A successful run's validated output, else what the run wrote (so far), opened as
-        // the hostile file it may be.
         let (name, relative) = match feedback {
             false => (
                 dataset::connector_dataset(&run.connector_code),
@@ -29,7 +68,7 @@ impl Cde {
             ),
         };
         let recorded = self.store.dataset_of_run(&name, &run.id).await?;
-        let (records, more) = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let file = match recorded {
                 Some(dataset) => Some(
                     std::fs::File::open(dataset.path())
@@ -41,15 +80,10 @@ impl Cde {
                     run.limits.disk_bytes(),
                 )?,
             };
-            read_records(file, offset, limit)
+            read(file)
         })
         .await
-        .map_err(|e| crate::Error::Other(format!("reading the output of a run: {e}")))??;
-        Ok(OutputPage {
-            next_offset: more.then_some(offset + records.len()),
-            records,
-            offset,
-        })
+        .map_err(|e| crate::Error::Other(format!("reading the output of a run: {e}")))?
     }
 }
 
@@ -80,7 +114,6 @@ impl Cde {
 }
 
 /// Up to `limit` records after the first `offset` of a JSONL file, and whether more follow.
-/// A last line without its newline is still being written and does not count yet.
 fn read_records(
     file: Option<std::fs::File>,
     offset: usize,
@@ -89,28 +122,39 @@ fn read_records(
     let Some(file) = file else {
         return Ok((vec![], false));
     };
-    let mut reader = std::io::BufReader::new(file);
-    let mut line = String::new();
-    let mut next_line = |line: &mut String| -> crate::Result<bool> {
-        line.clear();
-        reader
-            .read_line(line)
-            .map_err(|e| crate::Error::RunOutput(format!("reading: {e}")))?;
-        Ok(line.ends_with('\n'))
-    };
+    let mut lines = lines(file);
     for _ in 0..offset {
-        if !next_line(&mut line)? {
+        if lines.next().transpose()?.is_none() {
             return Ok((vec![], false));
         }
     }
     let mut records = Vec::with_capacity(limit);
-    while records.len() < limit && next_line(&mut line)? {
-        let number = offset + records.len() + 1;
-        records.push(
-            serde_json::from_str(&line)
-                .map_err(|e| crate::Error::RunOutput(format!("line {number} is not JSON: {e}")))?,
-        );
+    while records.len() < limit {
+        let Some(line) = lines.next().transpose()? else {
+            break;
+        };
+        records.push(parse(&line, offset + records.len() + 1)?);
     }
-    let more = records.len() == limit && next_line(&mut line)?;
+    let more = records.len() == limit && lines.next().transpose()?.is_some();
     Ok((records, more))
+}
+
+/// The lines of a JSONL file, in order. A last line without its newline is still being
+/// written and does not count yet.
+fn lines(file: std::fs::File) -> impl Iterator<Item = crate::Result<String>> {
+    let mut reader = std::io::BufReader::new(file);
+    std::iter::from_fn(move || {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Err(e) => Some(Err(crate::Error::RunOutput(format!("reading: {e}")))),
+            Ok(_) if !line.ends_with('\n') => None,
+            Ok(_) => Some(Ok(line)),
+        }
+    })
+}
+
+/// Line `number` (from 1) as a record.
+fn parse(line: &str, number: usize) -> crate::Result<serde_json::Value> {
+    serde_json::from_str(line)
+        .map_err(|e| crate::Error::RunOutput(format!("line {number} is not JSON: {e}")))
 }
